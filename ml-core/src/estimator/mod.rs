@@ -1,0 +1,172 @@
+//! Training: estimator configurations (parameters), checked and fitted into [`NativeModel`]s.
+//!
+//! Parameters, checked parameters and fitted models are different types: an [`Estimator`] is
+//! plain configuration (serde, CLI `--param k=v`, TOML); [`Estimator::fit`] checks it, learns
+//! the preprocessing and the model, and returns a [`NativeModel`] that carries both.
+
+mod logistic;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::logistic::{LinearClassifier, LogisticRegressionParams};
+use crate::error::{Error, Result};
+use crate::frame::{Column, Frame};
+use crate::model::OutputSpec;
+use crate::native::{Fitted, NativeModel};
+use crate::preprocess::{PreprocessOptions, Preprocessor};
+use crate::schema::{DataType, Field};
+
+/// An estimator and its parameters.
+///
+/// The serde form is internally tagged: `{"estimator": "logistic_regression", "c": 1.0}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "estimator", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Estimator {
+    /// L2-regularized logistic regression (binary and multinomial) on standardized numeric and
+    /// one-hot categorical features.
+    LogisticRegression(LogisticRegressionParams),
+}
+
+impl Estimator {
+    /// Names accepted by [`Estimator::from_name`].
+    pub const NAMES: &'static [&'static str] = &["logistic_regression"];
+
+    /// The estimator's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Estimator::LogisticRegression(_) => "logistic_regression",
+        }
+    }
+
+    /// An estimator from its name and `key=value` parameters (values are read as JSON where they
+    /// parse — numbers, booleans — and as strings otherwise). Unknown names and parameters are
+    /// errors that list what is accepted.
+    pub fn from_name(name: &str, params: &[(String, String)]) -> Result<Estimator> {
+        if !Self::NAMES.contains(&name) {
+            return Err(Error::invalid_parameter(
+                "estimator",
+                format!(
+                    "unknown estimator `{name}`; available: {}",
+                    Self::NAMES.join(", ")
+                ),
+            ));
+        }
+        let mut map = serde_json::Map::new();
+        map.insert("estimator".into(), serde_json::Value::String(name.into()));
+        for (k, v) in params {
+            let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.clone()));
+            map.insert(k.clone(), value);
+        }
+        let estimator: Estimator = serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| Error::invalid_parameter("param", format!("{name}: {e}")))?;
+        estimator.check()?;
+        Ok(estimator)
+    }
+
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            Estimator::LogisticRegression(p) => p.check(),
+        }
+    }
+
+    /// Fits the estimator on `data`, predicting the column `target` from every other column.
+    ///
+    /// The target's distinct values become the class labels (sorted numerically when they are
+    /// numbers, else as text); rows with a missing target are refused.
+    pub fn fit(&self, data: &Frame, target: &str) -> Result<NativeModel> {
+        self.check()?;
+        let (features, target_field, target_col, target_nulls) = data.split_off(target)?;
+        if features.schema().is_empty() {
+            return Err(Error::Training {
+                reason: "no feature columns besides the target".into(),
+            });
+        }
+        let labels = ClassTarget::encode(&target_field, &target_col, target_nulls.as_deref())?;
+        let output = OutputSpec::classification(labels.labels.clone())?;
+        match self {
+            Estimator::LogisticRegression(params) => {
+                let pre = Preprocessor::fit(&features, PreprocessOptions { standardize: true })?;
+                let x = pre.transform(features.schema(), &features)?;
+                let fitted = params.fit(&x, &labels.codes, labels.labels.len())?;
+                NativeModel::new(
+                    features.schema().as_ref().clone(),
+                    output,
+                    target.to_string(),
+                    self.clone(),
+                    pre,
+                    Fitted::LogisticRegression(fitted),
+                )
+            }
+        }
+    }
+}
+
+/// A classification target turned into class codes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassTarget {
+    /// Class labels in code order.
+    pub labels: Vec<String>,
+    /// One class code per row.
+    pub codes: Vec<usize>,
+}
+
+impl ClassTarget {
+    /// Encodes a target column as classes.
+    pub fn encode(field: &Field, col: &Column, nulls: Option<&[bool]>) -> Result<ClassTarget> {
+        if let Some(r) = nulls.and_then(|m| m.iter().position(|&n| n)) {
+            let n = nulls.map_or(0, |m| m.iter().filter(|&&x| x).count());
+            return Err(Error::Training {
+                reason: format!(
+                    "target `{}` has {n} missing value(s) (first in row {r}); drop those rows or fill them",
+                    field.name
+                ),
+            });
+        }
+        let texts: Vec<String> = match (col, &field.dtype) {
+            (Column::Int(v), _) => v.iter().map(i64::to_string).collect(),
+            (Column::Bool(v), _) => v.iter().map(bool::to_string).collect(),
+            (Column::String(v), _) => v.clone(),
+            (Column::Categorical(v), DataType::Categorical { vocabulary, .. }) => v
+                .iter()
+                .map(|&c| {
+                    vocabulary
+                        .value(c)
+                        .unwrap_or(crate::frame::UNKNOWN_CATEGORY)
+                        .to_string()
+                })
+                .collect(),
+            (Column::Float(v), _) => {
+                if let Some(x) = v.iter().find(|x| x.fract() != 0.0) {
+                    return Err(Error::Training {
+                        reason: format!(
+                            "target `{}` holds the non-integer value {x}: it looks continuous, and this estimator is a classifier",
+                            field.name
+                        ),
+                    });
+                }
+                v.iter().map(|x| (*x as i64).to_string()).collect()
+            }
+            (Column::Categorical(_), _) => {
+                return Err(Error::Internal("categorical column without vocabulary".into()));
+            }
+        };
+        let mut distinct: BTreeMap<&str, ()> = BTreeMap::new();
+        for t in &texts {
+            distinct.insert(t, ());
+        }
+        let mut labels: Vec<String> = distinct.into_keys().map(str::to_string).collect();
+        if labels.iter().all(|l| l.parse::<f64>().is_ok()) {
+            labels.sort_by(|a, b| {
+                let (x, y) = (a.parse::<f64>().unwrap_or(0.0), b.parse::<f64>().unwrap_or(0.0));
+                x.total_cmp(&y)
+            });
+        }
+        let index: BTreeMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+        let codes = texts.iter().map(|t| index[t.as_str()]).collect();
+        Ok(ClassTarget { labels, codes })
+    }
+}

@@ -1,0 +1,173 @@
+//! Native models: fitted by ml-core, stored as versioned JSON, scored without any runtime.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::estimator::{Estimator, LinearClassifier};
+use crate::frame::Frame;
+use crate::model::{Model, OutputSpec, Predictions};
+use crate::preprocess::Preprocessor;
+use crate::schema::Schema;
+
+/// The newest native model format this build writes and reads.
+///
+/// Bump it when the serialized form changes incompatibly; loading a newer version is refused
+/// with [`Error::UnsupportedFormatVersion`] rather than misread.
+pub const NATIVE_FORMAT_VERSION: u32 = 1;
+
+/// The value of the `format` key of a native model file.
+pub const NATIVE_FORMAT: &str = "streamscore.native";
+
+/// The fitted parameters, by model family.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Fitted {
+    /// A linear classifier (logistic regression).
+    LogisticRegression(LinearClassifier),
+}
+
+/// A model trained by ml-core: schema, preprocessing, fitted parameters and provenance, in one
+/// serializable value that implements [`Model`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NativeModel {
+    format: String,
+    format_version: u32,
+    schema: Schema,
+    output: OutputSpec,
+    target: String,
+    estimator: Estimator,
+    preprocessor: Preprocessor,
+    fitted: Fitted,
+    #[serde(skip)]
+    labels: Option<Arc<[String]>>,
+}
+
+impl NativeModel {
+    pub(crate) fn new(
+        schema: Schema,
+        output: OutputSpec,
+        target: String,
+        estimator: Estimator,
+        preprocessor: Preprocessor,
+        fitted: Fitted,
+    ) -> Result<NativeModel> {
+        let labels = Some(Arc::from(output.labels().to_vec()));
+        Ok(NativeModel {
+            format: NATIVE_FORMAT.into(),
+            format_version: NATIVE_FORMAT_VERSION,
+            schema,
+            output,
+            target,
+            estimator,
+            preprocessor,
+            fitted,
+            labels,
+        })
+    }
+
+    /// The name of the column the model was trained to predict.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The estimator configuration it was trained with.
+    pub fn estimator(&self) -> &Estimator {
+        &self.estimator
+    }
+
+    /// The fitted preprocessing.
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.preprocessor
+    }
+
+    /// The fitted parameters.
+    pub fn fitted(&self) -> &Fitted {
+        &self.fitted
+    }
+
+    /// Serializes to the native JSON format.
+    pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| Error::Internal(format!("serializing model: {e}")))
+    }
+
+    /// Reads the native JSON format, refusing other formats and newer versions.
+    ///
+    /// `origin` names the file in errors.
+    pub fn from_json_bytes(bytes: &[u8], origin: &std::path::Path) -> Result<NativeModel> {
+        #[derive(Deserialize)]
+        struct Header {
+            format: Option<String>,
+            format_version: Option<u32>,
+        }
+        let bad = |reason: String| Error::Artifact {
+            path: origin.to_path_buf(),
+            reason,
+        };
+        let header: Header =
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("model file is not valid JSON: {e}")))?;
+        if header.format.as_deref() != Some(NATIVE_FORMAT) {
+            return Err(bad(format!(
+                "model file format is {:?}, expected {NATIVE_FORMAT:?}",
+                header.format.unwrap_or_default()
+            )));
+        }
+        let version = header
+            .format_version
+            .ok_or_else(|| bad("model file has no format_version".into()))?;
+        if version > NATIVE_FORMAT_VERSION {
+            return Err(Error::UnsupportedFormatVersion {
+                path: origin.to_path_buf(),
+                found: version,
+                supported: NATIVE_FORMAT_VERSION,
+            });
+        }
+        let mut model: NativeModel = serde_json::from_slice(bytes)
+            .map_err(|e| bad(format!("model file does not hold a valid model: {e}")))?;
+        model.labels = Some(Arc::from(model.output.labels().to_vec()));
+        if model.preprocessor.n_outputs() != model.n_features() {
+            return Err(bad(format!(
+                "preprocessing produces {} features but the model reads {}",
+                model.preprocessor.n_outputs(),
+                model.n_features()
+            )));
+        }
+        Ok(model)
+    }
+
+    fn n_features(&self) -> usize {
+        match &self.fitted {
+            Fitted::LogisticRegression(m) => m.n_features(),
+        }
+    }
+}
+
+impl Model for NativeModel {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn output(&self) -> &OutputSpec {
+        &self.output
+    }
+
+    fn predict(&self, frame: &Frame) -> Result<Predictions> {
+        let x = self.preprocessor.transform(&self.schema, frame)?;
+        match &self.fitted {
+            Fitted::LogisticRegression(m) => {
+                let proba = m.predict_proba(x.view())?;
+                let labels = self
+                    .labels
+                    .clone()
+                    .unwrap_or_else(|| Arc::from(self.output.labels().to_vec()));
+                Predictions::from_probabilities(labels, proba)
+            }
+        }
+    }
+
+    fn kind(&self) -> &str {
+        self.estimator.name()
+    }
+}

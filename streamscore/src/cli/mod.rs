@@ -1,0 +1,91 @@
+//! Command-line interface: argument definitions and dispatch.
+
+mod demo;
+mod generate;
+mod predict;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// Online scoring of classical ML models on event streams, and the loop around it.
+#[derive(Debug, Parser)]
+#[command(name = "streamscore", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a synthetic credit-default data set (CSV plus a schema file beside it).
+    Generate(generate::Args),
+    /// Train a model on a CSV file and save it as a model artifact.
+    Train(train::Args),
+    /// Score a CSV file with a saved model.
+    Predict(predict::Args),
+    /// Run the whole local flow on generated data: generate, train, evaluate, save, predict.
+    Demo(demo::Args),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate(a) => generate::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Demo(a) => demo::run(a),
+    }
+}
+
+/// Parses `key=value`.
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+/// Parses a comma-separated list of column names.
+fn parse_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `1234567` → `1,234,567`, for counts in progress output.
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The parent directory of `path` must exist (or be created) before writing to it.
+fn ensure_parent(path: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| anyhow::anyhow!("cannot create directory {}: {e}", parent.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+        assert_eq!(parse_key_value("c = 0.5"), Ok(("c".into(), "0.5".into())));
+        assert!(parse_key_value("c").is_err());
+        assert_eq!(parse_list("a, b,,c"), ["a", "b", "c"]);
+    }
+}

@@ -1,0 +1,213 @@
+//! Training from a CSV file: schema resolution, a reproducible validation split, fitting,
+//! evaluation and the artifact — what `streamscore train` does, callable from Rust.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ml_core::estimator::ClassTarget;
+use ml_core::metrics::{self, ClassificationMetrics};
+use ml_core::split::train_validation_split;
+use ml_core::{
+    CsvTable, Error, Estimator, Frame, InferOptions, Model, ModelArtifact, NativeModel, ReadOptions, Result,
+    Schema, TypeHint,
+};
+use serde::Serialize;
+
+/// Where a training run's schema came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SchemaSource {
+    /// Given explicitly.
+    File(PathBuf),
+    /// The `<data>.schema.json` file found next to the data.
+    Sidecar(PathBuf),
+    /// Inferred from the data (with any type overrides).
+    Inferred,
+}
+
+/// What to train and how.
+#[derive(Clone, Debug)]
+pub struct TrainRequest {
+    /// The CSV file (with header).
+    pub data: PathBuf,
+    /// The column to predict.
+    pub target: String,
+    /// The estimator and its parameters.
+    pub estimator: Estimator,
+    /// An explicit schema file (JSON form of [`Schema`]); when `None`, a `<data>.schema.json`
+    /// beside the data is used if present, else the schema is inferred.
+    pub schema: Option<PathBuf>,
+    /// Type overrides for inference (`column → type`); refused together with a schema file.
+    pub types: BTreeMap<String, TypeHint>,
+    /// Columns to leave out of the features.
+    pub drop: Vec<String>,
+    /// Share of rows held out for validation. Default 0.2.
+    pub validation_fraction: f64,
+    /// Seed of the hash-based split ([`ml_core::split`]). Default 42.
+    pub split_seed: u64,
+}
+
+impl TrainRequest {
+    /// A request with the defaults: 20 % validation, split seed 42, schema found or inferred.
+    pub fn new(data: impl Into<PathBuf>, target: impl Into<String>, estimator: Estimator) -> Self {
+        TrainRequest {
+            data: data.into(),
+            target: target.into(),
+            estimator,
+            schema: None,
+            types: BTreeMap::new(),
+            drop: Vec::new(),
+            validation_fraction: 0.2,
+            split_seed: 42,
+        }
+    }
+}
+
+/// Validation metrics with the sizes of both sides of the split (what `metrics.json` holds).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainMetrics {
+    /// Metrics on the validation rows.
+    #[serde(flatten)]
+    pub validation: ClassificationMetrics,
+    /// Rows used for fitting.
+    pub n_train: usize,
+    /// Rows held out.
+    pub n_validation: usize,
+}
+
+/// The result of [`train`].
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// The fitted model.
+    pub model: NativeModel,
+    /// Validation metrics.
+    pub metrics: TrainMetrics,
+    /// Where the schema came from.
+    pub schema_source: SchemaSource,
+    /// Input columns not used (dropped or not in the schema).
+    pub ignored_columns: Vec<String>,
+    /// Time spent fitting.
+    pub fit_time: Duration,
+}
+
+impl TrainOutcome {
+    /// The artifact for this model, with metrics and provenance tags.
+    pub fn artifact(&self, request: &TrainRequest) -> Result<ModelArtifact> {
+        let data_name = request
+            .data
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let artifact = ModelArtifact::from_native(&self.model)?
+            .with_metrics(&self.metrics)?
+            .with_tag("target", &request.target)
+            .with_tag("training_data", data_name)
+            .with_tag("validation_fraction", request.validation_fraction.to_string())
+            .with_tag("split_seed", request.split_seed.to_string());
+        Ok(artifact)
+    }
+}
+
+/// The sidecar schema path for a data file: `x.csv` → `x.schema.json`.
+pub fn sidecar_schema_path(data: &Path) -> PathBuf {
+    data.with_extension("schema.json")
+}
+
+/// Reads the schema for `table` as [`TrainRequest::schema`] describes.
+pub fn resolve_schema(request: &TrainRequest, table: &CsvTable) -> Result<(Schema, SchemaSource)> {
+    let from_file = |path: &Path| -> Result<Schema> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read schema", path, e))?;
+        Schema::from_json(&text).map_err(|e| Error::InvalidSchema {
+            reason: format!("{}: {e}", path.display()),
+        })
+    };
+    if let Some(path) = &request.schema {
+        if !request.types.is_empty() {
+            return Err(Error::invalid_parameter(
+                "types",
+                "type overrides apply to schema inference; edit the schema file instead",
+            ));
+        }
+        return Ok((from_file(path)?, SchemaSource::File(path.clone())));
+    }
+    let sidecar = sidecar_schema_path(&request.data);
+    if request.types.is_empty() && sidecar.is_file() {
+        return Ok((from_file(&sidecar)?, SchemaSource::Sidecar(sidecar)));
+    }
+    let options = InferOptions {
+        overrides: request.types.clone(),
+        ..InferOptions::default()
+    };
+    Ok((table.infer_schema(&options)?, SchemaSource::Inferred))
+}
+
+/// Trains as `request` says: read, split, fit on the training rows, evaluate on the rest.
+pub fn train(request: &TrainRequest) -> Result<TrainOutcome> {
+    let table = CsvTable::read_path(&request.data)?;
+    let (schema, schema_source) = resolve_schema(request, &table)?;
+    if schema.index_of(&request.target).is_none() {
+        return Err(Error::invalid_parameter(
+            "target",
+            format!(
+                "no column `{}` in the schema; columns are: {}",
+                request.target,
+                schema.names().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    if request.drop.iter().any(|d| d == &request.target) {
+        return Err(Error::invalid_parameter(
+            "drop",
+            "the target column cannot be dropped",
+        ));
+    }
+    let drop: Vec<&str> = request.drop.iter().map(String::as_str).collect();
+    let schema = schema.without(&drop)?;
+    let frame = table.to_frame(schema, &ReadOptions::named(request.data.display().to_string()))?;
+    let (train_rows, validation_rows) =
+        train_validation_split(frame.n_rows(), request.validation_fraction, request.split_seed)?;
+    let train_frame = frame.select_rows(&train_rows)?;
+    let validation_frame = frame.select_rows(&validation_rows)?;
+
+    let started = Instant::now();
+    let model = request.estimator.fit(&train_frame, &request.target)?;
+    let fit_time = started.elapsed();
+
+    let validation = evaluate(&model, &validation_frame, &request.target)?;
+    Ok(TrainOutcome {
+        metrics: TrainMetrics {
+            validation,
+            n_train: train_rows.len(),
+            n_validation: validation_rows.len(),
+        },
+        model,
+        schema_source,
+        ignored_columns: frame.ignored_columns().to_vec(),
+        fit_time,
+    })
+}
+
+/// Scores `data` (which holds the target column) and computes classification metrics.
+pub fn evaluate(model: &NativeModel, data: &Frame, target: &str) -> Result<ClassificationMetrics> {
+    let (features, field, col, nulls) = data.split_off(target)?;
+    let truth = ClassTarget::encode(&field, &col, nulls.as_deref())?;
+    let labels = model.output().labels();
+    let codes = truth
+        .codes
+        .iter()
+        .map(|&c| {
+            let label = &truth.labels[c];
+            labels
+                .iter()
+                .position(|l| l == label)
+                .ok_or_else(|| Error::Training {
+                    reason: format!("class {label:?} of `{target}` does not occur in the training rows"),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let predictions = model.predict(&features)?;
+    let proba = predictions
+        .probabilities()
+        .ok_or_else(|| Error::Internal("classifier returned no probabilities".into()))?;
+    metrics::classification(&codes, proba)
+}

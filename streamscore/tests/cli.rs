@@ -1,0 +1,278 @@
+//! The `streamscore` command as a user runs it: files in, files and one-line errors out.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn streamscore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streamscore"))
+        .args(args)
+        .output()
+        .expect("the streamscore binary runs")
+}
+
+fn ok(args: &[&str]) -> (String, String) {
+    let out = streamscore(args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "streamscore {args:?} failed:\n{stderr}");
+    (stdout, stderr)
+}
+
+/// Runs a command that must fail, and returns its one-line error.
+fn fails(args: &[&str]) -> String {
+    let out = streamscore(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "streamscore {args:?} should fail with 1:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "one error line expected:\n{stderr}");
+    lines[0].to_string()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn generate_train_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("credit.csv");
+    let model = tmp.path().join("model");
+    let preds = tmp.path().join("out/preds.csv");
+    ok(&["generate", "--rows", "3000", "--seed", "5", "--out", p(&data)]);
+    let text = fs::read_to_string(&data).unwrap();
+    assert!(
+        text.starts_with("LIMIT_BAL,SEX,EDUCATION,MARRIAGE,AGE,PAY_0,PAY_2,"),
+        "{}",
+        &text[..80]
+    );
+    assert_eq!(text.lines().count(), 3001);
+    assert!(tmp.path().join("credit.schema.json").is_file());
+
+    // Same seed, same bytes.
+    let again = tmp.path().join("again.csv");
+    ok(&["generate", "--rows", "3000", "--seed", "5", "--out", p(&again)]);
+    assert_eq!(fs::read(&data).unwrap(), fs::read(&again).unwrap());
+
+    let (stdout, stderr) = ok(&[
+        "train",
+        "--data",
+        p(&data),
+        "--target",
+        "default",
+        "--estimator",
+        "logistic_regression",
+        "--out",
+        p(&model),
+    ]);
+    assert!(stderr.contains("found beside the data"), "{stderr}");
+    for metric in ["accuracy", "f1", "roc_auc", "log_loss"] {
+        assert!(stdout.contains(metric), "{stdout}");
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(model.join("metrics.json")).unwrap()).unwrap();
+    let auc = metrics["roc_auc"].as_f64().unwrap();
+    assert!(stdout.contains(&format!("roc_auc   {auc:.4}")), "{stdout}");
+    assert_eq!(
+        metrics["n_train"].as_u64().unwrap() + metrics["n_validation"].as_u64().unwrap(),
+        3000
+    );
+
+    ok(&[
+        "predict",
+        "--model",
+        p(&model),
+        "--data",
+        p(&data),
+        "--out",
+        p(&preds),
+    ]);
+    let out = fs::read_to_string(&preds).unwrap();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("prediction,probability_0,probability_1"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 3000);
+    for row in &rows {
+        let cells: Vec<&str> = row.split(',').collect();
+        let (p0, p1): (f64, f64) = (cells[1].parse().unwrap(), cells[2].parse().unwrap());
+        assert!((p0 + p1 - 1.0).abs() < 1e-12);
+        assert_eq!(cells[0], if p1 > p0 { "1" } else { "0" });
+    }
+
+    // Standard output, with a kept column.
+    let (stdout, stderr) = ok(&[
+        "predict",
+        "--model",
+        p(&model),
+        "--data",
+        p(&data),
+        "--keep",
+        "AGE",
+    ]);
+    assert!(
+        stdout.starts_with("AGE,prediction,probability_0,probability_1\n"),
+        "{}",
+        &stdout[..60]
+    );
+    assert!(
+        stderr.contains("ignoring columns the model does not read: default"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d.csv");
+    let model = tmp.path().join("m");
+    ok(&["generate", "--rows", "1000", "--seed", "2", "--out", p(&data)]);
+    ok(&[
+        "train",
+        "--data",
+        p(&data),
+        "--target",
+        "default",
+        "--out",
+        p(&model),
+    ]);
+
+    let e = fails(&[
+        "train",
+        "--data",
+        p(&tmp.path().join("nope.csv")),
+        "--target",
+        "default",
+        "--out",
+        p(&tmp.path().join("x")),
+    ]);
+    assert!(e.contains("nope.csv") && e.contains("No such file"), "{e}");
+    let e = fails(&[
+        "train",
+        "--data",
+        p(&data),
+        "--target",
+        "dflt",
+        "--out",
+        p(&tmp.path().join("x")),
+    ]);
+    assert!(e.contains("no column `dflt`"), "{e}");
+    let e = fails(&[
+        "train",
+        "--data",
+        p(&data),
+        "--target",
+        "default",
+        "--param",
+        "c=-2",
+        "--out",
+        p(&tmp.path().join("x")),
+    ]);
+    assert!(e.contains("invalid parameter `c`"), "{e}");
+    let e = fails(&[
+        "train",
+        "--data",
+        p(&data),
+        "--target",
+        "default",
+        "--out",
+        p(&model),
+    ]);
+    assert!(e.contains("already exists and is not empty"), "{e}");
+    let e = fails(&[
+        "generate",
+        "--rows",
+        "10",
+        "--drift",
+        "1.5",
+        "--out",
+        p(&tmp.path().join("g.csv")),
+    ]);
+    assert!(e.contains("drift"), "{e}");
+
+    // Wrong type, unseen category, missing column, ragged row, empty file: each named.
+    let header = fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let good_row = fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let write = |name: &str, body: &str| {
+        let f = tmp.path().join(name);
+        fs::write(&f, body).unwrap();
+        f
+    };
+    let mut cells: Vec<String> = good_row.split(',').map(str::to_string).collect();
+    cells[4] = "old".into(); // AGE
+    let bad_type = write(
+        "type.csv",
+        &format!("{header}\n{good_row}\n{}\n", cells.join(",")),
+    );
+    let e = fails(&["predict", "--model", p(&model), "--data", p(&bad_type)]);
+    assert!(
+        e.contains("row 1 (line 3), field `AGE`: expected an int value, found \"old\""),
+        "{e}"
+    );
+
+    let mut cells: Vec<String> = good_row.split(',').map(str::to_string).collect();
+    cells[1] = "9".into(); // SEX
+    let unseen = write("unseen.csv", &format!("{header}\n{}\n", cells.join(",")));
+    let e = fails(&["predict", "--model", p(&model), "--data", p(&unseen)]);
+    assert!(
+        e.contains("field `SEX`: category \"9\" is not in the vocabulary"),
+        "{e}"
+    );
+
+    let no_age_header = header.replace(",AGE,", ",AGX,");
+    let missing = write("missing.csv", &format!("{no_age_header}\n{good_row}\n"));
+    let e = fails(&["predict", "--model", p(&model), "--data", p(&missing)]);
+    assert!(e.contains("field `AGE`: column is missing from the input"), "{e}");
+
+    let ragged = write("ragged.csv", &format!("{header}\n{good_row}\n1,2,3\n"));
+    let e = fails(&["predict", "--model", p(&model), "--data", p(&ragged)]);
+    assert!(e.contains("row 1 has 3 fields but the header has 24"), "{e}");
+
+    let empty = write("empty.csv", "");
+    let e = fails(&["predict", "--model", p(&model), "--data", p(&empty)]);
+    assert!(e.contains("is empty"), "{e}");
+
+    // A tampered artifact is refused before anything is scored.
+    let mlmodel = model.join("MLmodel");
+    fs::write(
+        &mlmodel,
+        fs::read_to_string(&mlmodel).unwrap().replace("risk", "r1sk") + "\n# edited\n",
+    )
+    .unwrap();
+    let e = fails(&["predict", "--model", p(&model), "--data", p(&data)]);
+    assert!(e.contains("checksum mismatch for `MLmodel`"), "{e}");
+}
+
+#[test]
+fn help_is_available_everywhere() {
+    for cmd in [
+        &["--help"][..],
+        &["generate", "--help"],
+        &["train", "--help"],
+        &["predict", "--help"],
+        &["demo", "--help"],
+    ] {
+        let (stdout, _) = ok(cmd);
+        assert!(stdout.contains("Usage: streamscore"), "{stdout}");
+    }
+    // Usage errors exit with clap's code 2 and say what is wrong.
+    let out = streamscore(&["train", "--data", "x.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--target"));
+}
