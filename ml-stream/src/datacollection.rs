@@ -1,0 +1,159 @@
+//! The Azure ML model data collection format: one JSON line per batch and collection
+//! (`model_inputs`, `model_outputs`), joined by `correlationid`, in the path layout
+//! `{root}/{endpoint}/{deployment}/{collection}/{yyyy}/{MM}/{dd}/{HH}/{instance}.jsonl`.
+//!
+//! Tools that read Azure ML collected data read ours. One extension attribute is added:
+//! `positions`, the source position (partition, offset) of each row in `data`, so a reader can
+//! drop the duplicates that at-least-once delivery may produce.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::traits::{InferenceRecord, SourcePosition};
+
+/// The collection of model inputs.
+pub const MODEL_INPUTS: &str = "model_inputs";
+/// The collection of model outputs.
+pub const MODEL_OUTPUTS: &str = "model_outputs";
+
+/// One line of a data-collection file (a CloudEvents 1.0 envelope).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectedLine {
+    /// Always `"1.0"`.
+    pub specversion: String,
+    /// Unique id of this line.
+    pub id: String,
+    /// Who produced it (`streamscore/{endpoint}/{deployment}`).
+    pub source: String,
+    /// `azureml.inference.model_inputs` or `azureml.inference.model_outputs`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Always `"application/json"`.
+    pub datacontenttype: String,
+    /// When (RFC 3339, UTC).
+    pub time: String,
+    /// The rows: input objects, or output objects.
+    pub data: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// The request path (`/score`), or `stream` for stream scoring.
+    #[serde(default)]
+    pub path: String,
+    /// The HTTP method, or `STREAM`.
+    #[serde(default)]
+    pub method: String,
+    /// `bytes 0-{len-1}/{len}` of `data`, as Azure ML writes it.
+    #[serde(default)]
+    pub contentrange: String,
+    /// Joins an inputs line with its outputs line.
+    pub correlationid: String,
+    /// The request id.
+    #[serde(default)]
+    pub xrequestid: String,
+    /// The model version (`name:version`).
+    #[serde(default)]
+    pub modelversion: String,
+    /// How the data was collected.
+    #[serde(default)]
+    pub collectdatatype: String,
+    /// The collecting agent (`streamscore/0.1.0`).
+    #[serde(default)]
+    pub agent: String,
+    /// Extension: the source position of each row of `data`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub positions: Vec<SourcePosition>,
+}
+
+/// Builds the inputs and outputs lines for a batch of records that share a correlation id.
+pub fn lines_for(
+    records: &[InferenceRecord],
+    endpoint: &str,
+    deployment: &str,
+) -> (CollectedLine, CollectedLine) {
+    let first = records.first();
+    let time = first.map_or(0, |r| r.timestamp_ms);
+    let make = |collection: &str, data: Vec<serde_json::Map<String, serde_json::Value>>| {
+        let len = serde_json::to_vec(&data).map_or(0, |b| b.len());
+        CollectedLine {
+            specversion: "1.0".into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            source: format!("streamscore/{endpoint}/{deployment}"),
+            ty: format!("azureml.inference.{collection}"),
+            datacontenttype: "application/json".into(),
+            time: rfc3339(time),
+            data,
+            path: "stream".into(),
+            method: "STREAM".into(),
+            contentrange: format!("bytes 0-{}/{len}", len.saturating_sub(1)),
+            correlationid: first.map(|r| r.correlation_id.clone()).unwrap_or_default(),
+            xrequestid: first.map(|r| r.request_id.clone()).unwrap_or_default(),
+            modelversion: first
+                .map(|r| format!("{}:{}", r.model_name, r.model_version))
+                .unwrap_or_default(),
+            collectdatatype: "pandas.core.frame.DataFrame".into(),
+            agent: concat!("streamscore/", env!("CARGO_PKG_VERSION")).into(),
+            positions: records.iter().map(|r| r.position.clone()).collect(),
+        }
+    };
+    (
+        make(MODEL_INPUTS, records.iter().map(|r| r.inputs.clone()).collect()),
+        make(MODEL_OUTPUTS, records.iter().map(|r| r.outputs.clone()).collect()),
+    )
+}
+
+/// RFC 3339 UTC with milliseconds for Unix milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&fmt).unwrap_or_default()
+}
+
+/// The hour directory of `collection` for a time: `{root}/{endpoint}/{deployment}/{collection}/{yyyy}/{MM}/{dd}/{HH}`.
+pub fn hour_dir(root: &Path, endpoint: &str, deployment: &str, collection: &str, ms: i64) -> PathBuf {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    root.join(endpoint)
+        .join(deployment)
+        .join(collection)
+        .join(format!("{:04}", t.year()))
+        .join(format!("{:02}", u8::from(t.month())))
+        .join(format!("{:02}", t.day()))
+        .join(format!("{:02}", t.hour()))
+}
+
+/// Reads every finished line of the `.jsonl` files under `dir` (recursively, in path order),
+/// skipping hidden in-progress files.
+pub fn read_lines(dir: &Path) -> Result<Vec<CollectedLine>> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files)?;
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| Error::io("read", &f, e))?;
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let parsed: CollectedLine = serde_json::from_str(line).map_err(|e| Error::SourceFailed {
+                source_name: f.display().to_string(),
+                reason: format!("line {} is not a data-collection record: {e}", i + 1),
+            })?;
+            out.push(parsed);
+        }
+    }
+    Ok(out)
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else if !hidden && path.extension().is_some_and(|e| e == "jsonl") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,663 @@
+//! The streaming pipeline: source → decode → micro-batch → score → sinks → ordered commit.
+//!
+//! Three stages run concurrently, joined by bounded channels:
+//! 1. the **reader** owns the source: it reads up to `batch_size` events or until `max_wait`,
+//!    decodes them against the schema (bad events become dead letters), and sends the batch on —
+//!    waiting when the queue is full, so a slow sink slows the source and memory stays bounded
+//!    (at most `queue_capacity + in_flight` batches are read ahead of the sinks). It also
+//!    applies the checkpoints that the writer sends back, between reads.
+//! 2. the **scorers**: up to `in_flight` batches are scored at once, on the runtime's worker
+//!    threads; results are taken in order.
+//! 3. the **writer** hands each scored batch to every sink (retrying with backoff, then failing
+//!    loudly), sends dead letters to the dead-letter sink, and every `commit_interval` (or
+//!    `commit_every` records) flushes every sink and only then asks the reader to commit the
+//!    positions written: at-least-once delivery.
+//!
+//! Shutdown ([`ShutdownHandle::shutdown`], or a finite source running dry) stops reading,
+//! finishes the batches in flight, flushes, and commits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use ml_core::{Frame, Predictions, Schema, Scorer};
+use tokio::sync::mpsc;
+
+use crate::decode::{Decoded, decode};
+use crate::error::{Error, Result};
+use crate::traits::{Checkpoint, DeadLetter, InferenceRecord, InferenceSink, SourcePosition, StreamSource};
+
+/// Named crash points of the pipeline (see [`ml_core::failpoint`]).
+pub mod failpoints {
+    /// After a batch was written to the first sink, before the others.
+    pub const MID_BATCH: &str = "stream.mid_batch";
+    /// After every sink wrote a batch, before the flush.
+    pub const AFTER_WRITE: &str = "stream.after_write_before_flush";
+    /// After every sink flushed, before the commit.
+    pub const AFTER_FLUSH: &str = "stream.after_flush_before_commit";
+}
+
+/// How sink failures are retried.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included. Default 5.
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled each time. Default 100 ms.
+    pub initial_backoff: Duration,
+    /// Longest wait. Default 5 s.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Settings of a [`Pipeline`].
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Most events per batch. Default 512.
+    pub batch_size: usize,
+    /// Longest wait to fill a batch. Default 20 ms.
+    pub max_wait: Duration,
+    /// Decoded batches queued between reader and scorers. Default 4.
+    pub queue_capacity: usize,
+    /// Batches scored at once. Default 2 (the cores of the reference machine).
+    pub in_flight: usize,
+    /// Longest time between commits. Default 5 s (DESIGN: commit_interval).
+    pub commit_interval: Duration,
+    /// Commit after this many events even before `commit_interval`. Default none.
+    pub commit_every: Option<u64>,
+    /// Sink retries.
+    pub retry: RetryPolicy,
+    /// Model name recorded in every record.
+    pub model_name: String,
+    /// Model version recorded in every record.
+    pub model_version: String,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            batch_size: 512,
+            max_wait: Duration::from_millis(20),
+            queue_capacity: 4,
+            in_flight: 2,
+            commit_interval: Duration::from_secs(5),
+            commit_every: None,
+            retry: RetryPolicy::default(),
+            model_name: "model".into(),
+            model_version: "1".into(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Checks the ranges.
+    pub fn check(&self) -> Result<()> {
+        let positive = |name: &'static str, v: usize| {
+            if v == 0 {
+                Err(Error::InvalidSetting {
+                    name,
+                    reason: "must be at least 1".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("batch_size", self.batch_size)?;
+        positive("queue_capacity", self.queue_capacity)?;
+        positive("in_flight", self.in_flight)?;
+        positive("retry.max_attempts", self.retry.max_attempts as usize)?;
+        Ok(())
+    }
+}
+
+/// Counters of a running pipeline, readable from any thread (and mirrored to the `metrics`
+/// facade as `streamscore_stream_*`).
+#[derive(Debug, Default)]
+pub struct PipelineCounters {
+    /// Events read from the source.
+    pub events_in: AtomicU64,
+    /// Records written to the sinks.
+    pub records_out: AtomicU64,
+    /// Events set aside as dead letters.
+    pub dead_letters: AtomicU64,
+    /// Batches scored.
+    pub batches: AtomicU64,
+    /// Commits made.
+    pub commits: AtomicU64,
+    /// Scoring time of the last batch, microseconds.
+    pub last_score_us: AtomicU64,
+}
+
+impl PipelineCounters {
+    fn add(&self, counter: &AtomicU64, name: &'static str, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!(name).increment(n);
+    }
+}
+
+/// What a finished pipeline did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineReport {
+    /// Events read.
+    pub events_in: u64,
+    /// Records written to every sink.
+    pub records_out: u64,
+    /// Events set aside.
+    pub dead_letters: u64,
+    /// Commits made.
+    pub commits: u64,
+    /// The last committed checkpoint.
+    pub checkpoint: Checkpoint,
+}
+
+/// Stops a running pipeline gracefully.
+#[derive(Debug, Clone, Default)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+}
+
+impl ShutdownHandle {
+    /// Asks the pipeline to stop reading, finish what is in flight, flush and commit.
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// A configured pipeline; [`Pipeline::run`] drives it to the end.
+#[derive(Debug)]
+pub struct Pipeline {
+    config: PipelineConfig,
+    schema: Arc<Schema>,
+    scorer: Arc<dyn Scorer>,
+    sinks: Vec<Box<dyn InferenceSink>>,
+    dead_letter: Option<Box<dyn InferenceSink>>,
+    counters: Arc<PipelineCounters>,
+    shutdown: ShutdownHandle,
+}
+
+/// A decoded batch on its way through the stages.
+struct Batch {
+    decoded: Decoded,
+    read_at_ms: i64,
+}
+
+struct Scored {
+    batch: Batch,
+    /// `None` when the batch had no valid row to score.
+    outcome: Option<std::result::Result<Predictions, String>>,
+    latency_ms: f64,
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Pipeline {
+    /// A pipeline scoring with `scorer` (whose requests follow `schema`) into `sinks`.
+    pub fn new(
+        config: PipelineConfig,
+        schema: Arc<Schema>,
+        scorer: Arc<dyn Scorer>,
+        sinks: Vec<Box<dyn InferenceSink>>,
+    ) -> Result<Pipeline> {
+        config.check()?;
+        if sinks.is_empty() {
+            return Err(Error::InvalidSetting {
+                name: "sinks",
+                reason: "a pipeline needs at least one sink".into(),
+            });
+        }
+        Ok(Pipeline {
+            config,
+            schema,
+            scorer,
+            sinks,
+            dead_letter: None,
+            counters: Arc::default(),
+            shutdown: ShutdownHandle::default(),
+        })
+    }
+
+    /// Sends dead letters to `sink` (builder style). Without one, dead letters are printed to
+    /// standard error as JSON lines, so none is lost silently.
+    pub fn with_dead_letter(mut self, sink: Box<dyn InferenceSink>) -> Self {
+        self.dead_letter = Some(sink);
+        self
+    }
+
+    /// The live counters.
+    pub fn counters(&self) -> Arc<PipelineCounters> {
+        self.counters.clone()
+    }
+
+    /// A handle that stops the pipeline gracefully.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Runs until the source is exhausted or shutdown is asked, then drains, flushes and
+    /// commits. Must be called inside a Tokio runtime (multi-threaded for parallel scoring).
+    pub async fn run(self, source: Box<dyn StreamSource>) -> Result<PipelineReport> {
+        let Pipeline {
+            config,
+            schema,
+            scorer,
+            mut sinks,
+            mut dead_letter,
+            counters,
+            shutdown,
+        } = self;
+        let (batch_tx, batch_rx) = mpsc::channel::<Batch>(config.queue_capacity);
+        let (commit_tx, commit_rx) = mpsc::unbounded_channel::<Checkpoint>();
+        let reader = tokio::spawn(read_loop(
+            source,
+            schema,
+            config.clone(),
+            counters.clone(),
+            shutdown.clone(),
+            batch_tx,
+            commit_rx,
+        ));
+
+        // Boxed so it can be dropped early: dropping it closes the batch queue, which releases a
+        // reader blocked on a full queue when the writer stops on a sink failure.
+        let mut scored = Box::pin(
+            futures::stream::unfold(batch_rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
+                .map(|batch| {
+                    let scorer = scorer.clone();
+                    tokio::spawn(async move {
+                        let started = Instant::now();
+                        let outcome = match &batch.decoded.frame {
+                            Some(frame) => Some(scorer.score(frame).await.map_err(|e| e.to_string())),
+                            None => None,
+                        };
+                        Scored {
+                            batch,
+                            outcome,
+                            latency_ms: started.elapsed().as_secs_f64() * 1e3,
+                        }
+                    })
+                })
+                .buffered(config.in_flight),
+        );
+
+        let mut writer = Writer {
+            config: &config,
+            counters: &counters,
+            pending: Checkpoint::default(),
+            committed: Checkpoint::default(),
+            since_commit: 0,
+            last_commit: Instant::now(),
+            commit_tx,
+        };
+        let mut failure = None;
+        while let Some(joined) = scored.next().await {
+            let result = match joined {
+                Ok(s) => writer.write(s, &mut sinks, dead_letter.as_mut()).await,
+                Err(e) => Err(Error::Internal(format!("scoring task failed: {e}"))),
+            };
+            if let Err(e) = result {
+                failure = Some(e);
+                shutdown.shutdown();
+                break;
+            }
+        }
+        if failure.is_none()
+            && let Err(e) = writer.commit(&mut sinks, dead_letter.as_mut(), true).await
+        {
+            failure = Some(e);
+        }
+        let Writer {
+            commit_tx, committed, ..
+        } = writer;
+        drop(commit_tx);
+        // Let the reader finish: it drains remaining commits, then returns.
+        drop(scored);
+        let read_result = reader
+            .await
+            .map_err(|e| Error::Internal(format!("reader task failed: {e}")))?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        read_result?;
+        for sink in sinks.iter_mut() {
+            sink.close().await?;
+        }
+        if let Some(d) = dead_letter.as_mut() {
+            d.close().await?;
+        }
+        Ok(PipelineReport {
+            events_in: counters.events_in.load(Ordering::Relaxed),
+            records_out: counters.records_out.load(Ordering::Relaxed),
+            dead_letters: counters.dead_letters.load(Ordering::Relaxed),
+            commits: counters.commits.load(Ordering::Relaxed),
+            checkpoint: committed,
+        })
+    }
+}
+
+async fn read_loop(
+    mut source: Box<dyn StreamSource>,
+    schema: Arc<Schema>,
+    config: PipelineConfig,
+    counters: Arc<PipelineCounters>,
+    shutdown: ShutdownHandle,
+    batch_tx: mpsc::Sender<Batch>,
+    mut commit_rx: mpsc::UnboundedReceiver<Checkpoint>,
+) -> Result<()> {
+    let mut read_error = None;
+    while !shutdown.is_set() && !source.is_exhausted() {
+        while let Ok(cp) = commit_rx.try_recv() {
+            source.commit(&cp).await?;
+        }
+        let deadline = Instant::now() + config.max_wait;
+        let events = match source.next_batch(config.batch_size, deadline).await {
+            Ok(e) => e,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        };
+        if events.is_empty() {
+            continue;
+        }
+        counters.add(
+            &counters.events_in,
+            "streamscore_stream_events_in_total",
+            events.len() as u64,
+        );
+        let read_at_ms = now_ms();
+        for decoded in decode(&events, &schema, read_at_ms) {
+            // Waits while the queue is full: backpressure.
+            if batch_tx.send(Batch { decoded, read_at_ms }).await.is_err() {
+                // The writer stopped (a sink failed); it reports why.
+                shutdown.shutdown();
+                break;
+            }
+        }
+    }
+    drop(batch_tx);
+    // Apply the commits of everything still in flight, until the writer is done.
+    while let Some(cp) = commit_rx.recv().await {
+        source.commit(&cp).await?;
+    }
+    match read_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+struct Writer<'a> {
+    config: &'a PipelineConfig,
+    counters: &'a PipelineCounters,
+    pending: Checkpoint,
+    committed: Checkpoint,
+    since_commit: u64,
+    last_commit: Instant,
+    commit_tx: mpsc::UnboundedSender<Checkpoint>,
+}
+
+impl Writer<'_> {
+    async fn write(
+        &mut self,
+        scored: Scored,
+        sinks: &mut [Box<dyn InferenceSink>],
+        mut dead_sink: Option<&mut Box<dyn InferenceSink>>,
+    ) -> Result<()> {
+        let Scored {
+            batch,
+            outcome,
+            latency_ms,
+        } = scored;
+        let Decoded {
+            frame,
+            rows,
+            mut dead,
+        } = batch.decoded;
+        let mut records = Vec::new();
+        if let (Some(frame), Some(outcome)) = (&frame, outcome) {
+            match outcome {
+                Ok(predictions) => {
+                    records = build_records(
+                        self.config,
+                        frame,
+                        &rows,
+                        &predictions,
+                        latency_ms,
+                        batch.read_at_ms,
+                    );
+                    self.counters
+                        .add(&self.counters.batches, "streamscore_stream_batches_total", 1);
+                    self.counters
+                        .last_score_us
+                        .store((latency_ms * 1e3) as u64, Ordering::Relaxed);
+                    metrics::histogram!("streamscore_stream_score_seconds").record(latency_ms / 1e3);
+                }
+                Err(reason) => {
+                    // The model refused the whole batch: every row is set aside with the reason.
+                    let now = now_ms();
+                    for (row, (position, _)) in rows.iter().enumerate() {
+                        dead.push(DeadLetter {
+                            position: position.clone(),
+                            payload: serde_json::to_string(&row_inputs(frame, row)).unwrap_or_default(),
+                            reason: format!("scoring failed: {reason}"),
+                            timestamp_ms: now,
+                        });
+                    }
+                }
+            }
+        }
+        if !records.is_empty() {
+            for (i, sink) in sinks.iter_mut().enumerate() {
+                retry(&self.config.retry, sink.as_mut(), SinkOp::Write(&records)).await?;
+                if i == 0 {
+                    ml_core::failpoint::hit(failpoints::MID_BATCH);
+                }
+            }
+            self.counters.add(
+                &self.counters.records_out,
+                "streamscore_stream_records_out_total",
+                records.len() as u64,
+            );
+            if let Some(last) = records.last() {
+                let lag = now_ms() - last.event_timestamp_ms.unwrap_or(batch.read_at_ms);
+                metrics::histogram!("streamscore_stream_end_to_end_seconds").record(lag as f64 / 1e3);
+            }
+        }
+        if !dead.is_empty() {
+            match dead_sink.as_mut() {
+                Some(d) => retry(&self.config.retry, d.as_mut(), SinkOp::DeadLetters(&dead)).await?,
+                None => {
+                    for letter in &dead {
+                        eprintln!(
+                            "dead letter: {}",
+                            serde_json::to_string(letter).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            self.counters.add(
+                &self.counters.dead_letters,
+                "streamscore_stream_dead_letters_total",
+                dead.len() as u64,
+            );
+        }
+        ml_core::failpoint::hit(failpoints::AFTER_WRITE);
+        let positions = rows
+            .iter()
+            .map(|(p, _)| p)
+            .chain(dead.iter().map(|d| &d.position));
+        let mut n = 0;
+        for p in positions {
+            self.pending.advance(p.partition, p.offset);
+            n += 1;
+        }
+        self.since_commit += n;
+        let due = self.last_commit.elapsed() >= self.config.commit_interval
+            || self
+                .config
+                .commit_every
+                .is_some_and(|every| self.since_commit >= every);
+        if due {
+            self.commit(sinks, dead_sink, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every sink, then sends the pending checkpoint to the reader.
+    async fn commit(
+        &mut self,
+        sinks: &mut [Box<dyn InferenceSink>],
+        dead_sink: Option<&mut Box<dyn InferenceSink>>,
+        last: bool,
+    ) -> Result<()> {
+        if self.pending == self.committed && !last {
+            self.last_commit = Instant::now();
+            return Ok(());
+        }
+        for sink in sinks.iter_mut() {
+            retry(&self.config.retry, sink.as_mut(), SinkOp::Flush).await?;
+        }
+        if let Some(d) = dead_sink {
+            retry(&self.config.retry, d.as_mut(), SinkOp::Flush).await?;
+        }
+        ml_core::failpoint::hit(failpoints::AFTER_FLUSH);
+        if self.pending != self.committed {
+            // The reader is gone only when it failed; its error is reported by `run`.
+            let _ = self.commit_tx.send(self.pending.clone());
+            self.committed = self.pending.clone();
+            self.counters
+                .add(&self.counters.commits, "streamscore_stream_commits_total", 1);
+        }
+        self.since_commit = 0;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+}
+
+/// What to do to a sink, retried by [`retry`].
+#[derive(Clone, Copy)]
+enum SinkOp<'a> {
+    Write(&'a [InferenceRecord]),
+    DeadLetters(&'a [DeadLetter]),
+    Flush,
+}
+
+/// Runs `op` on `sink` until it succeeds or the policy's attempts are spent, doubling the wait
+/// each time with ±25 % jitter (so many writers retrying one service do not retry in lockstep).
+async fn retry(policy: &RetryPolicy, sink: &mut dyn InferenceSink, op: SinkOp<'_>) -> Result<()> {
+    let mut wait = policy.initial_backoff;
+    let mut attempt = 1;
+    loop {
+        let result = match op {
+            SinkOp::Write(records) => sink.write_batch(records).await,
+            SinkOp::DeadLetters(letters) => sink.write_dead_letters(letters).await,
+            SinkOp::Flush => sink.flush().await,
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= policy.max_attempts => {
+                return Err(Error::SinkFailed {
+                    sink: sink.describe(),
+                    attempts: attempt,
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => {
+                eprintln!(
+                    "warning: {} failed (attempt {attempt} of {}): {e}; retrying",
+                    sink.describe(),
+                    policy.max_attempts
+                );
+                let jitter = 0.75 + 0.5 * splitmix_unit(u64::from(attempt) ^ now_ms() as u64);
+                tokio::time::sleep(wait.mul_f64(jitter)).await;
+                wait = (wait * 2).min(policy.max_backoff);
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn splitmix_unit(seed: u64) -> f64 {
+    (ml_core::rng::splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn row_inputs(frame: &Frame, row: usize) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = serde_json::Map::with_capacity(frame.schema().len());
+    for (i, field) in frame.schema().fields().iter().enumerate() {
+        let v = match frame.value(row, i) {
+            Some(ml_core::Value::Float(x)) => {
+                serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, Into::into)
+            }
+            Some(ml_core::Value::Int(x)) => x.into(),
+            Some(ml_core::Value::Bool(x)) => x.into(),
+            Some(ml_core::Value::Str(x)) => x.into(),
+            Some(ml_core::Value::Null) | None => serde_json::Value::Null,
+        };
+        map.insert(field.name.clone(), v);
+    }
+    map
+}
+
+fn build_records(
+    config: &PipelineConfig,
+    frame: &Frame,
+    rows: &[(SourcePosition, Option<i64>)],
+    predictions: &Predictions,
+    latency_ms: f64,
+    read_at_ms: i64,
+) -> Vec<InferenceRecord> {
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    let now = now_ms();
+    let _ = read_at_ms;
+    rows.iter()
+        .enumerate()
+        .map(|(r, (position, event_ts))| {
+            let mut outputs = serde_json::Map::new();
+            match predictions {
+                Predictions::Classification {
+                    labels,
+                    predicted,
+                    probabilities,
+                } => {
+                    outputs.insert("label".into(), labels[predicted[r]].clone().into());
+                    for (k, l) in labels.iter().enumerate() {
+                        let p = serde_json::Number::from_f64(probabilities[[r, k]])
+                            .map_or(serde_json::Value::Null, Into::into);
+                        outputs.insert(format!("probability_{l}"), p);
+                    }
+                }
+                Predictions::Regression { values } => {
+                    let v =
+                        serde_json::Number::from_f64(values[r]).map_or(serde_json::Value::Null, Into::into);
+                    outputs.insert("prediction".into(), v);
+                }
+            }
+            InferenceRecord {
+                correlation_id: correlation_id.clone(),
+                request_id: correlation_id.clone(),
+                timestamp_ms: now,
+                event_timestamp_ms: *event_ts,
+                model_name: config.model_name.clone(),
+                model_version: config.model_version.clone(),
+                position: position.clone(),
+                inputs: row_inputs(frame, r),
+                outputs,
+                latency_ms,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,36 @@
+//! Built-in sinks: the JSONL inference log (Azure ML data-collection layout), stdout, memory,
+//! and a callback for embedding.
+
+mod callback;
+mod jsonl;
+mod memory;
+mod stdout;
+
+pub use self::callback::CallbackSink;
+pub use self::jsonl::{JsonlSink, JsonlSinkOptions};
+pub use self::memory::{MemoryHandle, MemorySink};
+pub use self::stdout::StdoutSink;
+
+use crate::spec::SpecRegistry;
+
+pub(crate) fn register_builtin(registry: &mut SpecRegistry) {
+    registry.register_sink("jsonl", |spec| {
+        spec.only_params(&["endpoint", "deployment", "max_bytes", "instance"])?;
+        let mut options = JsonlSinkOptions::new(spec.required_path("a directory")?);
+        if let Some(e) = spec.params.get("endpoint") {
+            options.endpoint = e.clone();
+        }
+        if let Some(d) = spec.params.get("deployment") {
+            options.deployment = d.clone();
+        }
+        if let Some(i) = spec.params.get("instance") {
+            options.instance = i.clone();
+        }
+        options.max_bytes = spec.u64_param("max_bytes", options.max_bytes)?;
+        Ok(Box::new(JsonlSink::new(options)?))
+    });
+    registry.register_sink("stdout", |spec| {
+        spec.only_params(&[])?;
+        Ok(Box::new(StdoutSink::new()))
+    });
+}

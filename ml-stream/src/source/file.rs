@@ -1,0 +1,289 @@
+//! A file of events, one per line: JSON lines, or CSV with a header row.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+
+use super::{CONTENT_TYPE, CSV_HEADER};
+use crate::error::{Error, Result};
+use crate::traits::{Checkpoint, Event, StreamSource};
+
+/// How long follow mode waits between looks at a file that has no new data: short enough
+/// for low latency, long enough not to spin (the same order as `tail -f`'s 1 s, divided by 10).
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// The line format of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    /// One JSON object (or array) per line.
+    JsonLines,
+    /// CSV with a header row; each later line is one event.
+    Csv,
+}
+
+/// Options of [`FileSource`].
+#[derive(Clone, Debug, Default)]
+pub struct FileSourceOptions {
+    /// Keep reading as the file grows (like `tail -f`), reopening it when it is rotated
+    /// (replaced or truncated). Default off: the source ends at end of file.
+    pub follow: bool,
+    /// Where to keep the committed byte offset so a restart resumes there. Default:
+    /// no state (every run starts at the beginning).
+    pub state_file: Option<PathBuf>,
+}
+
+/// What the state file holds: the byte offset of the last committed line. Resuming seeks there
+/// and skips that one line (offsets are line starts, so `next_offset - 1` lies in that line).
+#[derive(Serialize, Deserialize)]
+struct State {
+    path: String,
+    last_committed_line: u64,
+}
+
+/// Reads events from a JSONL or CSV file. The partition is 0 and the offset of an event is the
+/// byte position of its line, so a committed offset is a place to seek to on restart.
+#[derive(Debug)]
+pub struct FileSource {
+    path: PathBuf,
+    format: FileFormat,
+    options: FileSourceOptions,
+    reader: BufReader<tokio::fs::File>,
+    /// Byte offset of the next line to read.
+    position: u64,
+    csv_header: Option<Vec<u8>>,
+    exhausted: bool,
+    identity: Option<FileIdentity>,
+    line: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+fn identity(meta: &std::fs::Metadata) -> Option<FileIdentity> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// An open file positioned at a line start.
+struct Opened {
+    file: std::fs::File,
+    header: Option<Vec<u8>>,
+    position: u64,
+    identity: Option<FileIdentity>,
+}
+
+/// Opens `path`, reads the CSV header when `format` is CSV, and positions the reader after the
+/// line that starts at `after_line` (or at the first data line when `None` or past the end).
+/// Blocking: called when a source is created and on the rare rotation.
+fn open_at(path: &Path, format: FileFormat, after_line: Option<u64>) -> Result<Opened> {
+    use std::io::{BufRead, Seek};
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    let mut header = None;
+    let mut header_end = 0;
+    if format == FileFormat::Csv {
+        let mut r = std::io::BufReader::new(&mut file);
+        let mut line = Vec::new();
+        let n = r
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io("read", path, e))?;
+        trim_newline(&mut line);
+        if !line.is_empty() {
+            header = Some(line);
+        }
+        header_end = n as u64;
+    }
+    let mut position = header_end;
+    if let Some(line_start) = after_line.filter(|&o| o >= header_end && o < meta.len()) {
+        file.seek(SeekFrom::Start(line_start))
+            .map_err(|e| Error::io("seek", path, e))?;
+        let mut skipped = Vec::new();
+        let n = std::io::BufReader::new(&mut file)
+            .read_until(b'\n', &mut skipped)
+            .map_err(|e| Error::io("read", path, e))?;
+        position = line_start + n as u64;
+    }
+    file.seek(SeekFrom::Start(position))
+        .map_err(|e| Error::io("seek", path, e))?;
+    Ok(Opened {
+        file,
+        header,
+        position,
+        identity: identity(&meta),
+    })
+}
+
+impl FileSource {
+    /// Opens `path` (format by extension: `.csv` is CSV, anything else JSON lines), resuming
+    /// from the state file when there is one. A state file whose offset lies past the end of
+    /// the file (the file was truncated or replaced) is ignored: reading starts over.
+    pub fn open(path: impl AsRef<Path>, options: FileSourceOptions) -> Result<FileSource> {
+        let path = path.as_ref().to_path_buf();
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("csv") => FileFormat::Csv,
+            _ => FileFormat::JsonLines,
+        };
+        let mut start = None;
+        if let Some(state_path) = &options.state_file {
+            match std::fs::read(state_path) {
+                Ok(bytes) => {
+                    let state: State = serde_json::from_slice(&bytes).map_err(|e| Error::SourceFailed {
+                        source_name: path.display().to_string(),
+                        reason: format!(
+                            "state file {} is corrupt ({e}); remove it to start over",
+                            state_path.display()
+                        ),
+                    })?;
+                    start = Some(state.last_committed_line);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("read state", state_path, e)),
+            }
+        }
+        let opened = open_at(&path, format, start)?;
+        Ok(FileSource {
+            reader: BufReader::with_capacity(1 << 16, tokio::fs::File::from_std(opened.file)),
+            path,
+            format,
+            options,
+            position: opened.position,
+            csv_header: opened.header,
+            exhausted: false,
+            identity: opened.identity,
+            line: Vec::with_capacity(256),
+        })
+    }
+
+    /// Whether the file at `path` is no longer the one we read (rotated or truncated).
+    async fn rotated(&self) -> bool {
+        match tokio::fs::metadata(&self.path).await {
+            Ok(meta) => identity(&meta) != self.identity || meta.len() < self.position,
+            Err(_) => false, // gone for now: keep waiting for a new file
+        }
+    }
+
+    fn reopen(&mut self) -> Result<()> {
+        let opened = open_at(&self.path, self.format, None)?;
+        self.reader = BufReader::with_capacity(1 << 16, tokio::fs::File::from_std(opened.file));
+        self.position = opened.position;
+        self.csv_header = opened.header;
+        self.identity = opened.identity;
+        Ok(())
+    }
+
+    fn event(&self, line: &[u8], offset: u64) -> Event {
+        let mut event = Event::new(line.to_vec(), 0, offset);
+        if let Some(h) = &self.csv_header {
+            event.headers.push((CONTENT_TYPE.into(), b"text/csv".to_vec()));
+            event.headers.push((CSV_HEADER.into(), h.clone()));
+        }
+        event
+    }
+}
+
+fn trim_newline(line: &mut Vec<u8>) {
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+}
+
+#[async_trait]
+impl StreamSource for FileSource {
+    async fn next_batch(&mut self, max: usize, deadline: Instant) -> Result<Vec<Event>> {
+        let mut events = Vec::with_capacity(max.min(4096));
+        while events.len() < max {
+            self.line.clear();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.line)
+                .await
+                .map_err(|e| Error::io("read", &self.path, e))?;
+            let complete = self.line.last() == Some(&b'\n');
+            if n == 0 || (!complete && self.options.follow) {
+                // End of the data written so far. A partial last line in follow mode is
+                // re-read once the writer finishes it.
+                if n > 0 {
+                    self.reader
+                        .seek(SeekFrom::Start(self.position))
+                        .await
+                        .map_err(|e| Error::io("seek", &self.path, e))?;
+                }
+                if !self.options.follow {
+                    self.exhausted = true;
+                    break;
+                }
+                if self.rotated().await {
+                    self.reopen()?;
+                    continue;
+                }
+                if !events.is_empty() || Instant::now() >= deadline {
+                    break;
+                }
+                let wait = FOLLOW_POLL.min(deadline.saturating_duration_since(Instant::now()));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let offset = self.position;
+            self.position += n as u64;
+            let mut line = std::mem::take(&mut self.line);
+            trim_newline(&mut line);
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                events.push(self.event(&line, offset));
+            }
+            self.line = line;
+        }
+        Ok(events)
+    }
+
+    async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        let Some(state_path) = &self.options.state_file else {
+            return Ok(());
+        };
+        let Some(&next_offset) = checkpoint.next_offsets.get(&0) else {
+            return Ok(());
+        };
+        let state = State {
+            path: self.path.display().to_string(),
+            last_committed_line: next_offset.saturating_sub(1),
+        };
+        let bytes = serde_json::to_vec(&state).map_err(|e| Error::Internal(e.to_string()))?;
+        // Write-then-rename so a crash never leaves a torn state file.
+        let tmp = state_path.with_extension("tmp");
+        tokio::fs::write(&tmp, &bytes)
+            .await
+            .map_err(|e| Error::io("write state", &tmp, e))?;
+        let f = tokio::fs::File::open(&tmp)
+            .await
+            .map_err(|e| Error::io("open state", &tmp, e))?;
+        f.sync_all().await.map_err(|e| Error::io("sync state", &tmp, e))?;
+        tokio::fs::rename(&tmp, state_path)
+            .await
+            .map_err(|e| Error::io("rename state", state_path, e))
+    }
+
+    fn is_exhausted(&self) -> bool {
+        self.exhausted
+    }
+
+    fn describe(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+}
