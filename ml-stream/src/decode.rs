@@ -119,8 +119,10 @@ fn build<T: Clone>(
     now_ms: i64,
     make: impl Fn(&[T]) -> ml_core::Result<Frame>,
 ) -> Decoded {
+    dead_letters.sort_by_key(|d| (d.position.partition, d.position.offset));
     loop {
         if rows.is_empty() {
+            dead_letters.sort_by_key(|d| (d.position.partition, d.position.offset));
             return Decoded {
                 frame: None,
                 rows: Vec::new(),

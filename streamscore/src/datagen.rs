@@ -32,3 +32,30 @@ pub fn credit_schema() -> Result<Schema> {
     debug_assert!(fields.iter().any(|f| f.name == CREDIT_TARGET_COLUMN));
     Schema::new(fields)
 }
+
+/// Writes the data as JSON lines, one object per row with every column (the events that
+/// `streamscore stream` reads).
+pub fn write_jsonl(data: &CreditDefaultData, writer: impl std::io::Write) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(writer);
+    let columns: Vec<(&str, &[i64])> = data
+        .column_names()
+        .iter()
+        .filter_map(|&n| data.column(n).map(|c| (n, c)))
+        .collect();
+    let mut line = String::with_capacity(512);
+    for row in 0..data.n_rows() {
+        line.clear();
+        line.push('{');
+        for (i, (name, values)) in columns.iter().enumerate() {
+            if i > 0 {
+                line.push_str(", ");
+            }
+            // Column names are fixed identifiers and values integers: no escaping needed.
+            line.push_str(&format!("\"{name}\": {}", values[row]));
+        }
+        line.push_str("}\n");
+        w.write_all(line.as_bytes())?;
+    }
+    w.flush()
+}

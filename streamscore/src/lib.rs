@@ -35,6 +35,8 @@
 pub use ml_core;
 pub use ml_core as core;
 
+pub mod config;
 pub mod datagen;
 pub mod predict;
+pub mod stream;
 pub mod train;

@@ -22,7 +22,8 @@ pub struct Args {
     /// Drift strength in 0..1: shifts several feature distributions and the target relation.
     #[arg(long, default_value_t = 0.0)]
     drift: f64,
-    /// Output CSV file; its schema is written beside it as <name>.schema.json.
+    /// Output file: CSV, or JSON lines (one event per row) when it ends in .jsonl; its schema is
+    /// written beside it as <name>.schema.json.
     #[arg(long)]
     out: PathBuf,
 }
@@ -53,8 +54,16 @@ pub fn generated(args: &Args) -> anyhow::Result<ml_core::datasets::CreditDefault
     let data = credit_default(&config)?;
     ensure_parent(&args.out)?;
     let file = File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    data.write_csv(BufWriter::new(file))
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let jsonl = args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+    if jsonl {
+        streamscore::datagen::write_jsonl(&data, file)
+    } else {
+        data.write_csv(BufWriter::new(file))
+    }
+    .with_context(|| format!("cannot write {}", args.out.display()))?;
     let schema_path = sidecar_schema_path(&args.out);
     std::fs::write(&schema_path, credit_schema()?.to_json())
         .with_context(|| format!("cannot write {}", schema_path.display()))?;

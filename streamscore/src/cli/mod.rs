@@ -3,6 +3,7 @@
 mod demo;
 mod generate;
 mod predict;
+mod stream;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,8 @@ enum Command {
     Train(train::Args),
     /// Score a CSV file with a saved model.
     Predict(predict::Args),
+    /// Score a stream of events with a saved model into one or more sinks (at-least-once).
+    Stream(stream::Args),
     /// Run the whole local flow on generated data: generate, train, evaluate, save, predict.
     Demo(demo::Args),
 }
@@ -33,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(a) => generate::run(a),
         Command::Train(a) => train::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Stream(a) => stream::run(a),
         Command::Demo(a) => demo::run(a),
     }
 }

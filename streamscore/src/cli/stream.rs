@@ -1,0 +1,200 @@
+//! `streamscore stream`
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ml_stream::{PipelineConfig, SpecRegistry};
+use streamscore::config::{Config, StreamSection};
+use streamscore::stream::{StreamRequest, build};
+
+use super::thousands;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Model artifact directory.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Source spec: file:PATH (JSONL or CSV), stdin:, ... (see the README's spec grammar).
+    #[arg(long)]
+    source: Option<String>,
+    /// Keep reading the source file as it grows (adds ?follow=true to a file: source).
+    #[arg(long)]
+    follow: bool,
+    /// Sink spec (repeatable): jsonl:DIR, stdout:, ...
+    #[arg(long = "sink")]
+    sinks: Vec<String>,
+    /// Dead-letter sink spec (default: dead letters are printed to standard error).
+    #[arg(long)]
+    dead_letter: Option<String>,
+    /// Most events per batch [default: 512].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Longest wait to fill a batch, in milliseconds [default: 20].
+    #[arg(long)]
+    max_wait_ms: Option<u64>,
+    /// Longest time between commits of the source position, in milliseconds [default: 5000].
+    #[arg(long)]
+    commit_interval_ms: Option<u64>,
+    /// Also commit after this many events.
+    #[arg(long)]
+    commit_every: Option<u64>,
+    /// Batches queued between reading and scoring [default: 4].
+    #[arg(long)]
+    queue_capacity: Option<usize>,
+    /// Batches scored at once [default: 2].
+    #[arg(long)]
+    in_flight: Option<usize>,
+    /// A streamscore.toml whose [stream] section gives defaults for these flags.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn merge(args: Args) -> anyhow::Result<(StreamRequest, bool)> {
+    let section = match &args.config {
+        Some(path) => Config::load(path)?.stream.unwrap_or_default(),
+        None => StreamSection::default(),
+    };
+    let defaults = PipelineConfig::default();
+    let model = args
+        .model
+        .or(section.model.map(PathBuf::from))
+        .context("no model: pass --model DIR (or set model in the [stream] section of --config)")?;
+    let mut source = args
+        .source
+        .or(section.source)
+        .context("no source: pass --source SPEC, e.g. --source file:events.jsonl")?;
+    if args.follow {
+        if !source.starts_with("file:") {
+            anyhow::bail!("--follow applies to file: sources only");
+        }
+        source.push_str(if source.contains('?') {
+            "&follow=true"
+        } else {
+            "?follow=true"
+        });
+    }
+    let sinks = if args.sinks.is_empty() {
+        section.sinks
+    } else {
+        args.sinks
+    };
+    if sinks.is_empty() {
+        anyhow::bail!("no sink: pass --sink SPEC at least once, e.g. --sink jsonl:logs/");
+    }
+    let ms = Duration::from_millis;
+    let config = PipelineConfig {
+        batch_size: args
+            .batch_size
+            .or(section.batch_size)
+            .unwrap_or(defaults.batch_size),
+        max_wait: args
+            .max_wait_ms
+            .or(section.max_wait_ms)
+            .map_or(defaults.max_wait, ms),
+        commit_interval: args
+            .commit_interval_ms
+            .or(section.commit_interval_ms)
+            .map_or(defaults.commit_interval, ms),
+        commit_every: args.commit_every.or(section.commit_every),
+        queue_capacity: args
+            .queue_capacity
+            .or(section.queue_capacity)
+            .unwrap_or(defaults.queue_capacity),
+        in_flight: args.in_flight.or(section.in_flight).unwrap_or(defaults.in_flight),
+        ..defaults
+    };
+    let request = StreamRequest {
+        model,
+        source,
+        sinks,
+        dead_letter: args.dead_letter.or(section.dead_letter),
+        config,
+    };
+    Ok((request, args.quiet))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (request, quiet) = merge(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let specs = SpecRegistry::default();
+        let (pipeline, source) = build(&request, &specs)?;
+        let counters = pipeline.counters();
+        let shutdown = pipeline.shutdown_handle();
+        eprintln!(
+            "streaming {} → {} with model {} (batch {}, commit every {} ms)",
+            request.source,
+            request.sinks.join(", "),
+            request.model.display(),
+            request.config.batch_size,
+            request.config.commit_interval.as_millis()
+        );
+        // SIGINT / SIGTERM: stop reading, finish in-flight batches, flush, commit.
+        let signals = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                }
+                eprintln!("\nshutting down: finishing in-flight batches, flushing sinks, committing");
+                shutdown.shutdown();
+            }
+        });
+        let started = Instant::now();
+        let progress = (!quiet).then(|| {
+            let counters = counters.clone();
+            // On a terminal the line updates in place every second; in a log, a line every 10 s.
+            let tty = std::io::stderr().is_terminal();
+            let (every, end) = if tty { (1, "\r") } else { (10, "\n") };
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(every));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let secs = started.elapsed().as_secs_f64();
+                    let n = counters.records_out.load(Ordering::Relaxed);
+                    eprint!(
+                        "{end}{} events in, {} scored, {} dead letters, {:.0} events/s, {} commits   ",
+                        thousands(counters.events_in.load(Ordering::Relaxed) as usize),
+                        thousands(n as usize),
+                        thousands(counters.dead_letters.load(Ordering::Relaxed) as usize),
+                        n as f64 / secs.max(1e-9),
+                        counters.commits.load(Ordering::Relaxed)
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+            })
+        });
+        let result = pipeline.run(source).await;
+        signals.abort();
+        if let Some(p) = progress {
+            p.abort();
+            if std::io::stderr().is_terminal() {
+                eprintln!();
+            }
+        }
+        let report = result?;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "done: {} events in, {} scored, {} dead letters, {} commits in {:.2} s ({:.0} events/s)",
+            thousands(report.events_in as usize),
+            thousands(report.records_out as usize),
+            thousands(report.dead_letters as usize),
+            report.commits,
+            secs,
+            report.events_in as f64 / secs.max(1e-9)
+        );
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,297 @@
+//! `streamscore stream` as a process: killed at every named failpoint and at seeded points,
+//! then resumed, it has written every event at least once, and duplicates carry the same
+//! source position and content.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use ml_stream::datacollection::{MODEL_INPUTS, MODEL_OUTPUTS, read_lines};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_streamscore"))
+}
+
+fn ok(args: &[&str]) {
+    let out = bin().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Byte offsets of the lines of a JSONL file (the file source's event offsets).
+fn line_offsets(path: &Path) -> Vec<u64> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut offsets = vec![0u64];
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'\n' && i + 1 < bytes.len() {
+            offsets.push(i as u64 + 1);
+        }
+    }
+    offsets
+}
+
+fn stream_args<'a>(model: &'a str, events: &'a str, state: &'a str, out: &'a str) -> Vec<String> {
+    vec![
+        "stream".into(),
+        "--model".into(),
+        model.into(),
+        "--source".into(),
+        format!("file:{events}?state={state}"),
+        "--sink".into(),
+        format!("jsonl:{out}"),
+        "--batch-size".into(),
+        "256".into(),
+        "--commit-every".into(),
+        "1000".into(),
+        "--quiet".into(),
+    ]
+}
+
+/// Reads what a run wrote and checks completeness and duplicate consistency.
+fn check_output(out: &Path, expected: &[u64]) -> (usize, usize) {
+    let inputs = read_lines(&out.join("local/default").join(MODEL_INPUTS)).unwrap();
+    let outputs = read_lines(&out.join("local/default").join(MODEL_OUTPUTS)).unwrap();
+    let by_corr: BTreeMap<&str, _> = outputs.iter().map(|l| (l.correlationid.as_str(), l)).collect();
+    let mut seen: BTreeMap<u64, (String, String)> = BTreeMap::new();
+    let mut total = 0;
+    for line in &inputs {
+        let out_line = by_corr
+            .get(line.correlationid.as_str())
+            .expect("every inputs line has its outputs line");
+        assert_eq!(line.positions.len(), line.data.len());
+        for ((pos, row), out_row) in line.positions.iter().zip(&line.data).zip(&out_line.data) {
+            total += 1;
+            let content = (
+                serde_json::to_string(row).unwrap(),
+                serde_json::to_string(out_row).unwrap(),
+            );
+            if let Some(prev) = seen.get(&pos.offset) {
+                // A duplicate: same position, same input, same prediction.
+                assert_eq!(prev, &content, "duplicate of offset {} differs", pos.offset);
+            }
+            seen.insert(pos.offset, content);
+        }
+    }
+    let got: BTreeSet<u64> = seen.keys().copied().collect();
+    let want: BTreeSet<u64> = expected.iter().copied().collect();
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    assert!(missing.is_empty(), "events never written (offsets): {missing:?}");
+    assert_eq!(got, want);
+    (total, total - seen.len())
+}
+
+#[test]
+fn killed_at_failpoints_and_resumed_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.csv");
+    let model = tmp.path().join("model");
+    let events = tmp.path().join("events.jsonl");
+    ok(&["generate", "--rows", "2000", "--seed", "11", "--out", p(&train)]);
+    ok(&[
+        "train",
+        "--data",
+        p(&train),
+        "--target",
+        "default",
+        "--out",
+        p(&model),
+    ]);
+    ok(&["generate", "--rows", "12000", "--seed", "12", "--out", p(&events)]);
+    let expected = line_offsets(&events);
+    assert_eq!(expected.len(), 12000);
+
+    let mut cases: Vec<(String, u64)> = vec![
+        ("stream.mid_batch".into(), 7),
+        ("stream.after_write_before_flush".into(), 13),
+        ("stream.after_flush_before_commit".into(), 3),
+    ];
+    // Five more at seeded points.
+    let names = [
+        "stream.mid_batch",
+        "stream.after_write_before_flush",
+        "stream.after_flush_before_commit",
+    ];
+    let mut rng = ml_core::rng::Rng::new(2026);
+    for _ in 0..5 {
+        let name = names[rng.below(3) as usize];
+        let hit = 1 + rng.below(if name.ends_with("commit") { 10 } else { 40 });
+        cases.push((name.to_string(), hit));
+    }
+    for (i, (name, hit)) in cases.iter().enumerate() {
+        let out = tmp.path().join(format!("out{i}"));
+        let state = tmp.path().join(format!("state{i}.json"));
+        let args = stream_args(p(&model), p(&events), p(&state), p(&out));
+        let crashed = bin()
+            .args(&args)
+            .env("STREAMSCORE_FAILPOINT", format!("{name}:{hit}"))
+            .output()
+            .unwrap();
+        assert!(!crashed.status.success(), "{name}:{hit} did not stop the process");
+        assert!(String::from_utf8_lossy(&crashed.stderr).contains(&format!("failpoint {name}")));
+        let resumed = bin().args(&args).output().unwrap();
+        assert!(
+            resumed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        let (total, duplicates) = check_output(&out, &expected);
+        assert!(total >= expected.len());
+        if name.ends_with("after_flush_before_commit") {
+            // Flushed but not committed: the resumed run writes those records again.
+            assert!(
+                duplicates > 0,
+                "{name}:{hit}: expected duplicates after a crash between flush and commit"
+            );
+        }
+    }
+}
+
+#[test]
+fn config_file_and_flags_and_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.csv");
+    let model = tmp.path().join("model");
+    let events = tmp.path().join("events.jsonl");
+    ok(&["generate", "--rows", "1000", "--seed", "1", "--out", p(&train)]);
+    ok(&[
+        "train",
+        "--data",
+        p(&train),
+        "--target",
+        "default",
+        "--out",
+        p(&model),
+    ]);
+    ok(&["generate", "--rows", "500", "--seed", "2", "--out", p(&events)]);
+    // Two poison lines.
+    let mut text = std::fs::read_to_string(&events).unwrap();
+    text.push_str("{\"LIMIT_BAL\": \"lots\"}\nnot json\n");
+    std::fs::write(&events, text).unwrap();
+    let config = tmp.path().join("streamscore.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[stream]\nmodel = \"{}\"\nsource = \"file:{}\"\nsinks = [\"jsonl:{}\"]\ndead_letter = \"jsonl:{}\"\nbatch_size = 100\n",
+            p(&model),
+            p(&events),
+            p(&tmp.path().join("logs")),
+            p(&tmp.path().join("dead"))
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["stream", "--config", p(&config), "--quiet"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("500 scored, 2 dead letters"), "{stderr}");
+    let dead = read_dead(&tmp.path().join("dead"));
+    assert_eq!(dead.len(), 2);
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains("field `SEX`"),
+        "{dead:?}"
+    );
+    assert!(
+        dead[1]["reason"].as_str().unwrap().contains("not valid JSON"),
+        "{dead:?}"
+    );
+
+    for (args, expect) in [
+        (
+            vec![
+                "stream",
+                "--model",
+                p(&model),
+                "--source",
+                "nats://x",
+                "--sink",
+                "stdout:",
+            ],
+            "unknown scheme `nats:`",
+        ),
+        (
+            vec![
+                "stream",
+                "--model",
+                p(&model),
+                "--source",
+                "file:nope.jsonl",
+                "--sink",
+                "stdout:",
+            ],
+            "nope.jsonl",
+        ),
+        (
+            vec!["stream", "--model", p(&model), "--source", "stdin:"],
+            "no sink",
+        ),
+        (
+            vec![
+                "stream",
+                "--model",
+                p(&model),
+                "--source",
+                "file:x?folow=1",
+                "--sink",
+                "stdout:",
+            ],
+            "unknown parameter `folow`",
+        ),
+        (
+            vec![
+                "stream",
+                "--model",
+                p(&model),
+                "--source",
+                "stdin:",
+                "--sink",
+                "parquet:x/",
+            ],
+            "`parquet` feature",
+        ),
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("error:") && l.contains(expect)),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+fn read_dead(dir: &Path) -> Vec<serde_json::Value> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "jsonl") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
