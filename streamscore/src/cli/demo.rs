@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 fn step(n: u32, title: &str) {
-    println!("\n[{n}/5] {title}");
+    println!("\n[{n}/6] {title}");
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -102,7 +102,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
 
     step(5, "predict on fresh data");
-    let scored = predict::run_with_output(predict::Args::new(model_dir, fresh_csv, predictions_csv.clone()))?;
+    let scored = predict::run_with_output(predict::Args::new(
+        model_dir.clone(),
+        fresh_csv,
+        predictions_csv.clone(),
+    ))?;
     let text = std::fs::read_to_string(&predictions_csv)?;
     for line in text.lines().take(4) {
         println!("  {line}");
@@ -112,6 +116,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         thousands(scored.predictions.len()),
         predictions_csv.display()
     );
+    step(
+        6,
+        "stream 100,000 generated events from a file into the JSONL inference log",
+    );
+    stream_step(&dir, &model_dir, args.seed + 3)?;
+
     println!("\ndemo finished: every step succeeded");
+    Ok(())
+}
+
+/// Scores a file of generated events with the saved model through the streaming pipeline.
+fn stream_step(dir: &std::path::Path, model_dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
+    use std::time::Instant;
+
+    use ml_stream::{PipelineConfig, SpecRegistry};
+    use streamscore::stream::{StreamRequest, build};
+
+    let events = dir.join("events.jsonl");
+    let logs = dir.join("inference-logs");
+    let dead = dir.join("dead-letters");
+    generate::run(generate::Args::new(100_000, seed, 0.0, events.clone()))?;
+    let request = StreamRequest {
+        model: model_dir.to_path_buf(),
+        source: format!("file:{}", events.display()),
+        sinks: vec![format!("jsonl:{}", logs.display())],
+        dead_letter: Some(format!("jsonl:{}", dead.display())),
+        config: PipelineConfig::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let started = Instant::now();
+    let report = runtime.block_on(async {
+        let (pipeline, source) = build(&request, &SpecRegistry::default())?;
+        pipeline.run(source).await
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "  {} events scored into {} ({} dead letters, {} commits) in {:.2} s: {:.0} events/s",
+        thousands(report.records_out as usize),
+        logs.display(),
+        report.dead_letters,
+        report.commits,
+        secs,
+        report.records_out as f64 / secs.max(1e-9)
+    );
+    println!(
+        "  layout: {{endpoint}}/{{deployment}}/model_inputs|model_outputs/yyyy/MM/dd/HH/*.jsonl (Azure ML data collection)"
+    );
     Ok(())
 }
