@@ -17,6 +17,9 @@ pub struct Decoded {
     pub frame: Option<Frame>,
     /// Per frame row: where it came from and the event's timestamp.
     pub rows: Vec<(SourcePosition, Option<i64>)>,
+    /// Per frame row, the record as received (JSON events), to log as the model input without
+    /// rebuilding it; `None` for CSV events (their inputs are rebuilt from the frame).
+    pub inputs: Option<Vec<serde_json::Map<String, Json>>>,
     /// The events set aside.
     pub dead: Vec<DeadLetter>,
 }
@@ -88,9 +91,20 @@ fn decode_json(group: &[&Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
             Err(err) => dead_letters.push(dead(e, format!("not valid JSON: {err}"), now_ms)),
         }
     }
-    build(rows, dead_letters, now_ms, |values: &[Json]| {
+    let built = build(rows, dead_letters, now_ms, |values: &[Json]| {
         Frame::from_json_records(values, schema.clone(), &ReadOptions::default())
-    })
+    });
+    let mut decoded = built.decoded;
+    decoded.inputs = built.values.map(|values| {
+        values
+            .into_iter()
+            .map(|v| match v {
+                Json::Object(m) => m,
+                _ => serde_json::Map::new(),
+            })
+            .collect()
+    });
+    decoded
 }
 
 fn decode_csv(group: &[&Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
@@ -109,35 +123,49 @@ fn decode_csv(group: &[&Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
         text.push(b'\n');
         CsvTable::read(text.as_slice(), "event")?.to_frame(schema.clone(), &ReadOptions::default())
     })
+    .decoded
+}
+
+/// What [`build`] returns: the decoded rows and the payload values that made the frame.
+struct Built<T> {
+    decoded: Decoded,
+    values: Option<Vec<T>>,
 }
 
 /// Builds a frame from `rows`, moving each row that fails to the dead letters (with every
 /// problem found in it) and trying again with the rest.
-fn build<T: Clone>(
-    mut rows: Vec<(T, &Event)>,
+fn build<T>(
+    rows: Vec<(T, &Event)>,
     mut dead_letters: Vec<DeadLetter>,
     now_ms: i64,
     make: impl Fn(&[T]) -> ml_core::Result<Frame>,
-) -> Decoded {
-    dead_letters.sort_by_key(|d| (d.position.partition, d.position.offset));
+) -> Built<T> {
+    let (mut values, mut events): (Vec<T>, Vec<&Event>) = rows.into_iter().unzip();
     loop {
-        if rows.is_empty() {
+        if values.is_empty() {
             dead_letters.sort_by_key(|d| (d.position.partition, d.position.offset));
-            return Decoded {
-                frame: None,
-                rows: Vec::new(),
-                dead: dead_letters,
+            return Built {
+                decoded: Decoded {
+                    frame: None,
+                    rows: Vec::new(),
+                    inputs: None,
+                    dead: dead_letters,
+                },
+                values: None,
             };
         }
-        let values: Vec<T> = rows.iter().map(|(v, _)| v.clone()).collect();
         let bad: BTreeMap<usize, String> = match make(&values) {
             Ok(frame) => {
-                let meta = rows.iter().map(|(_, e)| (position(e), e.timestamp_ms)).collect();
+                let meta = events.iter().map(|e| (position(e), e.timestamp_ms)).collect();
                 dead_letters.sort_by_key(|d| (d.position.partition, d.position.offset));
-                return Decoded {
-                    frame: Some(frame),
-                    rows: meta,
-                    dead: dead_letters,
+                return Built {
+                    decoded: Decoded {
+                        frame: Some(frame),
+                        rows: meta,
+                        inputs: None,
+                        dead: dead_letters,
+                    },
+                    values: Some(values),
                 };
             }
             Err(CoreError::Validation(v)) => {
@@ -162,7 +190,7 @@ fn build<T: Clone>(
                     } else {
                         whole.join("; ")
                     };
-                    (0..rows.len()).map(|r| (r, reason.clone())).collect()
+                    (0..values.len()).map(|r| (r, reason.clone())).collect()
                 } else {
                     bad
                 }
@@ -173,16 +201,23 @@ fn build<T: Clone>(
                 row,
                 format!("CSV line has {found} fields but the header has {expected}"),
             )]),
-            Err(other) => (0..rows.len()).map(|r| (r, other.to_string())).collect(),
+            Err(other) => (0..values.len()).map(|r| (r, other.to_string())).collect(),
         };
-        let mut kept = Vec::with_capacity(rows.len());
-        for (i, row) in rows.into_iter().enumerate() {
-            match bad.get(&i) {
-                Some(reason) => dead_letters.push(dead(row.1, reason.clone(), now_ms)),
-                None => kept.push(row),
+        let mut index = 0;
+        events.retain(|e| {
+            let keep = !bad.contains_key(&index);
+            if let Some(reason) = bad.get(&index) {
+                dead_letters.push(dead(e, reason.clone(), now_ms));
             }
-        }
-        rows = kept;
+            index += 1;
+            keep
+        });
+        let mut index = 0;
+        values.retain(|_| {
+            let keep = !bad.contains_key(&index);
+            index += 1;
+            keep
+        });
     }
 }
 

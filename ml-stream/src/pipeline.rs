@@ -425,20 +425,14 @@ impl Writer<'_> {
         let Decoded {
             frame,
             rows,
+            inputs,
             mut dead,
         } = batch.decoded;
         let mut records = Vec::new();
         if let (Some(frame), Some(outcome)) = (&frame, outcome) {
             match outcome {
                 Ok(predictions) => {
-                    records = build_records(
-                        self.config,
-                        frame,
-                        &rows,
-                        &predictions,
-                        latency_ms,
-                        batch.read_at_ms,
-                    );
+                    records = build_records(self.config, frame, &rows, inputs, &predictions, latency_ms);
                     self.counters
                         .add(&self.counters.batches, "streamscore_stream_batches_total", 1);
                     self.counters
@@ -616,13 +610,14 @@ fn build_records(
     config: &PipelineConfig,
     frame: &Frame,
     rows: &[(SourcePosition, Option<i64>)],
+    inputs: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
     predictions: &Predictions,
     latency_ms: f64,
-    read_at_ms: i64,
 ) -> Vec<InferenceRecord> {
     let correlation_id = uuid::Uuid::new_v4().to_string();
     let now = now_ms();
-    let _ = read_at_ms;
+    // The records as received when the events were JSON; rebuilt from the frame otherwise.
+    let mut inputs = inputs.filter(|i| i.len() == rows.len()).map(Vec::into_iter);
     rows.iter()
         .enumerate()
         .map(|(r, (position, event_ts))| {
@@ -654,7 +649,10 @@ fn build_records(
                 model_name: config.model_name.clone(),
                 model_version: config.model_version.clone(),
                 position: position.clone(),
-                inputs: row_inputs(frame, r),
+                inputs: inputs
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .unwrap_or_else(|| row_inputs(frame, r)),
                 outputs,
                 latency_ms,
             }

@@ -89,18 +89,25 @@ impl Frame {
                 ));
                 continue;
             };
-            for key in map.keys() {
-                if schema.index_of(key).is_none() && extra_seen.insert(key.clone()) {
-                    extra.push(key.clone());
-                }
-            }
             let at = Position { row: r, line: None };
+            let mut matched = 0;
             for ((b, field), &gone) in builders.iter_mut().zip(schema.fields()).zip(&absent) {
                 if gone && !field.nullable {
                     continue; // already reported as a missing column
                 }
-                let cell = map.get(&field.name).map_or(CellRef::Missing, CellRef::from_json);
+                let value = map.get(&field.name);
+                matched += usize::from(value.is_some());
+                let cell = value.map_or(CellRef::Missing, CellRef::from_json);
                 b.push(field, cell, at, &mut errors);
+            }
+            // Only a record with more keys than matched fields has extra ones: skip the lookups
+            // (a hash per key) on the common, exact record.
+            if map.len() > matched {
+                for key in map.keys() {
+                    if schema.index_of(key).is_none() && extra_seen.insert(key.clone()) {
+                        extra.push(key.clone());
+                    }
+                }
             }
             if errors.is_full() {
                 break;
