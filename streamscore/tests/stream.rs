@@ -134,7 +134,7 @@ fn killed_at_failpoints_and_resumed_loses_nothing() {
             .output()
             .unwrap();
         assert!(!crashed.status.success(), "{name}:{hit} did not stop the process");
-        assert!(String::from_utf8_lossy(&crashed.stderr).contains(&format!("failpoint {name}")));
+        assert!(String::from_utf8_lossy(&crashed.stderr).contains(&format!("failpoint `{name}` hit")));
         let resumed = bin().args(&args).output().unwrap();
         assert!(
             resumed.status.success(),
