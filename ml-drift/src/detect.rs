@@ -25,10 +25,10 @@ pub const SMOOTHING: f64 = 0.5;
 
 /// One side of a comparison for one feature, in the forms the tests read.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct FeatureInput {
+pub struct FeatureInput<'a> {
     /// Numeric: the values, sorted ascending (for the reference: all of them, or the profile's
     /// sample). Empty for categorical features.
-    pub sorted: Vec<f64>,
+    pub sorted: &'a [f64],
     /// Bucket counts aligned between both sides: numeric bins (at the reference's quantile edges)
     /// or categories (see [`FeatureInput::labels`]).
     pub buckets: Vec<f64>,
@@ -75,7 +75,7 @@ pub trait DriftDetector: Send + Sync + Debug {
     /// Whether it applies to this feature type.
     fn applies_to(&self, feature_type: FeatureType) -> bool;
     /// Compares current with reference.
-    fn test(&self, reference: &FeatureInput, current: &FeatureInput) -> TestScore;
+    fn test(&self, reference: &FeatureInput<'_>, current: &FeatureInput<'_>) -> TestScore;
 }
 
 /// Two-sample Kolmogorov–Smirnov (scipy's exact / asymptotic p-values).
@@ -98,8 +98,8 @@ impl DriftDetector for KsTest {
     fn applies_to(&self, t: FeatureType) -> bool {
         t == FeatureType::Numerical
     }
-    fn test(&self, r: &FeatureInput, c: &FeatureInput) -> TestScore {
-        let res = stats::ks_2samp_sorted(&r.sorted, &c.sorted, self.method);
+    fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
+        let res = stats::ks_2samp_sorted(r.sorted, c.sorted, self.method);
         TestScore {
             score: res.p_value,
             p_value: Some(res.p_value),
@@ -125,8 +125,8 @@ impl DriftDetector for WassersteinTest {
     fn applies_to(&self, t: FeatureType) -> bool {
         t == FeatureType::Numerical
     }
-    fn test(&self, r: &FeatureInput, c: &FeatureInput) -> TestScore {
-        let d = stats::wasserstein_sorted(&r.sorted, &c.sorted);
+    fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
+        let d = stats::wasserstein_sorted(r.sorted, c.sorted);
         let norm = if r.std > 0.0 && r.std.is_finite() {
             r.std
         } else {
@@ -156,7 +156,7 @@ impl DriftDetector for PsiTest {
     fn applies_to(&self, _: FeatureType) -> bool {
         true
     }
-    fn test(&self, r: &FeatureInput, c: &FeatureInput) -> TestScore {
+    fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
         TestScore {
             score: stats::psi(&r.buckets, &c.buckets),
             p_value: None,
@@ -181,7 +181,7 @@ impl DriftDetector for JensenShannonTest {
     fn applies_to(&self, _: FeatureType) -> bool {
         true
     }
-    fn test(&self, r: &FeatureInput, c: &FeatureInput) -> TestScore {
+    fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
         TestScore {
             score: stats::jensen_shannon(&r.buckets, &c.buckets),
             p_value: None,
@@ -206,7 +206,7 @@ impl DriftDetector for HellingerTest {
     fn applies_to(&self, _: FeatureType) -> bool {
         true
     }
-    fn test(&self, r: &FeatureInput, c: &FeatureInput) -> TestScore {
+    fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
         TestScore {
             score: stats::hellinger(&r.buckets, &c.buckets),
             p_value: None,
@@ -231,7 +231,7 @@ impl DriftDetector for ChiSquareTest {
     fn applies_to(&self, _: FeatureType) -> bool {
         true
     }
-    fn test(&self, r: &FeatureInput, c: &FeatureInput) -> TestScore {
+    fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
         let expected = smoothed(&r.buckets);
         let (_, p) = stats::chisquare(&c.buckets, &expected);
         TestScore {
@@ -258,7 +258,7 @@ impl DriftDetector for ZTest {
     fn applies_to(&self, _: FeatureType) -> bool {
         true
     }
-    fn test(&self, r: &FeatureInput, c: &FeatureInput) -> TestScore {
+    fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
         let first = |b: &[f64]| b.first().copied().unwrap_or(0.0);
         let (n1, n2) = (r.buckets.iter().sum::<f64>(), c.buckets.iter().sum::<f64>());
         let (_, p) = stats::z_test_proportions(first(&r.buckets), n1, first(&c.buckets), n2);
@@ -454,7 +454,7 @@ impl PreparedReference {
         let mut features = Vec::new();
         let mut add = |name: String, ft: FeatureType, values: ColumnValues, is_output: bool| match values {
             ColumnValues::Numeric { mut values, .. } => {
-                values.sort_unstable_by(f64::total_cmp);
+                stats::sort_floats(&mut values);
                 features.push(exact_numeric(name, ft, values, bins, is_output));
             }
             ColumnValues::Categorical { values, .. } => {
@@ -738,16 +738,17 @@ fn compare_feature(
     let mut r = FeatureInput {
         count: rf.count,
         std: rf.std,
-        sorted: rf.sorted.clone(),
+        sorted: &rf.sorted,
         ..Default::default()
     };
     let mut c = FeatureInput::default();
     let mut cur_categories: Option<BTreeMap<String, f64>> = None;
     let mut n_values: usize;
+    let mut cur_sorted: Vec<f64> = Vec::new();
     match current {
         ColumnValues::Numeric { values, .. } => {
             let mut sorted = values.clone();
-            sorted.sort_unstable_by(f64::total_cmp);
+            stats::sort_floats(&mut sorted);
             c.count = sorted.len() as u64;
             let mut counts = vec![0.0; rf.bin_edges.len() + 1];
             let mut start = 0;
@@ -782,7 +783,7 @@ fn compare_feature(
                     cur_categories = Some(m);
                 }
             }
-            c.sorted = sorted;
+            cur_sorted = sorted;
             n_values = match (&rf.categories, &cur_categories) {
                 (Some(a), Some(b)) => a.keys().chain(b.keys()).collect::<BTreeSet<_>>().len(),
                 _ => usize::MAX,
@@ -845,6 +846,7 @@ fn compare_feature(
         r.labels = labels;
     }
     c.labels = r.labels.clone();
+    c.sorted = &cur_sorted;
     let score = test.test(&r, &c);
     let threshold = options
         .thresholds

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use ml_core::frame::{Column, MISSING_CODE, UNKNOWN_CATEGORY};
-use ml_core::{DataType, Frame, Predictions};
+use ml_core::{DataType, Frame, Predictions, Schema};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -214,6 +214,9 @@ pub struct ReferenceProfile {
     pub features: Vec<FeatureProfile>,
     /// Model outputs (prediction drift); empty when no predictions were given.
     pub outputs: Vec<FeatureProfile>,
+    /// The schema of the profiled data, so current data can be read the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
 }
 
 /// A column's values, extracted from a frame, the way the profile and the tests read them.
@@ -517,6 +520,7 @@ impl ReferenceProfile {
             n_rows: frame.n_rows() as u64,
             features,
             outputs,
+            schema: Some(frame.schema().as_ref().clone()),
         })
     }
 

@@ -20,8 +20,10 @@ pub struct DdSketch {
     /// The relative accuracy `α` (0 < α < 1).
     relative_accuracy: f64,
     /// Bucket index → count, positive values.
+    #[serde(with = "pairs")]
     positive: BTreeMap<i32, u64>,
     /// Bucket index → count, for the absolute values of negative values.
+    #[serde(with = "pairs")]
     negative: BTreeMap<i32, u64>,
     /// Count of values with `|x| ≤ MIN_INDEXABLE`.
     zero: u64,
@@ -131,6 +133,21 @@ impl DdSketch {
             }
         }
         buckets.last().map(|b| b.0)
+    }
+}
+
+/// Stores as `[[index, count], ...]`: integer map keys do not survive JSON inside tagged enums.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<i32, u64>, s: S) -> Result<S::Ok, S::Error> {
+        m.iter().map(|(&k, &v)| (k, v)).collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<i32, u64>, D::Error> {
+        Ok(Vec::<(i32, u64)>::deserialize(d)?.into_iter().collect())
     }
 }
 

@@ -8,6 +8,7 @@
 //!   metrics, model artifacts, the synthetic credit-default data set.
 //! - [`train`] — train from a CSV file with a reproducible validation split and save an artifact.
 //! - [`predict`] — score a CSV file with a saved model.
+//! - [`drift`] — profile training data and detect drift in current data.
 //!
 //! # Example
 //! ```
@@ -36,5 +37,6 @@ pub use ml_core;
 pub use ml_core as core;
 
 pub mod datagen;
+pub mod drift;
 pub mod predict;
 pub mod train;

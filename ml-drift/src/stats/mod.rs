@@ -251,3 +251,72 @@ mod tests {
         assert_eq!(z_test_proportions(0.0, 10.0, 0.0, 10.0), (0.0, 1.0));
     }
 }
+
+/// Sorts finite floats ascending: an LSD radix sort on the order-preserving bit pattern (8 passes
+/// of 8 bits), several times faster than a comparison sort on the 10⁵–10⁶ values drift compares.
+/// Short slices use the standard sort.
+pub fn sort_floats(v: &mut [f64]) {
+    if v.len() < 2048 {
+        v.sort_unstable_by(f64::total_cmp);
+        return;
+    }
+    // Order-preserving map: flip all bits of negatives, only the sign bit of positives.
+    let key = |x: f64| -> u64 {
+        let b = x.to_bits();
+        if b >> 63 == 1 { !b } else { b | (1 << 63) }
+    };
+    let mut a: Vec<u64> = v.iter().map(|&x| key(x)).collect();
+    let mut b = vec![0u64; a.len()];
+    for pass in 0..8 {
+        let shift = pass * 8;
+        let mut counts = [0usize; 256];
+        for &k in &a {
+            counts[((k >> shift) & 0xff) as usize] += 1;
+        }
+        // A pass where every key has the same byte changes nothing.
+        if counts.contains(&a.len()) {
+            continue;
+        }
+        let mut offsets = [0usize; 256];
+        let mut sum = 0;
+        for (o, &c) in offsets.iter_mut().zip(&counts) {
+            *o = sum;
+            sum += c;
+        }
+        for &k in &a {
+            let d = ((k >> shift) & 0xff) as usize;
+            b[offsets[d]] = k;
+            offsets[d] += 1;
+        }
+        std::mem::swap(&mut a, &mut b);
+    }
+    for (x, k) in v.iter_mut().zip(a) {
+        let bits = if k >> 63 == 1 { k & !(1 << 63) } else { !k };
+        *x = f64::from_bits(bits);
+    }
+}
+
+#[cfg(test)]
+mod sort_tests {
+    #[test]
+    fn radix_sort_equals_comparison_sort() {
+        let mut rng = ml_core::rng::Rng::new(3);
+        let mut v: Vec<f64> = (0..10_000)
+            .map(|i| {
+                if i % 7 == 0 {
+                    -rng.normal() * 1e5
+                } else {
+                    rng.normal()
+                }
+            })
+            .collect();
+        v.extend([0.0, -0.0, 1e300, -1e300, 5e-324]);
+        let mut w = v.clone();
+        super::sort_floats(&mut v);
+        w.sort_unstable_by(f64::total_cmp);
+        assert_eq!(
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            w.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+    }
+}

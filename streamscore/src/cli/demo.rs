@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use ml_core::{CsvTable, Model, ModelArtifact, ReadOptions};
 use streamscore::train::evaluate;
 
-use super::{generate, predict, thousands, train};
+use super::{drift, generate, predict, thousands, train};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 fn step(n: u32, title: &str) {
-    println!("\n[{n}/5] {title}");
+    println!("\n[{n}/6] {title}");
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -102,7 +102,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
 
     step(5, "predict on fresh data");
-    let scored = predict::run_with_output(predict::Args::new(model_dir, fresh_csv, predictions_csv.clone()))?;
+    let scored = predict::run_with_output(predict::Args::new(
+        model_dir.clone(),
+        fresh_csv,
+        predictions_csv.clone(),
+    ))?;
     let text = std::fs::read_to_string(&predictions_csv)?;
     for line in text.lines().take(4) {
         println!("  {line}");
@@ -112,6 +116,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         thousands(scored.predictions.len()),
         predictions_csv.display()
     );
+
+    step(
+        6,
+        "detect drift: drifted data against the training profile stored with the model",
+    );
+    let html = dir.join("drift_report.html");
+    drift::run_with_report(drift::Args::new(
+        model_dir.display().to_string(),
+        drifted_csv,
+        html,
+    ))?;
     println!("\ndemo finished: every step succeeded");
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod demo;
+mod drift;
 mod generate;
 mod predict;
+mod profile;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +25,10 @@ enum Command {
     Train(train::Args),
     /// Score a CSV file with a saved model.
     Predict(predict::Args),
+    /// Profile training data for drift detection (writes profile.json).
+    Profile(profile::Args),
+    /// Compare current data with a reference profile and report drift.
+    Drift(drift::Args),
     /// Run the whole local flow on generated data: generate, train, evaluate, save, predict.
     Demo(demo::Args),
 }
@@ -34,6 +40,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Profile(a) => profile::run(a),
+        Command::Drift(a) => drift::run(a),
     }
 }
 
