@@ -205,7 +205,27 @@ pub fn read_current(path: &Path, reference: &ReferenceProfile) -> Result<Frame> 
     }
 }
 
-/// Compares current data with a reference.
-pub fn drift(reference: &ReferenceProfile, current: &Frame, options: &DriftOptions) -> Result<DriftReport> {
-    drift_from_profile(reference, current, None, options).map_err(drift_error)
+/// Compares current data with a reference; with the model, its predictions on the current data
+/// are compared with the profiled training predictions too (prediction drift).
+pub fn drift(
+    reference: &ReferenceProfile,
+    current: &Frame,
+    model: Option<&dyn Model>,
+    options: &DriftOptions,
+) -> Result<DriftReport> {
+    let predictions = match model {
+        Some(m) if !reference.outputs.is_empty() => Some(m.predict(current)?),
+        _ => None,
+    };
+    drift_from_profile(reference, current, predictions.as_ref(), options).map_err(drift_error)
+}
+
+/// The model of a model-artifact reference (`None` for a profile.json file).
+pub fn reference_model(spec: &str) -> Result<Option<std::sync::Arc<dyn Model>>> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        ModelArtifact::load(path)?.load_model().map(Some)
+    } else {
+        Ok(None)
+    }
 }

@@ -151,10 +151,11 @@ impl Adwin {
         }
     }
 
-    fn cut_found(&self, n0: f64, n1: f64, delta_mean: f64) -> bool {
-        let dp = (2.0 * self.width.ln() / self.delta).ln();
+    /// `dp = ln(2·ln(width)/δ)` and `var = variance/width` only change when the window does, so
+    /// the scan computes them once per pass (same values, same rounding as per cut).
+    fn cut_found(&self, n0: f64, n1: f64, delta_mean: f64, dp: f64, var: f64) -> bool {
         let m = 1.0 / (n0 - self.min_window_length + 1.0) + 1.0 / (n1 - self.min_window_length + 1.0);
-        let eps = (2.0 * m * (self.variance / self.width) * dp).sqrt() + 2.0 / 3.0 * dp * m;
+        let eps = (2.0 * m * var * dp).sqrt() + 2.0 / 3.0 * dp * m;
         delta_mean.abs() > eps
     }
 
@@ -168,6 +169,8 @@ impl Adwin {
         while again {
             again = false;
             let (mut n0, mut n1, mut u0, mut u1) = (0.0, self.width, 0.0, self.total);
+            let dp = (2.0 * self.width.ln() / self.delta).ln();
+            let var = self.variance / self.width;
             // Cuts from the oldest summary towards the newest.
             'rows: for r in (0..self.rows.len()).rev() {
                 let size = (1u64 << r) as f64;
@@ -183,7 +186,7 @@ impl Adwin {
                     }
                     if n1 >= self.min_window_length
                         && n0 >= self.min_window_length
-                        && self.cut_found(n0, n1, u0 / n0 - u1 / n1)
+                        && self.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var)
                     {
                         detected = true;
                         again = true;

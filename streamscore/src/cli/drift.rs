@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ml_drift::{Correction, DriftOptions, DriftReport};
-use streamscore::drift::{drift, load_reference, read_current};
+use streamscore::drift::{drift, load_reference, read_current, reference_model};
 
 use super::{ensure_parent, parse_key_value, thousands};
 
@@ -96,7 +96,8 @@ pub fn run_with_report(args: Args) -> anyhow::Result<DriftReport> {
         drift_share: args.drift_share,
         ..DriftOptions::default()
     };
-    let report = drift(&reference, &current, &options)?;
+    let model = reference_model(&args.reference)?;
+    let report = drift(&reference, &current, model.as_deref(), &options)?;
     let d = &report.dataset;
     println!(
         "drift: {} of {} features drifted (share {:.2}) — dataset drift: {}  [{} reference rows, {} current rows, {:.2} s]",
