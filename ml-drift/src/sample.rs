@@ -13,7 +13,11 @@ use ml_core::rng::splitmix64;
 use serde::{Deserialize, Serialize};
 
 /// The bounded, order-independent sample of one numeric column.
+///
+/// Serialized as its settings and the sampled values only (priorities are recomputed from the
+/// values), which keeps `profile.json` small.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "SampleRepr", from = "SampleRepr")]
 pub struct HashSample {
     capacity: usize,
     seed: u64,
@@ -21,6 +25,36 @@ pub struct HashSample {
     threshold: Option<u64>,
     /// `(priority, value)` pairs, sorted by value once [`HashSample::finish`] ran.
     entries: Vec<(u64, f64)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SampleRepr {
+    capacity: usize,
+    seed: u64,
+    threshold: Option<u64>,
+    values: Vec<f64>,
+}
+
+impl From<HashSample> for SampleRepr {
+    fn from(s: HashSample) -> Self {
+        SampleRepr {
+            capacity: s.capacity,
+            seed: s.seed,
+            threshold: s.threshold,
+            values: s.entries.iter().map(|e| e.1).collect(),
+        }
+    }
+}
+
+impl From<SampleRepr> for HashSample {
+    fn from(r: SampleRepr) -> Self {
+        HashSample {
+            capacity: r.capacity,
+            seed: r.seed,
+            threshold: r.threshold,
+            entries: r.values.iter().map(|&x| (priority(x, r.seed), x)).collect(),
+        }
+    }
 }
 
 fn priority(x: f64, seed: u64) -> u64 {

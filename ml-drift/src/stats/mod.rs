@@ -320,3 +320,59 @@ mod sort_tests {
         );
     }
 }
+
+/// The KS statistic and the Wasserstein distance of two **sorted** samples in one merge pass
+/// (the same values, bit for bit, as [`ks_statistic_sorted`] and [`wasserstein_sorted`]): half
+/// the memory traffic when both tests run on a large reference.
+pub fn ks_and_wasserstein_sorted(u: &[f64], v: &[f64]) -> (f64, f64) {
+    let (nu, nv) = (u.len(), v.len());
+    if nu == 0 || nv == 0 {
+        return (0.0, 0.0);
+    }
+    let (fu, fv) = (nu as f64, nv as f64);
+    let (su, sv) = (1.0 / fu, 1.0 / fv);
+    let cdf = |i: usize, n: usize, s: f64| if i == n { 1.0 } else { i as f64 * s };
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut prev = u[0].min(v[0]);
+    let (mut d, mut w): (f64, f64) = (0.0, 0.0);
+    while i < nu || j < nv {
+        let x = match (u.get(i), v.get(j)) {
+            (Some(&a), Some(&b)) => a.min(b),
+            (Some(&a), None) => a,
+            (None, Some(&b)) => b,
+            (None, None) => break,
+        };
+        w += (i as f64 / fu - j as f64 / fv).abs() * (x - prev);
+        let both_left = i < nu && j < nv;
+        while i < nu && u[i] <= x {
+            i += 1;
+        }
+        while j < nv && v[j] <= x {
+            j += 1;
+        }
+        if both_left {
+            d = d.max((cdf(i, nu, su) - cdf(j, nv, sv)).abs());
+        }
+        prev = x;
+    }
+    (d, w)
+}
+
+#[cfg(test)]
+mod fused_tests {
+    #[test]
+    fn fused_equals_separate() {
+        let mut rng = ml_core::rng::Rng::new(9);
+        for (n1, n2) in [(1, 1), (5, 300), (1000, 777), (40, 40)] {
+            let mut a: Vec<f64> = (0..n1).map(|_| (rng.normal() * 10.0).round() / 10.0).collect();
+            let mut b: Vec<f64> = (0..n2)
+                .map(|_| (rng.normal() * 10.0 + 3.0).round() / 10.0)
+                .collect();
+            a.sort_by(f64::total_cmp);
+            b.sort_by(f64::total_cmp);
+            let (d, w) = super::ks_and_wasserstein_sorted(&a, &b);
+            assert_eq!(d.to_bits(), super::ks_statistic_sorted(&a, &b).to_bits());
+            assert_eq!(w.to_bits(), super::wasserstein_sorted(&a, &b).to_bits());
+        }
+    }
+}
