@@ -8,6 +8,7 @@
 //!   metrics, model artifacts, the synthetic credit-default data set.
 //! - [`train`] — train from a CSV file with a reproducible validation split and save an artifact.
 //! - [`predict`] — score a CSV file with a saved model.
+//! - [`drift`] — profile training data and detect drift in current data.
 //!
 //! # Example
 //! ```
@@ -37,6 +38,7 @@ pub use ml_core as core;
 
 pub mod config;
 pub mod datagen;
+pub mod drift;
 pub mod predict;
 pub mod stream;
 pub mod train;

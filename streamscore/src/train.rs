@@ -104,6 +104,7 @@ impl TrainOutcome {
             .with_tag("training_data", data_name)
             .with_tag("validation_fraction", request.validation_fraction.to_string())
             .with_tag("split_seed", request.split_seed.to_string());
+        let artifact = crate::drift::attach_training_profile(artifact, &self.model, &request.data)?;
         Ok(artifact)
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use ml_core::{CsvTable, Model, ModelArtifact, ReadOptions};
 use streamscore::train::evaluate;
 
-use super::{generate, predict, thousands, train};
+use super::{drift, generate, predict, thousands, train};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,8 +21,11 @@ pub struct Args {
     seed: u64,
 }
 
+/// How many steps the demo prints.
+const STEPS: u32 = 7;
+
 fn step(n: u32, title: &str) {
-    println!("\n[{n}/6] {title}");
+    println!("\n[{n}/{STEPS}] {title}");
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -116,12 +119,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         thousands(scored.predictions.len()),
         predictions_csv.display()
     );
+
     step(
         6,
         "stream 100,000 generated events from a file into the JSONL inference log",
     );
     stream_step(&dir, &model_dir, args.seed + 3)?;
 
+    step(
+        7,
+        "detect drift: drifted data against the training profile stored with the model",
+    );
+    let html = dir.join("drift_report.html");
+    drift::run_with_report(drift::Args::new(
+        model_dir.display().to_string(),
+        drifted_csv,
+        html,
+    ))?;
     println!("\ndemo finished: every step succeeded");
     Ok(())
 }

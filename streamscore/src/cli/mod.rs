@@ -1,8 +1,10 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod demo;
+mod drift;
 mod generate;
 mod predict;
+mod profile;
 mod stream;
 mod train;
 
@@ -26,6 +28,10 @@ enum Command {
     Predict(predict::Args),
     /// Score a stream of events with a saved model into one or more sinks (at-least-once).
     Stream(stream::Args),
+    /// Profile training data for drift detection (writes profile.json).
+    Profile(profile::Args),
+    /// Compare current data with a reference profile and report drift.
+    Drift(drift::Args),
     /// Run the whole local flow on generated data: generate, train, evaluate, save, predict.
     Demo(demo::Args),
 }
@@ -38,6 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Stream(a) => stream::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Profile(a) => profile::run(a),
+        Command::Drift(a) => drift::run(a),
     }
 }
 

@@ -1,0 +1,190 @@
+//! Drift benchmarks, single-threaded: reference 1,000,000 × 20 numeric features against current
+//! 100,000 × 20.
+//!
+//! - `exact`: the full reference kept sorted (prepared once, as at training time); per feature
+//!   KS exactly as scipy computes it (statistic over all 1.1M values, asymptotic p-value as
+//!   scipy's `auto` picks for these sizes), normed Wasserstein and PSI.
+//! - `profile`: the reference profile (10,000-value sample and sketch bins); the same three tests.
+//! - `adwin`: ADWIN updates per second with river's defaults.
+//!
+//! `cargo bench -p ml-drift --bench drift`; the approximation error of profile vs exact is printed
+//! once before the timings.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ml_core::rng::Rng;
+use ml_drift::ChangeDetector;
+use ml_drift::detect::{ReferenceFeature, exact_numeric};
+use ml_drift::profile::{Distribution, FeatureType};
+use ml_drift::stats::{KsMethod, ks_and_wasserstein_sorted, ks_pvalue, psi, sort_floats};
+use ml_drift::stream::Adwin;
+
+const FEATURES: usize = 20;
+
+fn columns(n: usize, shift: f64, seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = Rng::new(seed);
+    (0..FEATURES)
+        .map(|f| {
+            (0..n)
+                .map(|_| rng.normal() * (1.0 + f as f64) + shift + f as f64)
+                .collect()
+        })
+        .collect()
+}
+
+/// KS, normed Wasserstein and PSI of one current column against one prepared reference.
+fn three_tests(reference: &ReferenceFeature, current: &[f64]) -> (f64, f64, f64, f64) {
+    let mut cur = current.to_vec();
+    sort_floats(&mut cur);
+    // One merge pass for both (bit-identical to the separate functions).
+    let (d, w) = ks_and_wasserstein_sorted(&reference.sorted, &cur);
+    let p = ks_pvalue(d, reference.sorted.len(), cur.len(), KsMethod::Auto);
+    let w = w / reference.std;
+    let mut counts = vec![0.0; reference.bin_edges.len() + 1];
+    let mut start = 0;
+    for (b, c) in counts.iter_mut().enumerate() {
+        let end = if b < reference.bin_edges.len() {
+            cur.partition_point(|&x| x <= reference.bin_edges[b])
+        } else {
+            cur.len()
+        };
+        *c = (end - start) as f64;
+        start = end;
+    }
+    (d, p, w, psi(&reference.bin_counts, &counts))
+}
+
+fn prepared_exact(reference: &[Vec<f64>]) -> Vec<ReferenceFeature> {
+    reference
+        .iter()
+        .map(|c| {
+            let mut s = c.clone();
+            sort_floats(&mut s);
+            exact_numeric("x".into(), FeatureType::Numerical, s, 10, false)
+        })
+        .collect()
+}
+
+fn prepared_profile(reference: &[Vec<f64>]) -> Vec<ReferenceFeature> {
+    use ml_core::{Column, DataType, Field, Frame, Schema};
+    let schema = Schema::new(
+        (0..FEATURES)
+            .map(|f| Field::new(format!("f{f}"), DataType::Float))
+            .collect(),
+    )
+    .unwrap();
+    let frame = Frame::from_columns(
+        schema,
+        reference
+            .iter()
+            .map(|c| Column::Float(c.clone().into()))
+            .collect(),
+        None,
+    )
+    .unwrap();
+    let profile =
+        ml_drift::ReferenceProfile::from_frame(&frame, None, &ml_drift::ProfileOptions::default()).unwrap();
+    let json = profile.to_json().unwrap();
+    eprintln!("profile.json for 1,000,000 × 20: {} bytes", json.len());
+    profile
+        .features
+        .iter()
+        .map(|f| {
+            let Distribution::Numeric(n) = &f.distribution else {
+                unreachable!()
+            };
+            ReferenceFeature {
+                name: f.name.clone(),
+                feature_type: FeatureType::Numerical,
+                sorted: n.reference_values(),
+                bin_edges: n.bin_edges.clone(),
+                bin_counts: n.bin_counts.iter().map(|&c| c as f64).collect(),
+                categories: None,
+                count: f.count,
+                std: n.std(f.count),
+                is_output: false,
+            }
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let reference = columns(1_000_000, 0.0, 1);
+    let current = columns(100_000, 0.05, 2);
+    let exact = prepared_exact(&reference);
+    let profile = prepared_profile(&reference);
+    // Approximation error of profile mode against exact mode.
+    let (mut dks, mut dp, mut dw, mut dpsi) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for f in 0..FEATURES {
+        let e = three_tests(&exact[f], &current[f]);
+        let p = three_tests(&profile[f], &current[f]);
+        dks = dks.max((e.0 - p.0).abs());
+        dp = dp.max((e.1 - p.1).abs());
+        dw = dw.max((e.2 - p.2).abs());
+        dpsi = dpsi.max((e.3 - p.3).abs());
+        if f == 0 {
+            eprintln!(
+                "feature 0 exact: D {:.5} p {:.3e} W/std {:.5} PSI {:.5}",
+                e.0, e.1, e.2, e.3
+            );
+            eprintln!(
+                "feature 0 profile: D {:.5} p {:.3e} W/std {:.5} PSI {:.5}",
+                p.0, p.1, p.2, p.3
+            );
+        }
+    }
+    eprintln!(
+        "profile vs exact, max abs error over 20 features: KS D {dks:.2e}, KS p {dp:.2e}, normed Wasserstein {dw:.2e}, PSI {dpsi:.2e}"
+    );
+
+    let mut g = c.benchmark_group("drift_1Mx20_vs_100kx20");
+    g.sample_size(10);
+    g.bench_function("exact_ks_wasserstein_psi", |b| {
+        b.iter(|| {
+            for f in 0..FEATURES {
+                black_box(three_tests(&exact[f], &current[f]));
+            }
+        })
+    });
+    g.bench_function("profile_ks_wasserstein_psi", |b| {
+        b.iter(|| {
+            for f in 0..FEATURES {
+                black_box(three_tests(&profile[f], &current[f]));
+            }
+        })
+    });
+    // The asymptotic p-value alone (scipy's kstwo.sf at n = 90,909), for 20 features.
+    g.bench_function("ks_pvalue_only", |b| {
+        b.iter(|| {
+            for f in 0..FEATURES {
+                black_box(ks_pvalue(
+                    black_box(0.004 + f as f64 * 1e-4),
+                    1_000_000,
+                    100_000,
+                    KsMethod::Auto,
+                ));
+            }
+        })
+    });
+    g.finish();
+
+    let stream: Vec<f64> = {
+        let mut rng = Rng::new(3);
+        (0..1_000_000)
+            .map(|i| rng.normal() + if i > 500_000 { 0.5 } else { 0.0 })
+            .collect()
+    };
+    let mut g = c.benchmark_group("adwin");
+    g.throughput(criterion::Throughput::Elements(stream.len() as u64));
+    g.bench_function("update_many_1M", |b| {
+        b.iter(|| {
+            let mut d = Adwin::default();
+            black_box(d.update_many(&stream))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
