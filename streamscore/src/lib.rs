@@ -23,7 +23,7 @@
 //!
 //! let request = TrainRequest::new(&data, "default", Estimator::from_name("logistic_regression", &[])?);
 //! let outcome = train(&request)?;
-//! assert!(outcome.metrics.validation.roc_auc > 0.6);
+//! assert!(outcome.metrics.validation.get("roc_auc").unwrap() > 0.6);
 //! outcome.artifact(&request)?.save(dir.path().join("model"))?;
 //! let model = streamscore::core::load_model(dir.path().join("model"))?;
 //! assert_eq!(model.output().labels(), ["0", "1"]);

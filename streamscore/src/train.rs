@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ml_core::estimator::ClassTarget;
-use ml_core::metrics::{self, ClassificationMetrics};
+use ml_core::estimator::regression_target;
+use ml_core::metrics::{self, ClassificationMetrics, RegressionMetrics};
 use ml_core::split::train_validation_split;
 use ml_core::{
     CsvTable, Error, Estimator, Frame, InferOptions, Model, ModelArtifact, NativeModel, ReadOptions, Result,
@@ -63,12 +64,46 @@ impl TrainRequest {
     }
 }
 
+/// Validation metrics of a classifier or a regressor.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ValidationMetrics {
+    /// A classifier's metrics.
+    Classification(ClassificationMetrics),
+    /// A regressor's metrics.
+    Regression(RegressionMetrics),
+}
+
+impl ValidationMetrics {
+    /// The classification metrics, for a classifier.
+    pub fn classification(&self) -> Option<&ClassificationMetrics> {
+        match self {
+            ValidationMetrics::Classification(m) => Some(m),
+            ValidationMetrics::Regression(_) => None,
+        }
+    }
+
+    /// The regression metrics, for a regressor.
+    pub fn regression(&self) -> Option<&RegressionMetrics> {
+        match self {
+            ValidationMetrics::Regression(m) => Some(m),
+            ValidationMetrics::Classification(_) => None,
+        }
+    }
+
+    /// A metric by its name in `metrics.json` (`roc_auc`, `f1`, `rmse`, ...), when present.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        let value = serde_json::to_value(self).ok()?;
+        value.get(name)?.as_f64()
+    }
+}
+
 /// Validation metrics with the sizes of both sides of the split (what `metrics.json` holds).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainMetrics {
     /// Metrics on the validation rows.
     #[serde(flatten)]
-    pub validation: ClassificationMetrics,
+    pub validation: ValidationMetrics,
     /// Rows used for fitting.
     pub n_train: usize,
     /// Rows held out.
@@ -143,6 +178,12 @@ pub fn resolve_schema(request: &TrainRequest, table: &CsvTable) -> Result<(Schem
 
 /// Trains as `request` says: read, split, fit on the training rows, evaluate on the rest.
 pub fn train(request: &TrainRequest) -> Result<TrainOutcome> {
+    train_with_progress(request, &|| {})
+}
+
+/// [`train`], calling `step` after each of the estimator's [`Estimator::n_steps`] fitting
+/// steps (from any thread), for a progress bar.
+pub fn train_with_progress(request: &TrainRequest, step: &(dyn Fn() + Sync)) -> Result<TrainOutcome> {
     let table = CsvTable::read_path(&request.data)?;
     let (schema, schema_source) = resolve_schema(request, &table)?;
     if schema.index_of(&request.target).is_none() {
@@ -170,10 +211,12 @@ pub fn train(request: &TrainRequest) -> Result<TrainOutcome> {
     let validation_frame = frame.select_rows(&validation_rows)?;
 
     let started = Instant::now();
-    let model = request.estimator.fit(&train_frame, &request.target)?;
+    let model = request
+        .estimator
+        .fit_with_progress(&train_frame, &request.target, step)?;
     let fit_time = started.elapsed();
 
-    let validation = evaluate(&model, &validation_frame, &request.target)?;
+    let validation = evaluate_any(&model, &validation_frame, &request.target)?;
     Ok(TrainOutcome {
         metrics: TrainMetrics {
             validation,
@@ -185,6 +228,29 @@ pub fn train(request: &TrainRequest) -> Result<TrainOutcome> {
         ignored_columns: frame.ignored_columns().to_vec(),
         fit_time,
     })
+}
+
+/// Scores `data` (which holds the target column) with a classifier or a regressor and computes
+/// the matching metrics.
+pub fn evaluate_any(model: &NativeModel, data: &Frame, target: &str) -> Result<ValidationMetrics> {
+    if matches!(model.output(), ml_core::OutputSpec::Regression) {
+        Ok(ValidationMetrics::Regression(evaluate_regression(
+            model, data, target,
+        )?))
+    } else {
+        Ok(ValidationMetrics::Classification(evaluate(model, data, target)?))
+    }
+}
+
+/// Scores `data` (which holds the target column) with a regressor and computes RMSE, MAE, R².
+pub fn evaluate_regression(model: &NativeModel, data: &Frame, target: &str) -> Result<RegressionMetrics> {
+    let (features, field, col, nulls) = data.split_off(target)?;
+    let truth = regression_target(&field, &col, nulls.as_deref())?;
+    let predictions = model.predict(&features)?;
+    let values = predictions
+        .values()
+        .ok_or_else(|| Error::Internal("regressor returned no values".into()))?;
+    metrics::regression(&truth, &values.to_vec())
 }
 
 /// Scores `data` (which holds the target column) and computes classification metrics.

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use ml_core::{Estimator, TypeHint};
-use streamscore::train::{SchemaSource, TrainOutcome, TrainRequest, train};
+use streamscore::train::{SchemaSource, TrainOutcome, TrainRequest, ValidationMetrics, train_with_progress};
 
 use super::{parse_key_value, parse_list, thousands};
 
@@ -64,6 +65,18 @@ impl Args {
     }
 }
 
+impl Args {
+    /// Sets the estimator and its parameters (for `demo`).
+    pub fn with_estimator(mut self, name: &str, params: &[(&str, &str)]) -> Self {
+        self.estimator = name.into();
+        self.params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     run_with_outcome(args).map(|_| ())
 }
@@ -96,7 +109,10 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
         );
     }
     eprintln!("reading {}", args.data.display());
-    let outcome = train(&request)?;
+    let bar = fit_progress_bar(request.estimator.n_steps(), "fitting");
+    let outcome = train_with_progress(&request, &|| bar.inc(1));
+    bar.finish_and_clear();
+    let outcome = outcome?;
     match &outcome.schema_source {
         SchemaSource::File(p) => eprintln!("schema: {}", p.display()),
         SchemaSource::Sidecar(p) => eprintln!("schema: {} (found beside the data)", p.display()),
@@ -114,12 +130,35 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
         thousands(m.n_validation)
     );
     println!("validation metrics ({} rows):", thousands(m.n_validation));
-    println!("  accuracy  {:.4}", m.validation.accuracy);
-    println!("  f1        {:.4}", m.validation.f1);
-    println!("  roc_auc   {:.4}", m.validation.roc_auc);
-    println!("  log_loss  {:.4}", m.validation.log_loss);
+    match &m.validation {
+        ValidationMetrics::Classification(v) => {
+            println!("  accuracy  {:.4}", v.accuracy);
+            println!("  f1        {:.4}", v.f1);
+            println!("  roc_auc   {:.4}", v.roc_auc);
+            println!("  log_loss  {:.4}", v.log_loss);
+        }
+        ValidationMetrics::Regression(v) => {
+            println!("  rmse      {:.4}", v.rmse);
+            println!("  mae       {:.4}", v.mae);
+            println!("  r2        {:.4}", v.r2);
+        }
+    }
     let mut artifact = outcome.artifact(&request)?;
     artifact.save(&args.out)?;
     eprintln!("saved model artifact to {}", args.out.display());
     Ok(outcome)
+}
+
+/// A progress bar over `steps` fitting steps (trees), drawn on stderr only when it is a
+/// terminal; a one-step fit gets a spinner-free hidden bar.
+pub fn fit_progress_bar(steps: usize, message: &'static str) -> ProgressBar {
+    if steps <= 1 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
 }
