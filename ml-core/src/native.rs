@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::estimator::tree::TreeEnsemble;
-use crate::estimator::{Estimator, LinearClassifier};
+use crate::estimator::{Estimator, GaussianNb, KNeighbors, LinearClassifier, LinearRegressor};
 use crate::frame::Frame;
 use crate::model::{Model, OutputSpec, Predictions};
 use crate::preprocess::Preprocessor;
@@ -30,6 +30,12 @@ pub enum Fitted {
     LogisticRegression(LinearClassifier),
     /// Decision trees and random forests (classifiers and regressors), in one flat layout.
     TreeEnsemble(TreeEnsemble),
+    /// A linear regressor (least squares, ridge, lasso, elastic net).
+    LinearRegression(LinearRegressor),
+    /// k-nearest neighbours: the training rows and their targets.
+    KNeighbors(KNeighbors),
+    /// Gaussian naive Bayes.
+    GaussianNb(GaussianNb),
 }
 
 /// A model trained by ml-core: schema, preprocessing, fitted parameters and provenance, in one
@@ -157,6 +163,9 @@ impl NativeModel {
         match &self.fitted {
             Fitted::LogisticRegression(m) => m.n_features(),
             Fitted::TreeEnsemble(m) => m.n_features,
+            Fitted::LinearRegression(m) => m.n_features(),
+            Fitted::KNeighbors(m) => m.n_features(),
+            Fitted::GaussianNb(m) => m.n_features(),
         }
     }
 }
@@ -175,8 +184,15 @@ impl Model for NativeModel {
         let out = match &self.fitted {
             Fitted::LogisticRegression(m) => m.predict_proba(x.view())?,
             Fitted::TreeEnsemble(m) => m.predict(x.view())?,
+            Fitted::LinearRegression(m) => m.predict(x.view())?,
+            Fitted::KNeighbors(m) => m.predict(x.view())?,
+            Fitted::GaussianNb(m) => m.predict_proba(x.view())?,
         };
         match &self.output {
+            OutputSpec::Regression if out.ncols() != 1 => Err(Error::Internal(format!(
+                "a regressor produced {} columns",
+                out.ncols()
+            ))),
             OutputSpec::Regression => Ok(Predictions::Regression {
                 values: out.column(0).to_owned(),
             }),

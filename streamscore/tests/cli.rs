@@ -276,3 +276,58 @@ fn help_is_available_everywhere() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--target"));
 }
+
+#[test]
+fn regressors_train_through_the_whole_workflow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("credit.csv");
+    ok(&["generate", "--rows", "3000", "--seed", "6", "--out", p(&data)]);
+    let mut r2 = Vec::new();
+    for (estimator, params) in [
+        ("ridge", vec!["alpha=1"]),
+        ("random_forest_regressor", vec!["n_estimators=20", "max_depth=6"]),
+    ] {
+        let model = tmp.path().join(estimator);
+        let mut args = vec![
+            "train",
+            "--data",
+            p(&data),
+            "--target",
+            "LIMIT_BAL",
+            "--estimator",
+            estimator,
+            "--out",
+            p(&model),
+        ];
+        for param in &params {
+            args.extend(["--param", param]);
+        }
+        let (stdout, _) = ok(&args);
+        let metrics: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(model.join("metrics.json")).unwrap()).unwrap();
+        for name in ["rmse", "mae", "r2"] {
+            let v = metrics[name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name} in {metrics}"));
+            assert!(stdout.contains(&format!("{name:<9} {v:.4}")), "{stdout}");
+        }
+        assert!(metrics.get("roc_auc").is_none());
+        assert!(metrics["rmse"].as_f64().unwrap() >= metrics["mae"].as_f64().unwrap());
+        r2.push(metrics["r2"].as_f64().unwrap());
+
+        // The saved regressor predicts one value per row.
+        let preds = tmp.path().join(format!("{estimator}.csv"));
+        ok(&[
+            "predict",
+            "--model",
+            p(&model),
+            "--data",
+            p(&data),
+            "--out",
+            p(&preds),
+        ]);
+        assert_eq!(fs::read_to_string(&preds).unwrap().lines().count(), 3001);
+    }
+    // The generator ties the credit limit to the other columns, so both explain some of it.
+    assert!(r2.iter().all(|&v| v > 0.0 && v < 1.0), "{r2:?}");
+}

@@ -5,7 +5,10 @@
 //! the preprocessing and the model, and returns a [`NativeModel`] that carries both.
 
 mod forest;
+mod linear;
 mod logistic;
+mod naive_bayes;
+mod neighbors;
 pub mod tree;
 
 use std::collections::BTreeMap;
@@ -13,7 +16,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use self::forest::{DecisionTreeParams, RandomForestParams};
+pub use self::linear::{ElasticNetParams, LassoParams, LinearRegressionParams, LinearRegressor, RidgeParams};
 pub use self::logistic::{LinearClassifier, LogisticRegressionParams};
+pub use self::naive_bayes::{GaussianNb, GaussianNbParams};
+pub use self::neighbors::{KNeighbors, KNeighborsParams, NeighborWeights};
 use self::tree::{TreeEnsemble, TreeTarget};
 use crate::error::{Error, Result};
 use crate::frame::{Column, Frame};
@@ -41,6 +47,21 @@ pub enum Estimator {
     RandomForestClassifier(RandomForestParams),
     /// A random forest regressor (the mean of the trees).
     RandomForestRegressor(RandomForestParams),
+    /// Ordinary least squares.
+    LinearRegression(LinearRegressionParams),
+    /// Least squares with an L2 penalty.
+    Ridge(RidgeParams),
+    /// Least squares with an L1 penalty (coordinate descent).
+    Lasso(LassoParams),
+    /// Least squares with L1 and L2 penalties (coordinate descent).
+    ElasticNet(ElasticNetParams),
+    /// k-nearest-neighbours classifier on standardized features; probabilities are the
+    /// neighbours' vote shares.
+    KNeighborsClassifier(KNeighborsParams),
+    /// k-nearest-neighbours regressor on standardized features.
+    KNeighborsRegressor(KNeighborsParams),
+    /// Gaussian naive Bayes classifier.
+    GaussianNb(GaussianNbParams),
 }
 
 impl Estimator {
@@ -51,6 +72,13 @@ impl Estimator {
         "decision_tree_regressor",
         "random_forest_classifier",
         "random_forest_regressor",
+        "linear_regression",
+        "ridge",
+        "lasso",
+        "elastic_net",
+        "k_neighbors_classifier",
+        "k_neighbors_regressor",
+        "gaussian_nb",
     ];
 
     /// The estimator's name.
@@ -61,6 +89,13 @@ impl Estimator {
             Estimator::DecisionTreeRegressor(_) => "decision_tree_regressor",
             Estimator::RandomForestClassifier(_) => "random_forest_classifier",
             Estimator::RandomForestRegressor(_) => "random_forest_regressor",
+            Estimator::LinearRegression(_) => "linear_regression",
+            Estimator::Ridge(_) => "ridge",
+            Estimator::Lasso(_) => "lasso",
+            Estimator::ElasticNet(_) => "elastic_net",
+            Estimator::KNeighborsClassifier(_) => "k_neighbors_classifier",
+            Estimator::KNeighborsRegressor(_) => "k_neighbors_regressor",
+            Estimator::GaussianNb(_) => "gaussian_nb",
         }
     }
 
@@ -68,7 +103,13 @@ impl Estimator {
     pub fn is_regressor(&self) -> bool {
         matches!(
             self,
-            Estimator::DecisionTreeRegressor(_) | Estimator::RandomForestRegressor(_)
+            Estimator::DecisionTreeRegressor(_)
+                | Estimator::RandomForestRegressor(_)
+                | Estimator::LinearRegression(_)
+                | Estimator::Ridge(_)
+                | Estimator::Lasso(_)
+                | Estimator::ElasticNet(_)
+                | Estimator::KNeighborsRegressor(_)
         )
     }
 
@@ -114,6 +155,12 @@ impl Estimator {
             Estimator::DecisionTreeRegressor(p) => p.ensemble(false).map(drop),
             Estimator::RandomForestClassifier(p) => p.ensemble(true).map(drop),
             Estimator::RandomForestRegressor(p) => p.ensemble(false).map(drop),
+            Estimator::LinearRegression(p) => p.check(),
+            Estimator::Ridge(p) => p.check(),
+            Estimator::Lasso(p) => p.elastic_net().check(),
+            Estimator::ElasticNet(p) => p.check(),
+            Estimator::KNeighborsClassifier(p) | Estimator::KNeighborsRegressor(p) => p.check(),
+            Estimator::GaussianNb(p) => p.check(),
         }
     }
 
@@ -151,7 +198,14 @@ impl Estimator {
                 TargetData::Classes(labels),
             )
         };
-        let standardize = matches!(self, Estimator::LogisticRegression(_));
+        // Distances and the logistic penalty depend on feature scales; trees, naive Bayes and
+        // the least-squares family (as in scikit-learn) read features unscaled.
+        let standardize = matches!(
+            self,
+            Estimator::LogisticRegression(_)
+                | Estimator::KNeighborsClassifier(_)
+                | Estimator::KNeighborsRegressor(_)
+        );
         let pre = Preprocessor::fit(&features, PreprocessOptions { standardize })?;
         let x = pre.transform(features.schema(), &features)?;
         let fitted = match (self, &y) {
@@ -168,10 +222,46 @@ impl Estimator {
                 let params = p.ensemble(!self.is_regressor())?;
                 Fitted::TreeEnsemble(TreeEnsemble::fit(x.view(), y.tree_target(), &params, step)?)
             }
-            (Estimator::LogisticRegression(_), TargetData::Values(_)) => {
-                return Err(Error::Internal("classifier given a regression target".into()));
+            (Estimator::LinearRegression(p), TargetData::Values(v)) => {
+                Fitted::LinearRegression(p.fit(&x, v)?)
+            }
+            (Estimator::Ridge(p), TargetData::Values(v)) => Fitted::LinearRegression(p.fit(&x, v)?),
+            (Estimator::Lasso(p), TargetData::Values(v)) => {
+                Fitted::LinearRegression(p.elastic_net().fit(&x, v)?)
+            }
+            (Estimator::ElasticNet(p), TargetData::Values(v)) => Fitted::LinearRegression(p.fit(&x, v)?),
+            (Estimator::KNeighborsRegressor(p), TargetData::Values(v)) => {
+                let targets = ndarray::Array2::from_shape_vec((v.len(), 1), v.clone())
+                    .map_err(|e| Error::Internal(format!("target matrix: {e}")))?;
+                Fitted::KNeighbors(p.fit(&x, targets)?)
+            }
+            (Estimator::KNeighborsClassifier(p), TargetData::Classes(c)) => {
+                let mut targets = ndarray::Array2::<f64>::zeros((c.codes.len(), c.labels.len()));
+                for (r, &k) in c.codes.iter().enumerate() {
+                    targets[[r, k]] = 1.0;
+                }
+                Fitted::KNeighbors(p.fit(&x, targets)?)
+            }
+            (Estimator::GaussianNb(p), TargetData::Classes(c)) => {
+                Fitted::GaussianNb(p.fit(&x, &c.codes, c.labels.len())?)
+            }
+            _ => {
+                return Err(Error::Internal(format!(
+                    "{} was given the wrong kind of target",
+                    self.name()
+                )));
             }
         };
+        if !matches!(
+            self,
+            Estimator::DecisionTreeClassifier(_)
+                | Estimator::DecisionTreeRegressor(_)
+                | Estimator::RandomForestClassifier(_)
+                | Estimator::RandomForestRegressor(_)
+                | Estimator::LogisticRegression(_)
+        ) {
+            step();
+        }
         NativeModel::new(
             features.schema().as_ref().clone(),
             output,
