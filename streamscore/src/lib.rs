@@ -8,6 +8,7 @@
 //!   metrics, model artifacts, the synthetic credit-default data set.
 //! - [`train`] — train from a CSV file with a reproducible validation split and save an artifact.
 //! - [`predict`] — score a CSV file with a saved model.
+//! - [`sweep`] — random search over estimator parameters, keeping the best on validation.
 //!
 //! # Example
 //! ```
@@ -37,4 +38,5 @@ pub use ml_core as core;
 
 pub mod datagen;
 pub mod predict;
+pub mod sweep;
 pub mod train;

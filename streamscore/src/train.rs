@@ -108,6 +108,9 @@ pub struct TrainMetrics {
     pub n_train: usize,
     /// Rows held out.
     pub n_validation: usize,
+    /// Every trial of a random-search sweep, when the model came from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepRecord>,
 }
 
 /// The result of [`train`].
@@ -184,6 +187,43 @@ pub fn train(request: &TrainRequest) -> Result<TrainOutcome> {
 /// [`train`], calling `step` after each of the estimator's [`Estimator::n_steps`] fitting
 /// steps (from any thread), for a progress bar.
 pub fn train_with_progress(request: &TrainRequest, step: &(dyn Fn() + Sync)) -> Result<TrainOutcome> {
+    let prepared = prepare(request)?;
+    let started = Instant::now();
+    let model = request
+        .estimator
+        .fit_with_progress(&prepared.train, &request.target, step)?;
+    let fit_time = started.elapsed();
+
+    let validation = evaluate_any(&model, &prepared.validation, &request.target)?;
+    Ok(TrainOutcome {
+        metrics: TrainMetrics {
+            validation,
+            n_train: prepared.train.n_rows(),
+            n_validation: prepared.validation.n_rows(),
+            sweep: None,
+        },
+        model,
+        schema_source: prepared.schema_source,
+        ignored_columns: prepared.ignored_columns,
+        fit_time,
+    })
+}
+
+/// The data of a training run, read and split as a [`TrainRequest`] says.
+#[derive(Debug)]
+pub struct PreparedData {
+    /// Rows to fit on.
+    pub train: Frame,
+    /// Rows held out.
+    pub validation: Frame,
+    /// Where the schema came from.
+    pub schema_source: SchemaSource,
+    /// Input columns not used.
+    pub ignored_columns: Vec<String>,
+}
+
+/// Reads the data, resolves the schema and splits the rows, as `request` says.
+pub fn prepare(request: &TrainRequest) -> Result<PreparedData> {
     let table = CsvTable::read_path(&request.data)?;
     let (schema, schema_source) = resolve_schema(request, &table)?;
     if schema.index_of(&request.target).is_none() {
@@ -207,26 +247,11 @@ pub fn train_with_progress(request: &TrainRequest, step: &(dyn Fn() + Sync)) -> 
     let frame = table.to_frame(schema, &ReadOptions::named(request.data.display().to_string()))?;
     let (train_rows, validation_rows) =
         train_validation_split(frame.n_rows(), request.validation_fraction, request.split_seed)?;
-    let train_frame = frame.select_rows(&train_rows)?;
-    let validation_frame = frame.select_rows(&validation_rows)?;
-
-    let started = Instant::now();
-    let model = request
-        .estimator
-        .fit_with_progress(&train_frame, &request.target, step)?;
-    let fit_time = started.elapsed();
-
-    let validation = evaluate_any(&model, &validation_frame, &request.target)?;
-    Ok(TrainOutcome {
-        metrics: TrainMetrics {
-            validation,
-            n_train: train_rows.len(),
-            n_validation: validation_rows.len(),
-        },
-        model,
+    Ok(PreparedData {
+        train: frame.select_rows(&train_rows)?,
+        validation: frame.select_rows(&validation_rows)?,
         schema_source,
         ignored_columns: frame.ignored_columns().to_vec(),
-        fit_time,
     })
 }
 

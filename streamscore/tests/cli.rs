@@ -331,3 +331,64 @@ fn regressors_train_through_the_whole_workflow() {
     // The generator ties the credit limit to the other columns, so both explain some of it.
     assert!(r2.iter().all(|&v| v > 0.0 && v < 1.0), "{r2:?}");
 }
+
+#[test]
+fn a_sweep_of_20_trials_records_every_trial_and_keeps_the_best() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("credit.csv");
+    let model = tmp.path().join("model");
+    ok(&["generate", "--rows", "20000", "--seed", "3", "--out", p(&data)]);
+    let (_, stderr) = ok(&[
+        "train",
+        "--data",
+        p(&data),
+        "--target",
+        "default",
+        "--estimator",
+        "random_forest_classifier",
+        "--param",
+        "n_estimators=10",
+        "--sweep",
+        "20",
+        "--metric",
+        "f1",
+        "--space",
+        "max_depth=2..10",
+        "--space",
+        "min_samples_leaf=1..50",
+        "--space",
+        "criterion=gini,entropy",
+        "--out",
+        p(&model),
+    ]);
+    assert!(stderr.contains("sweep: 20 trials"), "{stderr}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(model.join("metrics.json")).unwrap()).unwrap();
+    let sweep = &metrics["sweep"];
+    let trials = sweep["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 20);
+    assert_eq!(sweep["metric"], "f1");
+    let f1s: Vec<f64> = trials
+        .iter()
+        .map(|t| t["metrics"]["f1"].as_f64().unwrap())
+        .collect();
+    let best = sweep["best_trial"].as_u64().unwrap() as usize;
+    // The chosen trial has the highest validation F1 (the first of any tie) ...
+    let max = f1s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(f1s[best], max, "{f1s:?}");
+    assert_eq!(best, f1s.iter().position(|&v| v == max).unwrap());
+    // ... its metrics are the artifact's, and the saved model has its parameters.
+    assert_eq!(metrics["f1"], trials[best]["metrics"]["f1"]);
+    let saved: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
+    for (k, v) in trials[best]["params"].as_object().unwrap() {
+        assert_eq!(&saved["estimator"][k], v, "{k}");
+    }
+    assert_eq!(saved["estimator"]["n_estimators"], 10);
+    // Sampled values stay in their domains, and the trials differ.
+    for t in trials {
+        let depth = t["params"]["max_depth"].as_u64().unwrap();
+        assert!((2..=10).contains(&depth));
+    }
+    assert!(f1s.iter().any(|&v| v != f1s[0]));
+}

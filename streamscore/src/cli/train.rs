@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use ml_core::{Estimator, TypeHint};
+use streamscore::sweep::{ParamSpace, SweepSpec, sweep};
 use streamscore::train::{SchemaSource, TrainOutcome, TrainRequest, ValidationMetrics, train_with_progress};
 
 use super::{parse_key_value, parse_list, thousands};
@@ -44,6 +45,31 @@ pub struct Args {
     /// Output directory for the model artifact (must not exist or be empty).
     #[arg(long)]
     out: PathBuf,
+    /// Random-search options.
+    #[command(flatten)]
+    sweep_args: Box<SweepArgs>,
+}
+
+/// `--sweep` and its options (boxed: they would make every command's arguments larger).
+#[derive(Debug, Default, clap::Args)]
+pub struct SweepArgs {
+    /// Random search: fit N trials with parameters drawn from --space / --space-file and keep
+    /// the best on validation.
+    #[arg(long, value_name = "N")]
+    sweep: Option<usize>,
+    /// Validation metric the sweep optimizes (f1, roc_auc, accuracy, log_loss; rmse, mae, r2).
+    #[arg(long, default_value = "f1", requires = "sweep")]
+    metric: String,
+    /// Sweep parameter as NAME=A..B (uniform range; integers if both ends are) or
+    /// NAME=V1,V2,... (choice); repeatable.
+    #[arg(long = "space", value_name = "NAME=SPEC", requires = "sweep")]
+    space: Vec<String>,
+    /// File of sweep parameters, one NAME=SPEC per line (# comments).
+    #[arg(long, value_name = "FILE", requires = "sweep")]
+    space_file: Option<PathBuf>,
+    /// Seed of the sweep's sampling.
+    #[arg(long, default_value_t = 0, requires = "sweep")]
+    sweep_seed: u64,
 }
 
 impl Args {
@@ -61,6 +87,10 @@ impl Args {
             validation_fraction: 0.2,
             split_seed: 42,
             out,
+            sweep_args: Box::new(SweepArgs {
+                metric: "f1".into(),
+                ..SweepArgs::default()
+            }),
         }
     }
 }
@@ -108,11 +138,63 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
             args.out.display()
         );
     }
+    let sw = &args.sweep_args;
+    let sweep_spec = match sw.sweep {
+        Some(trials) => {
+            let mut space = match &sw.space_file {
+                Some(path) => ParamSpace::parse_file(
+                    &std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("cannot read space file {}: {e}", path.display()))?,
+                )?,
+                None => ParamSpace::default(),
+            };
+            for entry in &sw.space {
+                space.add(entry)?;
+            }
+            Some(SweepSpec {
+                trials,
+                metric: sw.metric.clone(),
+                space,
+                seed: sw.sweep_seed,
+            })
+        }
+        None => None,
+    };
     eprintln!("reading {}", args.data.display());
-    let bar = fit_progress_bar(request.estimator.n_steps(), "fitting");
-    let outcome = train_with_progress(&request, &|| bar.inc(1));
-    bar.finish_and_clear();
-    let outcome = outcome?;
+    let outcome = match &sweep_spec {
+        Some(spec) => {
+            let bar = fit_progress_bar(spec.trials.max(2), "sweep trials");
+            bar.set_length(spec.trials as u64);
+            let outcome = sweep(&request, spec, &|| bar.inc(1));
+            bar.finish_and_clear();
+            outcome?
+        }
+        None => {
+            let bar = fit_progress_bar(request.estimator.n_steps(), "fitting");
+            let outcome = train_with_progress(&request, &|| bar.inc(1));
+            bar.finish_and_clear();
+            outcome?
+        }
+    };
+    if let Some(record) = &outcome.metrics.sweep {
+        eprintln!(
+            "sweep: {} trials, best is trial {} by {} ({})",
+            record.trials.len(),
+            record.best_trial,
+            record.metric,
+            record.direction
+        );
+        for t in &record.trials {
+            eprintln!(
+                "  trial {:>3}{} {} = {:.4}  {}",
+                t.trial,
+                if t.trial == record.best_trial { "*" } else { " " },
+                record.metric,
+                t.metrics.get(&record.metric).unwrap_or(f64::NAN),
+                serde_json::Value::Object(t.params.clone())
+            );
+        }
+    }
     match &outcome.schema_source {
         SchemaSource::File(p) => eprintln!("schema: {}", p.display()),
         SchemaSource::Sidecar(p) => eprintln!("schema: {} (found beside the data)", p.display()),
