@@ -13,7 +13,9 @@ use ml_core::rng::Rng;
 use ml_core::{Error, Estimator, NativeModel, Result};
 use serde::Serialize;
 
-use crate::train::{TrainMetrics, TrainOutcome, TrainRequest, ValidationMetrics, evaluate_any, prepare};
+use crate::train::{
+    TrainMetrics, TrainOutcome, TrainRequest, ValidationMetrics, evaluate_any, prepare, report,
+};
 
 /// Where one parameter's values come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -229,9 +231,11 @@ pub fn sweep(request: &TrainRequest, spec: &SweepSpec, step: &(dyn Fn() + Sync))
     }
     let (best_trial, _, model, fit_time) =
         best.ok_or_else(|| Error::Internal("sweep finished without a trial".into()))?;
+    let report = report(&model, &prepared.validation, &request.target)?;
     Ok(TrainOutcome {
         metrics: TrainMetrics {
             validation: trials[best_trial].metrics.clone(),
+            report,
             n_train: prepared.train.n_rows(),
             n_validation: prepared.validation.n_rows(),
             sweep: Some(SweepRecord {

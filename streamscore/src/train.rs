@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ml_core::estimator::ClassTarget;
 use ml_core::estimator::regression_target;
-use ml_core::metrics::{self, ClassificationMetrics, RegressionMetrics};
+use ml_core::metrics::{self, ClassificationMetrics, ClassificationReport, RegressionMetrics};
 use ml_core::split::train_validation_split;
 use ml_core::{
     CsvTable, Error, Estimator, Frame, InferOptions, Model, ModelArtifact, NativeModel, ReadOptions, Result,
@@ -108,6 +108,9 @@ pub struct TrainMetrics {
     pub n_train: usize,
     /// Rows held out.
     pub n_validation: usize,
+    /// Precision, recall, PR AUC and the confusion matrix, for classifiers.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ClassificationReport>,
     /// Every trial of a random-search sweep, when the model came from one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<crate::sweep::SweepRecord>,
@@ -195,9 +198,11 @@ pub fn train_with_progress(request: &TrainRequest, step: &(dyn Fn() + Sync)) -> 
     let fit_time = started.elapsed();
 
     let validation = evaluate_any(&model, &prepared.validation, &request.target)?;
+    let report = report(&model, &prepared.validation, &request.target)?;
     Ok(TrainOutcome {
         metrics: TrainMetrics {
             validation,
+            report,
             n_train: prepared.train.n_rows(),
             n_validation: prepared.validation.n_rows(),
             sweep: None,
@@ -267,6 +272,16 @@ pub fn evaluate_any(model: &NativeModel, data: &Frame, target: &str) -> Result<V
     }
 }
 
+/// Precision, recall, PR AUC and the confusion matrix of a classifier on `data` (which holds
+/// the target column); `None` for regressors.
+pub fn report(model: &NativeModel, data: &Frame, target: &str) -> Result<Option<ClassificationReport>> {
+    if matches!(model.output(), ml_core::OutputSpec::Regression) {
+        return Ok(None);
+    }
+    let (codes, proba) = classified(model, data, target)?;
+    Ok(Some(metrics::classification_report(&codes, proba.view())?))
+}
+
 /// Scores `data` (which holds the target column) with a regressor and computes RMSE, MAE, R².
 pub fn evaluate_regression(model: &NativeModel, data: &Frame, target: &str) -> Result<RegressionMetrics> {
     let (features, field, col, nulls) = data.split_off(target)?;
@@ -280,6 +295,12 @@ pub fn evaluate_regression(model: &NativeModel, data: &Frame, target: &str) -> R
 
 /// Scores `data` (which holds the target column) and computes classification metrics.
 pub fn evaluate(model: &NativeModel, data: &Frame, target: &str) -> Result<ClassificationMetrics> {
+    let (codes, proba) = classified(model, data, target)?;
+    metrics::classification(&codes, proba.view())
+}
+
+/// The true class codes (in the model's label order) and predicted probabilities on `data`.
+fn classified(model: &NativeModel, data: &Frame, target: &str) -> Result<(Vec<usize>, ndarray::Array2<f64>)> {
     let (features, field, col, nulls) = data.split_off(target)?;
     let truth = ClassTarget::encode(&field, &col, nulls.as_deref())?;
     let labels = model.output().labels();
@@ -299,6 +320,7 @@ pub fn evaluate(model: &NativeModel, data: &Frame, target: &str) -> Result<Class
     let predictions = model.predict(&features)?;
     let proba = predictions
         .probabilities()
-        .ok_or_else(|| Error::Internal("classifier returned no probabilities".into()))?;
-    metrics::classification(&codes, proba)
+        .ok_or_else(|| Error::Internal("classifier returned no probabilities".into()))?
+        .to_owned();
+    Ok((codes, proba))
 }

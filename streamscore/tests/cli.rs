@@ -391,4 +391,19 @@ fn a_sweep_of_20_trials_records_every_trial_and_keeps_the_best() {
         assert!((2..=10).contains(&depth));
     }
     assert!(f1s.iter().any(|&v| v != f1s[0]));
+    // Classifier extras: the confusion matrix covers every validation row, and precision,
+    // recall and F1 agree with it.
+    let cm: Vec<Vec<f64>> = serde_json::from_value(metrics["confusion_matrix"].clone()).unwrap();
+    let total: f64 = cm.iter().flatten().sum();
+    assert_eq!(total, metrics["n_validation"].as_f64().unwrap());
+    let (tp, fp, fn_) = (cm[1][1], cm[0][1], cm[1][0]);
+    let close = |a: f64, b: &serde_json::Value| (a - b.as_f64().unwrap()).abs() < 1e-12;
+    assert!(close(tp / (tp + fp), &metrics["precision"]), "{metrics}");
+    assert!(close(tp / (tp + fn_), &metrics["recall"]), "{metrics}");
+    assert!(
+        close(2.0 * tp / (2.0 * tp + fp + fn_), &metrics["f1"]),
+        "{metrics}"
+    );
+    let pr_auc = metrics["pr_auc"].as_f64().unwrap();
+    assert!(pr_auc > 0.0 && pr_auc <= 1.0);
 }
