@@ -610,6 +610,7 @@ fn grow_tree(
     let mut hist = vec![0.0f64; 256 * stride];
     let mut left_sums = vec![0.0f64; width];
     let mut right_sums = vec![0.0f64; width];
+    let mut scratch: Vec<u32> = Vec::with_capacity(rows.len());
 
     let mut tree = LocalTree {
         feature: vec![0],
@@ -711,17 +712,23 @@ fn grow_tree(
         match best {
             Some((children, f, b)) => {
                 tree.importance[f] += (node_impurity - children).max(0.0) / total_weight;
-                // Partition the rows: bin <= b to the left.
+                // Stable partition (bin <= b to the left): rows stay in ascending order within
+                // every node, so histogram passes read the columns front to back, which the
+                // hardware prefetches (an unstable swap partition scrambles the order and made
+                // the histogram loop wait on memory).
                 let col = binned.column(f);
-                let (mut i, mut j) = (0usize, idx.len());
-                while i < j {
-                    if col[idx[i] as usize] as usize <= b {
+                scratch.clear();
+                let mut i = 0usize;
+                for k in 0..idx.len() {
+                    let r = idx[k];
+                    if col[r as usize] as usize <= b {
+                        idx[i] = r;
                         i += 1;
                     } else {
-                        j -= 1;
-                        idx.swap(i, j);
+                        scratch.push(r);
                     }
                 }
+                idx[i..].copy_from_slice(&scratch);
                 let (l, r) = (tree.feature.len(), tree.feature.len() + 1);
                 for _ in 0..2 {
                     tree.feature.push(0);
