@@ -52,7 +52,7 @@ pub mod validation;
 
 pub use artifact::{ModelArtifact, load_model};
 pub use error::{Error, Result};
-pub use estimator::{Estimator, LogisticRegressionParams};
+pub use estimator::{DecisionTreeParams, Estimator, LogisticRegressionParams, RandomForestParams};
 pub use frame::infer_schema_json_records;
 pub use frame::{Column, CsvTable, ExtraColumns, Frame, InferOptions, ReadOptions, TypeHint, Value};
 pub use metrics::{ClassificationMetrics, RegressionMetrics};

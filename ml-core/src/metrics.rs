@@ -189,6 +189,100 @@ pub fn roc_auc(y_true: &[bool], scores: &[f64]) -> Result<f64> {
     Ok(auc_unchecked(pairs))
 }
 
+/// Area under the precision-recall curve as average precision:
+/// `Σ_n (R_n − R_{n−1}) P_n` over the distinct score thresholds in decreasing order, where
+/// `P_n` and `R_n` are the precision and recall of predicting positive at scores ≥ the n-th
+/// threshold.
+///
+/// Matches scikit-learn's `average_precision_score(y_true, scores)` (no interpolation).
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] if the inputs are empty or differ in length, a score is NaN,
+/// or `y_true` has no positive sample (recall is undefined then).
+pub fn average_precision(y_true: &[bool], scores: &[f64]) -> Result<f64> {
+    check_paired(y_true.len(), "scores", scores.len())?;
+    if let Some(i) = scores.iter().position(|s| s.is_nan()) {
+        return Err(Error::invalid_parameter(
+            "scores",
+            format!("scores[{i}] is NaN; every sample needs a score that can be ranked"),
+        ));
+    }
+    let n_pos = y_true.iter().filter(|&&t| t).count();
+    if n_pos == 0 {
+        return Err(Error::invalid_parameter(
+            "y_true",
+            "has no positive sample; average precision needs at least one",
+        ));
+    }
+    let mut pairs: Vec<(f64, bool)> = scores.iter().copied().zip(y_true.iter().copied()).collect();
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let (mut ap, mut last_recall) = (0.0, 0.0);
+    let mut i = 0;
+    while i < pairs.len() {
+        // Every sample tied at this score enters together.
+        let score = pairs[i].0;
+        while i < pairs.len() && pairs[i].0 == score {
+            if pairs[i].1 {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        let recall = tp as f64 / n_pos as f64;
+        let precision = tp as f64 / (tp + fp) as f64;
+        ap += (recall - last_recall) * precision;
+        last_recall = recall;
+    }
+    Ok(ap)
+}
+
+/// Precision, recall, area under the precision-recall curve and the confusion matrix of a
+/// classifier's probabilities (what `metrics.json` adds to [`ClassificationMetrics`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationReport {
+    /// Binary: precision of class 1. Multiclass: the unweighted mean over classes.
+    pub precision: f64,
+    /// Binary: recall of class 1. Multiclass: the unweighted mean over classes.
+    pub recall: f64,
+    /// Binary: [`average_precision`] of column 1. Multiclass: the unweighted mean of the
+    /// one-vs-rest average precisions.
+    pub pr_auc: f64,
+    /// `confusion_matrix[i][j]`: rows of true class `i` predicted as class `j`.
+    pub confusion_matrix: Vec<Vec<u64>>,
+}
+
+/// The [`ClassificationReport`] of probabilities `proba` for classes `y_true`; predictions are
+/// the row argmax.
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] as [`classification`].
+pub fn classification_report(y_true: &[usize], proba: ArrayView2<'_, f64>) -> Result<ClassificationReport> {
+    check_proba(y_true, proba)?;
+    let k = proba.ncols();
+    let y_pred: Vec<usize> = proba.rows().into_iter().map(argmax).collect();
+    let confusion_matrix = confusion_matrix(y_true, &y_pred, k)?;
+    let classes: Vec<usize> = if k == 2 { vec![1] } else { (0..k).collect() };
+    let (mut precision, mut recall, mut pr_auc) = (0.0, 0.0, 0.0);
+    for &c in &classes {
+        let prf = precision_recall_f1(y_true, &y_pred, c)?;
+        precision += prf.precision;
+        recall += prf.recall;
+        let truth: Vec<bool> = y_true.iter().map(|&t| t == c).collect();
+        pr_auc += average_precision(&truth, &proba.column(c).to_vec())?;
+    }
+    let m = classes.len() as f64;
+    Ok(ClassificationReport {
+        precision: precision / m,
+        recall: recall / m,
+        pr_auc: pr_auc / m,
+        confusion_matrix,
+    })
+}
+
 /// One-vs-rest ROC AUC averaged over classes without weights: for each class `c`,
 /// [`roc_auc`] of `proba[:, c]` against `y_true == c`; the result is the mean of those `k`
 /// values.
@@ -1169,5 +1263,28 @@ mod tests {
             "invalid parameter `y_true`: all 2 labels are positive; ROC AUC needs at least one \
              positive and one negative sample, so evaluate on data that contains both classes"
         );
+    }
+
+    #[test]
+    fn average_precision_matches_scikit_learn_documentation() {
+        // scikit-learn's docstring example: average_precision_score([0, 0, 1, 1],
+        // [0.1, 0.4, 0.35, 0.8]) = 0.8333333333333333 (1/2·1 + 1/2·2/3).
+        let ap = average_precision(&[false, false, true, true], &[0.1, 0.4, 0.35, 0.8]).unwrap();
+        assert!((ap - 0.8333333333333333).abs() < 1e-15, "{ap}");
+        // Ties enter together: all tied → AP = share of positives.
+        let ap = average_precision(&[true, false, false, false], &[0.5; 4]).unwrap();
+        assert!((ap - 0.25).abs() < 1e-15);
+        assert!(average_precision(&[false, false], &[0.1, 0.2]).is_err());
+    }
+
+    #[test]
+    fn classification_report_counts_and_averages() {
+        let y = [0, 0, 1, 1];
+        let p = ndarray::array![[0.9, 0.1], [0.6, 0.4], [0.65, 0.35], [0.2, 0.8]];
+        let r = classification_report(&y, p.view()).unwrap();
+        assert_eq!(r.confusion_matrix, vec![vec![2, 0], vec![1, 1]]);
+        assert_eq!(r.precision, 1.0);
+        assert_eq!(r.recall, 0.5);
+        assert!((r.pr_auc - 0.8333333333333333).abs() < 1e-15);
     }
 }

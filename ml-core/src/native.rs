@@ -5,7 +5,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::estimator::{Estimator, LinearClassifier};
+use crate::estimator::tree::TreeEnsemble;
+use crate::estimator::{Estimator, GaussianNb, KNeighbors, LinearClassifier, LinearRegressor};
 use crate::frame::Frame;
 use crate::model::{Model, OutputSpec, Predictions};
 use crate::preprocess::Preprocessor;
@@ -27,6 +28,14 @@ pub const NATIVE_FORMAT: &str = "streamscore.native";
 pub enum Fitted {
     /// A linear classifier (logistic regression).
     LogisticRegression(LinearClassifier),
+    /// Decision trees and random forests (classifiers and regressors), in one flat layout.
+    TreeEnsemble(TreeEnsemble),
+    /// A linear regressor (least squares, ridge, lasso, elastic net).
+    LinearRegression(LinearRegressor),
+    /// k-nearest neighbours: the training rows and their targets.
+    KNeighbors(KNeighbors),
+    /// Gaussian naive Bayes.
+    GaussianNb(GaussianNb),
 }
 
 /// A model trained by ml-core: schema, preprocessing, fitted parameters and provenance, in one
@@ -127,6 +136,19 @@ impl NativeModel {
         let mut model: NativeModel = serde_json::from_slice(bytes)
             .map_err(|e| bad(format!("model file does not hold a valid model: {e}")))?;
         model.labels = Some(Arc::from(model.output.labels().to_vec()));
+        if let Fitted::TreeEnsemble(t) = &model.fitted {
+            t.validate().map_err(|e| bad(e.to_string()))?;
+            let expected = match &model.output {
+                OutputSpec::Regression => 1,
+                other => other.labels().len(),
+            };
+            if t.n_outputs != expected {
+                return Err(bad(format!(
+                    "the trees predict {} values per row but the output needs {expected}",
+                    t.n_outputs
+                )));
+            }
+        }
         if model.preprocessor.n_outputs() != model.n_features() {
             return Err(bad(format!(
                 "preprocessing produces {} features but the model reads {}",
@@ -140,6 +162,10 @@ impl NativeModel {
     fn n_features(&self) -> usize {
         match &self.fitted {
             Fitted::LogisticRegression(m) => m.n_features(),
+            Fitted::TreeEnsemble(m) => m.n_features,
+            Fitted::LinearRegression(m) => m.n_features(),
+            Fitted::KNeighbors(m) => m.n_features(),
+            Fitted::GaussianNb(m) => m.n_features(),
         }
     }
 }
@@ -155,14 +181,27 @@ impl Model for NativeModel {
 
     fn predict(&self, frame: &Frame) -> Result<Predictions> {
         let x = self.preprocessor.transform(&self.schema, frame)?;
-        match &self.fitted {
-            Fitted::LogisticRegression(m) => {
-                let proba = m.predict_proba(x.view())?;
+        let out = match &self.fitted {
+            Fitted::LogisticRegression(m) => m.predict_proba(x.view())?,
+            Fitted::TreeEnsemble(m) => m.predict(x.view())?,
+            Fitted::LinearRegression(m) => m.predict(x.view())?,
+            Fitted::KNeighbors(m) => m.predict(x.view())?,
+            Fitted::GaussianNb(m) => m.predict_proba(x.view())?,
+        };
+        match &self.output {
+            OutputSpec::Regression if out.ncols() != 1 => Err(Error::Internal(format!(
+                "a regressor produced {} columns",
+                out.ncols()
+            ))),
+            OutputSpec::Regression => Ok(Predictions::Regression {
+                values: out.column(0).to_owned(),
+            }),
+            _ => {
                 let labels = self
                     .labels
                     .clone()
                     .unwrap_or_else(|| Arc::from(self.output.labels().to_vec()));
-                Predictions::from_probabilities(labels, proba)
+                Predictions::from_probabilities(labels, out)
             }
         }
     }

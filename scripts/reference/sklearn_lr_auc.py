@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""scikit-learn logistic-regression baseline for the synthetic credit-default data.
+"""scikit-learn baselines (logistic regression, random forest) for the synthetic credit-default data.
 
 Reads a CSV written by `streamscore generate`, applies exactly the hash-based
 train/validation split of `ml-core/src/split.rs`, fits
@@ -7,12 +7,15 @@ train/validation split of `ml-core/src/split.rs`, fits
     StandardScaler(14 numeric columns) + OneHotEncoder(handle_unknown="ignore")(9 categorical
     columns) -> LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000)
 
-on the training rows and prints validation metrics as one JSON object, including the SHA-256 of
-the CSV it read. streamscore's own logistic regression is checked against these numbers
+(or, with `--estimator random_forest`, the same preprocessing followed by
+RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0)) on the training rows and
+prints validation metrics as one JSON object, including the SHA-256 of the CSV it read.
+streamscore's own estimators are checked against these numbers
 (`streamscore/tests/reference_auc.rs`).
 
 Usage:
-    sklearn_lr_auc.py DATA.csv [--split-seed 42] [--validation-fraction 0.2] [--out FILE]
+    sklearn_lr_auc.py DATA.csv [--estimator logistic_regression|random_forest]
+        [--split-seed 42] [--validation-fraction 0.2] [--out FILE]
 
 Re-recording the reference (needed whenever the generator's output changes; run from the
 repository root, with the environment of `scripts/python-env.sh`):
@@ -20,6 +23,8 @@ repository root, with the environment of `scripts/python-env.sh`):
     cargo run -p streamscore -- generate --rows 50000 --seed 1 --out data/credit.csv
     .venv/bin/python scripts/reference/sklearn_lr_auc.py data/credit.csv \
         --out streamscore/tests/reference/sklearn_lr_auc.json
+    .venv/bin/python scripts/reference/sklearn_lr_auc.py data/credit.csv --estimator random_forest \
+        --out streamscore/tests/reference/sklearn_rf_auc.json
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
@@ -79,7 +85,16 @@ def validation_mask(n_rows: int, seed: int, fraction: float) -> np.ndarray:
     )
 
 
-def build_pipeline() -> Pipeline:
+ESTIMATORS = {
+    "logistic_regression": lambda: LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000),
+    # The parameters streamscore's random forest is compared with; n_jobs only changes speed.
+    "random_forest": lambda: RandomForestClassifier(
+        n_estimators=100, max_depth=8, random_state=0, n_jobs=-1
+    ),
+}
+
+
+def build_pipeline(estimator: str = "logistic_regression") -> Pipeline:
     preprocess = ColumnTransformer(
         [
             ("numeric", StandardScaler(), NUMERIC_COLUMNS),
@@ -89,12 +104,18 @@ def build_pipeline() -> Pipeline:
     return Pipeline(
         [
             ("preprocess", preprocess),
-            ("model", LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000)),
+            ("model", ESTIMATORS[estimator]()),
         ]
     )
 
 
-def evaluate(csv_path: Path, split_seed: int, fraction: float, dataset: str) -> dict:
+def evaluate(
+    csv_path: Path,
+    split_seed: int,
+    fraction: float,
+    dataset: str,
+    estimator: str = "logistic_regression",
+) -> dict:
     csv_sha256 = hashlib.sha256(csv_path.read_bytes()).hexdigest()
     frame = pd.read_csv(csv_path)
     missing = [c for c in [*NUMERIC_COLUMNS, *CATEGORICAL_COLUMNS, TARGET_COLUMN] if c not in frame]
@@ -109,7 +130,7 @@ def evaluate(csv_path: Path, split_seed: int, fraction: float, dataset: str) -> 
         raise SystemExit("one side of the split is empty; use more rows or another fraction")
 
     features = [*NUMERIC_COLUMNS, *CATEGORICAL_COLUMNS]
-    pipeline = build_pipeline()
+    pipeline = build_pipeline(estimator)
     pipeline.fit(train[features], train[TARGET_COLUMN])
 
     y_true = validation[TARGET_COLUMN].to_numpy()
@@ -117,6 +138,7 @@ def evaluate(csv_path: Path, split_seed: int, fraction: float, dataset: str) -> 
     predicted = (proba >= 0.5).astype(int)
     return {
         "dataset": dataset,
+        **({} if estimator == "logistic_regression" else {"estimator": estimator}),
         "csv_sha256": csv_sha256,
         "rows": int(len(frame)),
         "validation_rows": int(len(validation)),
@@ -133,6 +155,12 @@ def evaluate(csv_path: Path, split_seed: int, fraction: float, dataset: str) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv", type=Path, help="CSV written by the credit-default generator")
+    parser.add_argument(
+        "--estimator",
+        choices=sorted(ESTIMATORS),
+        default="logistic_regression",
+        help="scikit-learn model to fit (default logistic_regression)",
+    )
     parser.add_argument("--split-seed", type=int, default=42, help="split seed (default 42)")
     parser.add_argument(
         "--validation-fraction", type=float, default=0.2, help="validation fraction (default 0.2)"
@@ -146,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.split_seed <= MASK64:
         parser.error("--split-seed must fit in an unsigned 64-bit integer")
     dataset = args.dataset if args.dataset is not None else args.csv.stem
-    result = evaluate(args.csv, args.split_seed, args.validation_fraction, dataset)
+    result = evaluate(args.csv, args.split_seed, args.validation_fraction, dataset, args.estimator)
     text = json.dumps(result, indent=2) + "\n"
     sys.stdout.write(text)
     if args.out is not None:

@@ -9,6 +9,7 @@
 //! - [`train`] — train from a CSV file with a reproducible validation split and save an artifact.
 //! - [`predict`] — score a CSV file with a saved model.
 //! - [`drift`] — profile training data and detect drift in current data.
+//! - [`sweep`] — random search over estimator parameters, keeping the best on validation.
 //!
 //! # Example
 //! ```
@@ -24,7 +25,7 @@
 //!
 //! let request = TrainRequest::new(&data, "default", Estimator::from_name("logistic_regression", &[])?);
 //! let outcome = train(&request)?;
-//! assert!(outcome.metrics.validation.roc_auc > 0.6);
+//! assert!(outcome.metrics.validation.get("roc_auc").unwrap() > 0.6);
 //! outcome.artifact(&request)?.save(dir.path().join("model"))?;
 //! let model = streamscore::core::load_model(dir.path().join("model"))?;
 //! assert_eq!(model.output().labels(), ["0", "1"]);
@@ -41,4 +42,5 @@ pub mod datagen;
 pub mod drift;
 pub mod predict;
 pub mod stream;
+pub mod sweep;
 pub mod train;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ml_core::estimator::ClassTarget;
-use ml_core::metrics::{self, ClassificationMetrics};
+use ml_core::estimator::regression_target;
+use ml_core::metrics::{self, ClassificationMetrics, ClassificationReport, RegressionMetrics};
 use ml_core::split::train_validation_split;
 use ml_core::{
     CsvTable, Error, Estimator, Frame, InferOptions, Model, ModelArtifact, NativeModel, ReadOptions, Result,
@@ -63,16 +64,56 @@ impl TrainRequest {
     }
 }
 
+/// Validation metrics of a classifier or a regressor.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ValidationMetrics {
+    /// A classifier's metrics.
+    Classification(ClassificationMetrics),
+    /// A regressor's metrics.
+    Regression(RegressionMetrics),
+}
+
+impl ValidationMetrics {
+    /// The classification metrics, for a classifier.
+    pub fn classification(&self) -> Option<&ClassificationMetrics> {
+        match self {
+            ValidationMetrics::Classification(m) => Some(m),
+            ValidationMetrics::Regression(_) => None,
+        }
+    }
+
+    /// The regression metrics, for a regressor.
+    pub fn regression(&self) -> Option<&RegressionMetrics> {
+        match self {
+            ValidationMetrics::Regression(m) => Some(m),
+            ValidationMetrics::Classification(_) => None,
+        }
+    }
+
+    /// A metric by its name in `metrics.json` (`roc_auc`, `f1`, `rmse`, ...), when present.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        let value = serde_json::to_value(self).ok()?;
+        value.get(name)?.as_f64()
+    }
+}
+
 /// Validation metrics with the sizes of both sides of the split (what `metrics.json` holds).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainMetrics {
     /// Metrics on the validation rows.
     #[serde(flatten)]
-    pub validation: ClassificationMetrics,
+    pub validation: ValidationMetrics,
     /// Rows used for fitting.
     pub n_train: usize,
     /// Rows held out.
     pub n_validation: usize,
+    /// Precision, recall, PR AUC and the confusion matrix, for classifiers.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ClassificationReport>,
+    /// Every trial of a random-search sweep, when the model came from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepRecord>,
 }
 
 /// The result of [`train`].
@@ -144,6 +185,51 @@ pub fn resolve_schema(request: &TrainRequest, table: &CsvTable) -> Result<(Schem
 
 /// Trains as `request` says: read, split, fit on the training rows, evaluate on the rest.
 pub fn train(request: &TrainRequest) -> Result<TrainOutcome> {
+    train_with_progress(request, &|| {})
+}
+
+/// [`train`], calling `step` after each of the estimator's [`Estimator::n_steps`] fitting
+/// steps (from any thread), for a progress bar.
+pub fn train_with_progress(request: &TrainRequest, step: &(dyn Fn() + Sync)) -> Result<TrainOutcome> {
+    let prepared = prepare(request)?;
+    let started = Instant::now();
+    let model = request
+        .estimator
+        .fit_with_progress(&prepared.train, &request.target, step)?;
+    let fit_time = started.elapsed();
+
+    let validation = evaluate_any(&model, &prepared.validation, &request.target)?;
+    let report = report(&model, &prepared.validation, &request.target)?;
+    Ok(TrainOutcome {
+        metrics: TrainMetrics {
+            validation,
+            report,
+            n_train: prepared.train.n_rows(),
+            n_validation: prepared.validation.n_rows(),
+            sweep: None,
+        },
+        model,
+        schema_source: prepared.schema_source,
+        ignored_columns: prepared.ignored_columns,
+        fit_time,
+    })
+}
+
+/// The data of a training run, read and split as a [`TrainRequest`] says.
+#[derive(Debug)]
+pub struct PreparedData {
+    /// Rows to fit on.
+    pub train: Frame,
+    /// Rows held out.
+    pub validation: Frame,
+    /// Where the schema came from.
+    pub schema_source: SchemaSource,
+    /// Input columns not used.
+    pub ignored_columns: Vec<String>,
+}
+
+/// Reads the data, resolves the schema and splits the rows, as `request` says.
+pub fn prepare(request: &TrainRequest) -> Result<PreparedData> {
     let table = CsvTable::read_path(&request.data)?;
     let (schema, schema_source) = resolve_schema(request, &table)?;
     if schema.index_of(&request.target).is_none() {
@@ -167,29 +253,55 @@ pub fn train(request: &TrainRequest) -> Result<TrainOutcome> {
     let frame = table.to_frame(schema, &ReadOptions::named(request.data.display().to_string()))?;
     let (train_rows, validation_rows) =
         train_validation_split(frame.n_rows(), request.validation_fraction, request.split_seed)?;
-    let train_frame = frame.select_rows(&train_rows)?;
-    let validation_frame = frame.select_rows(&validation_rows)?;
-
-    let started = Instant::now();
-    let model = request.estimator.fit(&train_frame, &request.target)?;
-    let fit_time = started.elapsed();
-
-    let validation = evaluate(&model, &validation_frame, &request.target)?;
-    Ok(TrainOutcome {
-        metrics: TrainMetrics {
-            validation,
-            n_train: train_rows.len(),
-            n_validation: validation_rows.len(),
-        },
-        model,
+    Ok(PreparedData {
+        train: frame.select_rows(&train_rows)?,
+        validation: frame.select_rows(&validation_rows)?,
         schema_source,
         ignored_columns: frame.ignored_columns().to_vec(),
-        fit_time,
     })
+}
+
+/// Scores `data` (which holds the target column) with a classifier or a regressor and computes
+/// the matching metrics.
+pub fn evaluate_any(model: &NativeModel, data: &Frame, target: &str) -> Result<ValidationMetrics> {
+    if matches!(model.output(), ml_core::OutputSpec::Regression) {
+        Ok(ValidationMetrics::Regression(evaluate_regression(
+            model, data, target,
+        )?))
+    } else {
+        Ok(ValidationMetrics::Classification(evaluate(model, data, target)?))
+    }
+}
+
+/// Precision, recall, PR AUC and the confusion matrix of a classifier on `data` (which holds
+/// the target column); `None` for regressors.
+pub fn report(model: &NativeModel, data: &Frame, target: &str) -> Result<Option<ClassificationReport>> {
+    if matches!(model.output(), ml_core::OutputSpec::Regression) {
+        return Ok(None);
+    }
+    let (codes, proba) = classified(model, data, target)?;
+    Ok(Some(metrics::classification_report(&codes, proba.view())?))
+}
+
+/// Scores `data` (which holds the target column) with a regressor and computes RMSE, MAE, R².
+pub fn evaluate_regression(model: &NativeModel, data: &Frame, target: &str) -> Result<RegressionMetrics> {
+    let (features, field, col, nulls) = data.split_off(target)?;
+    let truth = regression_target(&field, &col, nulls.as_deref())?;
+    let predictions = model.predict(&features)?;
+    let values = predictions
+        .values()
+        .ok_or_else(|| Error::Internal("regressor returned no values".into()))?;
+    metrics::regression(&truth, &values.to_vec())
 }
 
 /// Scores `data` (which holds the target column) and computes classification metrics.
 pub fn evaluate(model: &NativeModel, data: &Frame, target: &str) -> Result<ClassificationMetrics> {
+    let (codes, proba) = classified(model, data, target)?;
+    metrics::classification(&codes, proba.view())
+}
+
+/// The true class codes (in the model's label order) and predicted probabilities on `data`.
+fn classified(model: &NativeModel, data: &Frame, target: &str) -> Result<(Vec<usize>, ndarray::Array2<f64>)> {
     let (features, field, col, nulls) = data.split_off(target)?;
     let truth = ClassTarget::encode(&field, &col, nulls.as_deref())?;
     let labels = model.output().labels();
@@ -209,6 +321,7 @@ pub fn evaluate(model: &NativeModel, data: &Frame, target: &str) -> Result<Class
     let predictions = model.predict(&features)?;
     let proba = predictions
         .probabilities()
-        .ok_or_else(|| Error::Internal("classifier returned no probabilities".into()))?;
-    metrics::classification(&codes, proba)
+        .ok_or_else(|| Error::Internal("classifier returned no probabilities".into()))?
+        .to_owned();
+    Ok((codes, proba))
 }

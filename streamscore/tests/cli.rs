@@ -276,3 +276,134 @@ fn help_is_available_everywhere() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--target"));
 }
+
+#[test]
+fn regressors_train_through_the_whole_workflow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("credit.csv");
+    ok(&["generate", "--rows", "3000", "--seed", "6", "--out", p(&data)]);
+    let mut r2 = Vec::new();
+    for (estimator, params) in [
+        ("ridge", vec!["alpha=1"]),
+        ("random_forest_regressor", vec!["n_estimators=20", "max_depth=6"]),
+    ] {
+        let model = tmp.path().join(estimator);
+        let mut args = vec![
+            "train",
+            "--data",
+            p(&data),
+            "--target",
+            "LIMIT_BAL",
+            "--estimator",
+            estimator,
+            "--out",
+            p(&model),
+        ];
+        for param in &params {
+            args.extend(["--param", param]);
+        }
+        let (stdout, _) = ok(&args);
+        let metrics: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(model.join("metrics.json")).unwrap()).unwrap();
+        for name in ["rmse", "mae", "r2"] {
+            let v = metrics[name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name} in {metrics}"));
+            assert!(stdout.contains(&format!("{name:<9} {v:.4}")), "{stdout}");
+        }
+        assert!(metrics.get("roc_auc").is_none());
+        assert!(metrics["rmse"].as_f64().unwrap() >= metrics["mae"].as_f64().unwrap());
+        r2.push(metrics["r2"].as_f64().unwrap());
+
+        // The saved regressor predicts one value per row.
+        let preds = tmp.path().join(format!("{estimator}.csv"));
+        ok(&[
+            "predict",
+            "--model",
+            p(&model),
+            "--data",
+            p(&data),
+            "--out",
+            p(&preds),
+        ]);
+        assert_eq!(fs::read_to_string(&preds).unwrap().lines().count(), 3001);
+    }
+    // The generator ties the credit limit to the other columns, so both explain some of it.
+    assert!(r2.iter().all(|&v| v > 0.0 && v < 1.0), "{r2:?}");
+}
+
+#[test]
+fn a_sweep_of_20_trials_records_every_trial_and_keeps_the_best() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("credit.csv");
+    let model = tmp.path().join("model");
+    ok(&["generate", "--rows", "20000", "--seed", "3", "--out", p(&data)]);
+    let (_, stderr) = ok(&[
+        "train",
+        "--data",
+        p(&data),
+        "--target",
+        "default",
+        "--estimator",
+        "random_forest_classifier",
+        "--param",
+        "n_estimators=10",
+        "--sweep",
+        "20",
+        "--metric",
+        "f1",
+        "--space",
+        "max_depth=2..10",
+        "--space",
+        "min_samples_leaf=1..50",
+        "--space",
+        "criterion=gini,entropy",
+        "--out",
+        p(&model),
+    ]);
+    assert!(stderr.contains("sweep: 20 trials"), "{stderr}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(model.join("metrics.json")).unwrap()).unwrap();
+    let sweep = &metrics["sweep"];
+    let trials = sweep["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 20);
+    assert_eq!(sweep["metric"], "f1");
+    let f1s: Vec<f64> = trials
+        .iter()
+        .map(|t| t["metrics"]["f1"].as_f64().unwrap())
+        .collect();
+    let best = sweep["best_trial"].as_u64().unwrap() as usize;
+    // The chosen trial has the highest validation F1 (the first of any tie) ...
+    let max = f1s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(f1s[best], max, "{f1s:?}");
+    assert_eq!(best, f1s.iter().position(|&v| v == max).unwrap());
+    // ... its metrics are the artifact's, and the saved model has its parameters.
+    assert_eq!(metrics["f1"], trials[best]["metrics"]["f1"]);
+    let saved: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
+    for (k, v) in trials[best]["params"].as_object().unwrap() {
+        assert_eq!(&saved["estimator"][k], v, "{k}");
+    }
+    assert_eq!(saved["estimator"]["n_estimators"], 10);
+    // Sampled values stay in their domains, and the trials differ.
+    for t in trials {
+        let depth = t["params"]["max_depth"].as_u64().unwrap();
+        assert!((2..=10).contains(&depth));
+    }
+    assert!(f1s.iter().any(|&v| v != f1s[0]));
+    // Classifier extras: the confusion matrix covers every validation row, and precision,
+    // recall and F1 agree with it.
+    let cm: Vec<Vec<f64>> = serde_json::from_value(metrics["confusion_matrix"].clone()).unwrap();
+    let total: f64 = cm.iter().flatten().sum();
+    assert_eq!(total, metrics["n_validation"].as_f64().unwrap());
+    let (tp, fp, fn_) = (cm[1][1], cm[0][1], cm[1][0]);
+    let close = |a: f64, b: &serde_json::Value| (a - b.as_f64().unwrap()).abs() < 1e-12;
+    assert!(close(tp / (tp + fp), &metrics["precision"]), "{metrics}");
+    assert!(close(tp / (tp + fn_), &metrics["recall"]), "{metrics}");
+    assert!(
+        close(2.0 * tp / (2.0 * tp + fp + fn_), &metrics["f1"]),
+        "{metrics}"
+    );
+    let pr_auc = metrics["pr_auc"].as_f64().unwrap();
+    assert!(pr_auc > 0.0 && pr_auc <= 1.0);
+}

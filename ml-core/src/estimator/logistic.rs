@@ -189,7 +189,7 @@ const NEWTON_MAX_ITERATIONS: usize = 100;
 
 /// Solves `a x = b` for a symmetric positive-definite `a` by Cholesky decomposition. A
 /// matrix that is only semi-definite (a feature constant in the training rows) gets a tiny ridge.
-fn cholesky_solve(mut a: Array2<f64>, b: &Array1<f64>) -> Result<Array1<f64>> {
+pub(super) fn cholesky_solve(mut a: Array2<f64>, b: &Array1<f64>) -> Result<Array1<f64>> {
     let n = a.nrows();
     let jitter = 1e-12 * (0..n).map(|i| a[[i, i]].abs()).fold(0.0, f64::max).max(1e-300);
     for i in 0..n {

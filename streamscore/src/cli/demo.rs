@@ -71,8 +71,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         drifted_csv.clone(),
     ))?;
 
-    step(2, "train logistic regression (80/20 validation split)");
-    let outcome = train::run_with_outcome(train::Args::new(train_csv, "default", model_dir.clone()))?;
+    step(
+        2,
+        "train a random forest (100 trees, depth 8; 80/20 validation split)",
+    );
+    let outcome = train::run_with_outcome(
+        train::Args::new(train_csv, "default", model_dir.clone()).with_estimator(
+            "random_forest_classifier",
+            &[("n_estimators", "100"), ("max_depth", "8")],
+        ),
+    )?;
 
     step(3, "evaluate on fresh data and on drifted data");
     for (name, path) in [("fresh", &fresh_csv), ("drifted (0.6)", &drifted_csv)] {

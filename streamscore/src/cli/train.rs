@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use ml_core::{Estimator, TypeHint};
-use streamscore::train::{SchemaSource, TrainOutcome, TrainRequest, train};
+use streamscore::sweep::{ParamSpace, SweepSpec, sweep};
+use streamscore::train::{SchemaSource, TrainOutcome, TrainRequest, ValidationMetrics, train_with_progress};
 
 use super::{parse_key_value, parse_list, thousands};
 
@@ -43,6 +45,31 @@ pub struct Args {
     /// Output directory for the model artifact (must not exist or be empty).
     #[arg(long)]
     out: PathBuf,
+    /// Random-search options.
+    #[command(flatten)]
+    sweep_args: Box<SweepArgs>,
+}
+
+/// `--sweep` and its options (boxed: they would make every command's arguments larger).
+#[derive(Debug, Default, clap::Args)]
+pub struct SweepArgs {
+    /// Random search: fit N trials with parameters drawn from --space / --space-file and keep
+    /// the best on validation.
+    #[arg(long, value_name = "N")]
+    sweep: Option<usize>,
+    /// Validation metric the sweep optimizes (f1, roc_auc, accuracy, log_loss; rmse, mae, r2).
+    #[arg(long, default_value = "f1", requires = "sweep")]
+    metric: String,
+    /// Sweep parameter as NAME=A..B (uniform range; integers if both ends are) or
+    /// NAME=V1,V2,... (choice); repeatable.
+    #[arg(long = "space", value_name = "NAME=SPEC", requires = "sweep")]
+    space: Vec<String>,
+    /// File of sweep parameters, one NAME=SPEC per line (# comments).
+    #[arg(long, value_name = "FILE", requires = "sweep")]
+    space_file: Option<PathBuf>,
+    /// Seed of the sweep's sampling.
+    #[arg(long, default_value_t = 0, requires = "sweep")]
+    sweep_seed: u64,
 }
 
 impl Args {
@@ -60,7 +87,23 @@ impl Args {
             validation_fraction: 0.2,
             split_seed: 42,
             out,
+            sweep_args: Box::new(SweepArgs {
+                metric: "f1".into(),
+                ..SweepArgs::default()
+            }),
         }
+    }
+}
+
+impl Args {
+    /// Sets the estimator and its parameters (for `demo`).
+    pub fn with_estimator(mut self, name: &str, params: &[(&str, &str)]) -> Self {
+        self.estimator = name.into();
+        self.params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self
     }
 }
 
@@ -95,8 +138,63 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
             args.out.display()
         );
     }
+    let sw = &args.sweep_args;
+    let sweep_spec = match sw.sweep {
+        Some(trials) => {
+            let mut space = match &sw.space_file {
+                Some(path) => ParamSpace::parse_file(
+                    &std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("cannot read space file {}: {e}", path.display()))?,
+                )?,
+                None => ParamSpace::default(),
+            };
+            for entry in &sw.space {
+                space.add(entry)?;
+            }
+            Some(SweepSpec {
+                trials,
+                metric: sw.metric.clone(),
+                space,
+                seed: sw.sweep_seed,
+            })
+        }
+        None => None,
+    };
     eprintln!("reading {}", args.data.display());
-    let outcome = train(&request)?;
+    let outcome = match &sweep_spec {
+        Some(spec) => {
+            let bar = fit_progress_bar(spec.trials.max(2), "sweep trials");
+            bar.set_length(spec.trials as u64);
+            let outcome = sweep(&request, spec, &|| bar.inc(1));
+            bar.finish_and_clear();
+            outcome?
+        }
+        None => {
+            let bar = fit_progress_bar(request.estimator.n_steps(), "fitting");
+            let outcome = train_with_progress(&request, &|| bar.inc(1));
+            bar.finish_and_clear();
+            outcome?
+        }
+    };
+    if let Some(record) = &outcome.metrics.sweep {
+        eprintln!(
+            "sweep: {} trials, best is trial {} by {} ({})",
+            record.trials.len(),
+            record.best_trial,
+            record.metric,
+            record.direction
+        );
+        for t in &record.trials {
+            eprintln!(
+                "  trial {:>3}{} {} = {:.4}  {}",
+                t.trial,
+                if t.trial == record.best_trial { "*" } else { " " },
+                record.metric,
+                t.metrics.get(&record.metric).unwrap_or(f64::NAN),
+                serde_json::Value::Object(t.params.clone())
+            );
+        }
+    }
     match &outcome.schema_source {
         SchemaSource::File(p) => eprintln!("schema: {}", p.display()),
         SchemaSource::Sidecar(p) => eprintln!("schema: {} (found beside the data)", p.display()),
@@ -114,12 +212,35 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
         thousands(m.n_validation)
     );
     println!("validation metrics ({} rows):", thousands(m.n_validation));
-    println!("  accuracy  {:.4}", m.validation.accuracy);
-    println!("  f1        {:.4}", m.validation.f1);
-    println!("  roc_auc   {:.4}", m.validation.roc_auc);
-    println!("  log_loss  {:.4}", m.validation.log_loss);
+    match &m.validation {
+        ValidationMetrics::Classification(v) => {
+            println!("  accuracy  {:.4}", v.accuracy);
+            println!("  f1        {:.4}", v.f1);
+            println!("  roc_auc   {:.4}", v.roc_auc);
+            println!("  log_loss  {:.4}", v.log_loss);
+        }
+        ValidationMetrics::Regression(v) => {
+            println!("  rmse      {:.4}", v.rmse);
+            println!("  mae       {:.4}", v.mae);
+            println!("  r2        {:.4}", v.r2);
+        }
+    }
     let mut artifact = outcome.artifact(&request)?;
     artifact.save(&args.out)?;
     eprintln!("saved model artifact to {}", args.out.display());
     Ok(outcome)
+}
+
+/// A progress bar over `steps` fitting steps (trees), drawn on stderr only when it is a
+/// terminal; a one-step fit gets a spinner-free hidden bar.
+pub fn fit_progress_bar(steps: usize, message: &'static str) -> ProgressBar {
+    if steps <= 1 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
 }
