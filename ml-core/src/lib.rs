@@ -39,6 +39,7 @@ pub mod artifact;
 pub mod datasets;
 pub mod error;
 pub mod estimator;
+pub mod failpoint;
 pub mod frame;
 pub mod metrics;
 pub mod model;
