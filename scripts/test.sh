@@ -18,3 +18,6 @@ echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== Python checks (MLflow reads our exports; we import what MLflow writes)"
+./scripts/python-env.sh
+.venv/bin/python -m pytest -q ml-registry/tests/python

@@ -3,6 +3,7 @@
 mod demo;
 mod generate;
 mod predict;
+mod registry;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,18 @@ enum Command {
     Predict(predict::Args),
     /// Run the whole local flow on generated data: generate, train, evaluate, save, predict.
     Demo(demo::Args),
+    /// Register a model artifact directory as the next version of a model.
+    Register(registry::RegisterArgs),
+    /// List the models of a registry, or the versions of one model.
+    Models(registry::ModelsArgs),
+    /// Point an alias at a version, or copy a version to another registry (--from/--to).
+    Promote(registry::PromoteArgs),
+    /// Show one version's metadata and lineage (checksums verified).
+    Show(registry::ShowArgs),
+    /// Export a version as an MLflow model directory.
+    Export(registry::ExportArgs),
+    /// Import an MLflow model directory (onnx or streamscore flavor) as the next version.
+    Import(registry::ImportArgs),
 }
 
 /// Runs a parsed command line.
@@ -34,6 +47,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Register(a) => registry::register(a),
+        Command::Models(a) => registry::models(a),
+        Command::Promote(a) => registry::promote_cmd(a),
+        Command::Show(a) => registry::show(a),
+        Command::Export(a) => registry::export(a),
+        Command::Import(a) => registry::import(a),
     }
 }
 
