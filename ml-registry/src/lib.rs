@@ -42,6 +42,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod error;
 pub mod local;
 pub mod mlflow;

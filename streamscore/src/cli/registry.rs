@@ -39,6 +39,13 @@ impl RegistryArg {
 /// Opens the registry at `location` (a directory or `blob://...`).
 pub fn open(location: &str) -> anyhow::Result<Box<dyn ModelRegistry>> {
     if location.starts_with("blob://") {
+        #[cfg(feature = "azure")]
+        {
+            let r = ml_registry::azure::BlobRegistry::from_location(location)?;
+            block_on(r.create_container_if_missing())?;
+            return Ok(Box::new(r));
+        }
+        #[cfg(not(feature = "azure"))]
         return Err(ml_registry::Error::Location {
             location: location.to_string(),
             reason: "this streamscore was built without Azure Blob Storage support; rebuild with `--features azure` or use a directory".into(),
@@ -54,6 +61,11 @@ pub fn open(location: &str) -> anyhow::Result<Box<dyn ModelRegistry>> {
 }
 
 pub(super) fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    // The Azure SDK's HTTP client needs a tokio reactor.
+    #[cfg(feature = "azure")]
+    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        return rt.block_on(f);
+    }
     // The local registry does its I/O inside the future; no async runtime is needed.
     futures::executor::block_on(f)
 }
