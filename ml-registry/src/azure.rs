@@ -40,8 +40,8 @@ use crate::{ModelRegistry, ModelSummary, ModelVersion, RegisterOptions, Register
 /// finishes well within it; long-running servers should use Entra ID instead.
 const SAS_LIFETIME: time::Duration = time::Duration::hours(8);
 
-/// SAS service version used when signing. Versions from 2020-12-06 add an encryption-scope line
-/// to the string to sign, which Azurite 3.35 does not expect; 2019-12-12 is accepted by both.
+/// SAS service version used when signing; its string to sign has no encryption-scope line
+/// (added in 2020-12-06). Accepted by Azure and by Azurite 3.35.
 const SAS_VERSION: &str = "2019-12-12";
 
 /// A model registry in an Azure Blob Storage container.
