@@ -6,6 +6,8 @@
 //!
 //! - [`ml_core`] (re-exported as [`core`]) — schemas, frames, models, scorers, estimators,
 //!   metrics, model artifacts, the synthetic credit-default data set.
+//! - [`ml_registry`] (re-exported as [`registry`]) — the model registry: versions, aliases,
+//!   lineage, promotion between registries, MLflow import/export.
 //! - [`train`] — train from a CSV file with a reproducible validation split and save an artifact.
 //! - [`predict`] — score a CSV file with a saved model.
 //! - [`drift`] — profile training data and detect drift in current data.
@@ -36,6 +38,8 @@
 
 pub use ml_core;
 pub use ml_core as core;
+pub use ml_registry;
+pub use ml_registry as registry;
 
 pub mod config;
 pub mod datagen;

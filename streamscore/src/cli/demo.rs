@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use ml_core::{CsvTable, Model, ModelArtifact, ReadOptions};
 use streamscore::train::evaluate;
 
-use super::{drift, generate, predict, thousands, train};
+use super::{drift, generate, predict, registry, thousands, train};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -73,13 +73,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     step(
         2,
-        "train a random forest (100 trees, depth 8; 80/20 validation split)",
+        "train a random forest (100 trees, depth 8; 80/20 validation split) and register it",
     );
+    let registry_dir = dir.join("registry");
+    let registry_arg = registry::RegistryArg::new(registry_dir.display().to_string());
     let outcome = train::run_with_outcome(
-        train::Args::new(train_csv, "default", model_dir.clone()).with_estimator(
-            "random_forest_classifier",
-            &[("n_estimators", "100"), ("max_depth", "8")],
-        ),
+        train::Args::new(train_csv, "default", model_dir.clone())
+            .with_estimator(
+                "random_forest_classifier",
+                &[("n_estimators", "100"), ("max_depth", "8")],
+            )
+            .with_register("credit", registry_arg.clone()),
     )?;
 
     step(3, "evaluate on fresh data and on drifted data");
@@ -97,7 +101,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    step(4, "load the saved artifact and verify its checksums");
+    step(
+        4,
+        "load the saved artifact, verify its checksums, register and promote it",
+    );
     let artifact = ModelArtifact::load(&model_dir)?;
     let meta = artifact.mlmodel();
     println!(
@@ -112,12 +119,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         outcome.model.schema().len()
     );
 
-    step(5, "predict on fresh data");
-    let scored = predict::run_with_output(predict::Args::new(
-        model_dir.clone(),
-        fresh_csv,
-        predictions_csv.clone(),
+    let registry = registry_arg.open()?;
+    let latest = registry::block_on(registry.resolve(&"credit@latest".parse()?))?;
+    let promoted = registry::block_on(ml_registry::promote(
+        registry.as_ref(),
+        &latest.reference(),
+        registry.as_ref(),
+        Some("prod"),
     ))?;
+    println!(
+        "  registered credit:{} in {} and promoted it to credit@prod (sha256 {})",
+        promoted.target.version,
+        registry_dir.display(),
+        &promoted.target.sha256[..12]
+    );
+
+    step(5, "predict on fresh data with credit@prod from the registry");
+    let scored = predict::run_with_output(
+        predict::Args::new(PathBuf::from("credit@prod"), fresh_csv, predictions_csv.clone())
+            .with_registry(registry_arg),
+    )?;
     let text = std::fs::read_to_string(&predictions_csv)?;
     for line in text.lines().take(4) {
         println!("  {line}");

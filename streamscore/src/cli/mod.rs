@@ -5,6 +5,7 @@ mod drift;
 mod generate;
 mod predict;
 mod profile;
+mod registry;
 mod stream;
 mod train;
 
@@ -34,6 +35,18 @@ enum Command {
     Drift(drift::Args),
     /// Run the whole local flow on generated data: generate, train, evaluate, save, predict.
     Demo(demo::Args),
+    /// Register a model artifact directory as the next version of a model.
+    Register(registry::RegisterArgs),
+    /// List the models of a registry, or the versions of one model.
+    Models(registry::ModelsArgs),
+    /// Point an alias at a version, or copy a version to another registry (--from/--to).
+    Promote(registry::PromoteArgs),
+    /// Show one version's metadata and lineage (checksums verified).
+    Show(registry::ShowArgs),
+    /// Export a version as an MLflow model directory.
+    Export(registry::ExportArgs),
+    /// Import an MLflow model directory (onnx or streamscore flavor) as the next version.
+    Import(registry::ImportArgs),
 }
 
 /// Runs a parsed command line.
@@ -46,6 +59,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Profile(a) => profile::run(a),
         Command::Drift(a) => drift::run(a),
+        Command::Register(a) => registry::register(a),
+        Command::Models(a) => registry::models(a),
+        Command::Promote(a) => registry::promote_cmd(a),
+        Command::Show(a) => registry::show(a),
+        Command::Export(a) => registry::export(a),
+        Command::Import(a) => registry::import(a),
     }
 }
 

@@ -13,9 +13,12 @@ use super::{ensure_parent, parse_list, thousands};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model artifact directory (as written by `train`).
+    /// Model artifact directory (as written by `train`), or a registry reference such as
+    /// credit@prod, credit:3 or credit@latest (read from --registry).
     #[arg(long)]
     model: PathBuf,
+    #[command(flatten)]
+    registry: super::registry::RegistryArg,
     /// Data to score: CSV with a header row; columns are matched by name, others are ignored.
     #[arg(long)]
     data: PathBuf,
@@ -35,7 +38,14 @@ impl Args {
             data,
             out: Some(out),
             keep: None,
+            registry: super::registry::RegistryArg::new(ml_registry::local::DEFAULT_PATH),
         }
+    }
+
+    /// Reads `--model` from `registry` (for `demo`).
+    pub fn with_registry(mut self, registry: super::registry::RegistryArg) -> Self {
+        self.registry = registry;
+        self
     }
 }
 
@@ -44,7 +54,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 pub fn run_with_output(args: Args) -> anyhow::Result<ScoredCsv> {
-    let artifact = ModelArtifact::load(&args.model)?;
+    let artifact = match registry_reference(&args.model)? {
+        Some(reference) => super::registry::load(&args.registry, &reference)?.1,
+        None => ModelArtifact::load(&args.model)?,
+    };
     let model = artifact.load_model()?;
     let started = Instant::now();
     let scored = predict_csv(model.as_ref(), &args.data)?;
@@ -81,4 +94,16 @@ pub fn run_with_output(args: Args) -> anyhow::Result<ScoredCsv> {
             .unwrap_or_default()
     );
     Ok(scored)
+}
+
+/// `--model` names a registry version when it is not a directory and has the form of a
+/// reference (`NAME:VERSION`, `NAME@ALIAS`).
+fn registry_reference(model: &std::path::Path) -> anyhow::Result<Option<ml_registry::Reference>> {
+    if model.is_dir() {
+        return Ok(None);
+    }
+    match model.to_str() {
+        Some(s) if s.contains('@') || s.contains(':') => Ok(Some(s.parse()?)),
+        _ => Ok(None),
+    }
 }

@@ -42,9 +42,15 @@ pub struct Args {
     /// Seed of the validation split.
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
-    /// Output directory for the model artifact (must not exist or be empty).
-    #[arg(long)]
-    out: PathBuf,
+    /// Output directory for the model artifact (must not exist or be empty). Optional with
+    /// --register.
+    #[arg(long, required_unless_present = "register")]
+    out: Option<PathBuf>,
+    /// Register the trained model in the registry as the next version of NAME.
+    #[arg(long, value_name = "NAME")]
+    register: Option<String>,
+    #[command(flatten)]
+    registry: super::registry::RegistryArg,
     /// Random-search options.
     #[command(flatten)]
     sweep_args: Box<SweepArgs>,
@@ -86,12 +92,21 @@ impl Args {
             drop: None,
             validation_fraction: 0.2,
             split_seed: 42,
-            out,
+            out: Some(out),
+            register: None,
+            registry: super::registry::RegistryArg::new(ml_registry::local::DEFAULT_PATH),
             sweep_args: Box::new(SweepArgs {
                 metric: "f1".into(),
                 ..SweepArgs::default()
             }),
         }
+    }
+
+    /// Also register the model as `name` in `registry` (for `demo`).
+    pub fn with_register(mut self, name: &str, registry: super::registry::RegistryArg) -> Self {
+        self.register = Some(name.to_string());
+        self.registry = registry;
+        self
     }
 }
 
@@ -128,14 +143,15 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
     request.validation_fraction = args.validation_fraction;
     request.split_seed = args.split_seed;
 
-    if args.out.exists()
-        && std::fs::read_dir(&args.out)
+    if let Some(out) = &args.out
+        && out.exists()
+        && std::fs::read_dir(out)
             .map(|mut d| d.next().is_some())
             .unwrap_or(true)
     {
         anyhow::bail!(
             "output directory {} already exists and is not empty; choose another --out or remove it",
-            args.out.display()
+            out.display()
         );
     }
     let sw = &args.sweep_args;
@@ -160,6 +176,9 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
         }
         None => None,
     };
+    if let Some(name) = &args.register {
+        ml_registry::validate_model_name(name)?;
+    }
     eprintln!("reading {}", args.data.display());
     let outcome = match &sweep_spec {
         Some(spec) => {
@@ -226,8 +245,17 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
         }
     }
     let mut artifact = outcome.artifact(&request)?;
-    artifact.save(&args.out)?;
-    eprintln!("saved model artifact to {}", args.out.display());
+    if let Some(out) = &args.out {
+        artifact.save(out)?;
+        eprintln!("saved model artifact to {}", out.display());
+    }
+    if let Some(name) = &args.register {
+        let options = ml_registry::RegisterOptions {
+            training_data: Some(args.data.display().to_string()),
+            ..ml_registry::RegisterOptions::default()
+        };
+        super::registry::register_artifact(&args.registry, name, &artifact, &options)?;
+    }
     Ok(outcome)
 }
 
