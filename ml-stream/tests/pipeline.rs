@@ -136,11 +136,16 @@ fn malformed_events_go_to_the_dead_letters_with_reasons() {
             let expect = match l.position.offset % 100 {
                 17 => "not valid JSON",
                 42 => "field `x`: expected a float value",
-                63 => "field `x`: value is missing",
+                // "value is missing" — or "column is missing" when a batch holds only this record
+                // (batches are cut by time, so either can happen).
+                63 => "field `x`:",
                 99 => "expected 2 values",
                 other => panic!("good event {other} dead-lettered: {l:?}"),
             };
             assert!(l.reason.contains(expect), "{l:?}");
+            if l.position.offset % 100 == 63 {
+                assert!(l.reason.contains("is missing"), "{l:?}");
+            }
         }
         let records = good.records();
         assert!(
