@@ -34,7 +34,7 @@ use ml_core::{ModelArtifact, failpoint};
 
 use crate::error::{Error, Result};
 use crate::reference::{Reference, Selector, validate_alias, validate_model_name};
-use crate::{ModelRegistry, ModelSummary, ModelVersion, RegisterOptions, RegisteredModel, now_rfc3339};
+use crate::{ModelRegistry, ModelSummary, ModelVersion, RegisterOptions, RegisteredModel};
 
 /// How long a SAS derived from a connection string stays valid. A CLI command or a test
 /// finishes well within it; long-running servers should use Entra ID instead.
@@ -406,21 +406,7 @@ impl ModelRegistry for BlobRegistry {
             self.put_blob(&format!("{base}/artifact/{rel}"), bytes, Condition::None)
                 .await?;
         }
-        let mut tags = artifact.mlmodel().metadata.clone();
-        tags.extend(options.tags.clone());
-        let meta = ModelVersion {
-            name: name.to_string(),
-            version,
-            created: now_rfc3339(),
-            tags,
-            description: options.description.clone(),
-            metrics: artifact.metrics().clone(),
-            run_id: artifact.mlmodel().run_id.clone(),
-            parent_version: options.parent_version,
-            training_data: options.training_data.clone(),
-            copied_from: options.copied_from.clone(),
-            sha256: sha256_hex(&sums),
-        };
+        let meta = ModelVersion::describe(name, version, artifact, options, &sums);
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
         failpoint::hit("registry.register.before_publish");
         if !self

@@ -272,6 +272,35 @@ async fn sleep(duration: Duration) {
 }
 
 /// The current time, RFC 3339 UTC.
+impl ModelVersion {
+    /// The metadata of version `version` of `name` for `artifact`: its tags plus the options'
+    /// tags, metrics, run id, lineage, and the sha256 of its `checksums` file (`sums`). Shared by
+    /// every registry so they record the same fields.
+    pub(crate) fn describe(
+        name: &str,
+        version: u32,
+        artifact: &ml_core::ModelArtifact,
+        options: &RegisterOptions,
+        sums: &[u8],
+    ) -> ModelVersion {
+        let mut tags = artifact.mlmodel().metadata.clone();
+        tags.extend(options.tags.clone());
+        ModelVersion {
+            name: name.to_string(),
+            version,
+            created: now_rfc3339(),
+            tags,
+            description: options.description.clone(),
+            metrics: artifact.metrics().clone(),
+            run_id: artifact.mlmodel().run_id.clone(),
+            parent_version: options.parent_version,
+            training_data: options.training_data.clone(),
+            copied_from: options.copied_from.clone(),
+            sha256: ml_core::artifact::sha256_hex(sums),
+        }
+    }
+}
+
 pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

@@ -32,7 +32,7 @@ use ml_core::{ModelArtifact, failpoint};
 
 use crate::error::{Error, Result};
 use crate::reference::{Reference, Selector, validate_alias, validate_model_name};
-use crate::{ModelRegistry, ModelSummary, ModelVersion, RegisterOptions, RegisteredModel, now_rfc3339};
+use crate::{ModelRegistry, ModelSummary, ModelVersion, RegisterOptions, RegisteredModel};
 
 /// The default registry directory, relative to the working directory.
 pub const DEFAULT_PATH: &str = ".streamscore/registry";
@@ -279,21 +279,7 @@ impl ModelRegistry for LocalRegistry {
             copy.save(tmp.join(ARTIFACT_DIR))?;
             let sums_path = tmp.join(ARTIFACT_DIR).join(CHECKSUMS_FILE);
             let sums = fs::read(&sums_path).map_err(|e| Error::io("read", &sums_path, e))?;
-            let mut tags = artifact.mlmodel().metadata.clone();
-            tags.extend(options.tags.clone());
-            let meta = ModelVersion {
-                name: name.to_string(),
-                version,
-                created: now_rfc3339(),
-                tags,
-                description: options.description.clone(),
-                metrics: artifact.metrics().clone(),
-                run_id: artifact.mlmodel().run_id.clone(),
-                parent_version: options.parent_version,
-                training_data: options.training_data.clone(),
-                copied_from: options.copied_from.clone(),
-                sha256: sha256_hex(&sums),
-            };
+            let meta = ModelVersion::describe(name, version, artifact, options, &sums);
             let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
             write_synced(&tmp.join(VERSION_FILE), &json)?;
             sync_dir(&tmp);
