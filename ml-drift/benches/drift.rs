@@ -37,7 +37,7 @@ fn columns(n: usize, shift: f64, seed: u64) -> Vec<Vec<f64>> {
 fn three_tests(reference: &ReferenceFeature, current: &[f64]) -> (f64, f64, f64, f64) {
     let mut cur = current.to_vec();
     sort_floats(&mut cur);
-    // One merge pass for both (bit-identical to the separate functions).
+    // One walk for both (the same values as the separate functions).
     let (d, w) = ks_and_wasserstein_sorted(&reference.sorted, &cur);
     let p = ks_pvalue(d, reference.sorted.len(), cur.len(), KsMethod::Auto);
     let w = w / reference.std;
