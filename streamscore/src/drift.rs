@@ -79,15 +79,7 @@ pub fn attach_training_profile(
 pub fn load_reference(spec: &str) -> Result<ReferenceProfile> {
     let path = PathBuf::from(spec);
     if path.is_dir() {
-        let artifact = ModelArtifact::load(&path)?;
-        let bytes = artifact.attachment(PROFILE_ATTACHMENT).ok_or_else(|| Error::Artifact {
-            path: path.clone(),
-            reason: format!(
-                "no {PROFILE_ATTACHMENT} attachment; retrain with this streamscore or run `streamscore profile` on the training data"
-            ),
-        })?;
-        let text = String::from_utf8_lossy(bytes);
-        return ReferenceProfile::from_json(&text).map_err(drift_error);
+        return artifact_profile(&ModelArtifact::load(&path)?, &path.display().to_string());
     }
     if path.is_file() {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
@@ -97,7 +89,7 @@ pub fn load_reference(spec: &str) -> Result<ReferenceProfile> {
         return Err(Error::invalid_parameter(
             "reference",
             format!(
-                "`{spec}` looks like a registry reference, which needs the model registry; pass a profile.json or a model artifact directory"
+                "`{spec}` looks like a registry reference: resolve it through a registry (the CLI's --registry), or pass a profile.json or a model artifact directory"
             ),
         ));
     }
@@ -105,6 +97,18 @@ pub fn load_reference(spec: &str) -> Result<ReferenceProfile> {
         "reference",
         format!("`{spec}` is neither a profile.json file nor a model artifact directory"),
     ))
+}
+
+/// The reference profile stored in a model artifact (its [`PROFILE_ATTACHMENT`]); `origin` names
+/// the artifact in the error (a directory or a registry reference).
+pub fn artifact_profile(artifact: &ModelArtifact, origin: &str) -> Result<ReferenceProfile> {
+    let bytes = artifact.attachment(PROFILE_ATTACHMENT).ok_or_else(|| Error::Artifact {
+        path: PathBuf::from(origin),
+        reason: format!(
+            "no {PROFILE_ATTACHMENT} attachment; retrain with this streamscore or run `streamscore profile` on the training data"
+        ),
+    })?;
+    ReferenceProfile::from_json(&String::from_utf8_lossy(bytes)).map_err(drift_error)
 }
 
 /// The `.jsonl` files of the `model_inputs` collection under `root`, sorted by path (the

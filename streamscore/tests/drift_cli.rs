@@ -173,8 +173,51 @@ fn train_profiles_and_drift_detects() {
     let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json2).unwrap()).unwrap();
     assert_eq!(report["n_current_rows"], 1000);
 
-    // A registry reference is refused with one clear line.
-    let out = streamscore(&["drift", "--reference", "credit@prod", "--current", p(&fresh)]);
+    // A registry reference: the profile and the model of the version it resolves to.
+    let registry = tmp.path().join("registry");
+    ok(&[
+        "register",
+        "--name",
+        "credit",
+        "--registry",
+        p(&registry),
+        p(&model),
+    ]);
+    let json3 = tmp.path().join("r3.json");
+    let out = streamscore(&[
+        "drift",
+        "--reference",
+        "credit@latest",
+        "--registry",
+        p(&registry),
+        "--current",
+        p(&drifted),
+        "--json",
+        p(&json3),
+        "--fail-on-drift",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json3).unwrap()).unwrap();
+    assert_eq!(report["n_features"], 23);
+    // Prediction drift needs the model: it came from the registry too.
+    assert!(!report["prediction"].as_array().unwrap().is_empty());
+
+    // An alias that does not exist is one clear line naming the aliases there are.
+    let out = streamscore(&[
+        "drift",
+        "--reference",
+        "credit@prod",
+        "--registry",
+        p(&registry),
+        "--current",
+        p(&fresh),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("registry"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no alias `prod`"), "{err}");
 }

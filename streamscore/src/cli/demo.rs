@@ -137,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     step(5, "predict on fresh data with credit@prod from the registry");
     let scored = predict::run_with_output(
         predict::Args::new(PathBuf::from("credit@prod"), fresh_csv, predictions_csv.clone())
-            .with_registry(registry_arg),
+            .with_registry(registry_arg.clone()),
     )?;
     let text = std::fs::read_to_string(&predictions_csv)?;
     for line in text.lines().take(4) {
@@ -157,14 +157,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     step(
         7,
-        "detect drift: drifted data against the training profile stored with the model",
+        "detect drift: drifted data against the training profile of credit@prod",
     );
     let html = dir.join("drift_report.html");
-    drift::run_with_report(drift::Args::new(
-        model_dir.display().to_string(),
-        drifted_csv,
-        html,
-    ))?;
+    drift::run_with_report(
+        drift::Args::new("credit@prod".into(), drifted_csv, html).with_registry(registry_arg),
+    )?;
     println!("\ndemo finished: every step succeeded");
     Ok(())
 }

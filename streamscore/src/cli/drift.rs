@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ml_drift::{Correction, DriftOptions, DriftReport};
-use streamscore::drift::{drift, load_reference, read_current, reference_model};
+use streamscore::drift::{artifact_profile, drift, load_reference, read_current, reference_model};
 
 use super::{ensure_parent, parse_key_value, thousands};
 
@@ -15,10 +15,13 @@ pub const EXIT_DRIFT: i32 = 3;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Reference: a profile.json file or a model artifact directory (its profile.json
-    /// attachment). Registry references (name@alias) need the registry.
+    /// Reference: a profile.json file, a model artifact directory (its profile.json
+    /// attachment), or a registry reference such as credit@prod or credit:3 (read from
+    /// --registry).
     #[arg(long)]
     reference: String,
+    #[command(flatten)]
+    registry: super::registry::RegistryArg,
     /// Current data: a CSV file, or an inference-log directory (its model_inputs collection).
     #[arg(long)]
     current: PathBuf,
@@ -51,6 +54,7 @@ impl Args {
     pub fn new(reference: String, current: PathBuf, html: PathBuf) -> Self {
         Args {
             reference,
+            registry: super::registry::RegistryArg::new(ml_registry::local::DEFAULT_PATH),
             current,
             json: None,
             html: Some(html),
@@ -60,6 +64,14 @@ impl Args {
             tests: Vec::new(),
             thresholds: Vec::new(),
         }
+    }
+}
+
+impl Args {
+    /// Reads `--reference` from `registry` (for `demo`).
+    pub fn with_registry(mut self, registry: super::registry::RegistryArg) -> Self {
+        self.registry = registry;
+        self
     }
 }
 
@@ -76,7 +88,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// Computes, prints and writes the report; returns it for `demo`.
 pub fn run_with_report(args: Args) -> anyhow::Result<DriftReport> {
     let started = Instant::now();
-    let reference = load_reference(&args.reference)?;
+    // A registry reference gives both the profile and the model (for prediction drift).
+    let (reference, model) = match super::predict::registry_reference(std::path::Path::new(&args.reference))?
+    {
+        Some(r) => {
+            let (_, artifact) = super::registry::load(&args.registry, &r)?;
+            (
+                artifact_profile(&artifact, &args.reference)?,
+                Some(artifact.load_model()?),
+            )
+        }
+        None => (
+            load_reference(&args.reference)?,
+            reference_model(&args.reference)?,
+        ),
+    };
     let current = read_current(&args.current, &reference)?;
     let mut thresholds = BTreeMap::new();
     for (k, v) in &args.thresholds {
@@ -96,7 +122,6 @@ pub fn run_with_report(args: Args) -> anyhow::Result<DriftReport> {
         drift_share: args.drift_share,
         ..DriftOptions::default()
     };
-    let model = reference_model(&args.reference)?;
     let report = drift(&reference, &current, model.as_deref(), &options)?;
     let d = &report.dataset;
     println!(
