@@ -577,11 +577,21 @@ pub fn drift_from_profile(
 }
 
 fn range_label(edges: &[f64], b: usize) -> String {
+    // Four significant digits (whole numbers from 1,000 on): labels stay short enough to read
+    // under a chart's bars.
     let fmt = |v: f64| {
-        format!("{v:.4}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
+        let magnitude = if v == 0.0 {
+            0
+        } else {
+            v.abs().log10().floor() as i32
+        };
+        let decimals = (3 - magnitude).clamp(0, 12) as usize;
+        let s = format!("{v:.decimals$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
     };
     match (b.checked_sub(1).and_then(|i| edges.get(i)), edges.get(b)) {
         (None, Some(&hi)) => format!("≤ {}", fmt(hi)),

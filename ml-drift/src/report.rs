@@ -232,12 +232,22 @@ fn legend_svg() -> String {
     )
 }
 
+/// The smallest of 1, 2, 2.5, 5 × 10^k that is at least `x` (`x > 0`).
+fn nice_step(x: f64) -> f64 {
+    let p = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|&s| s >= x * (1.0 - 1e-12))
+        .unwrap_or(10.0 * p)
+}
+
 fn histogram_svg(hist: &Histogram) -> String {
     let n = hist.labels.len().max(1);
     let (w, h, left, bottom, top) = (900.0, 220.0, 50.0, 60.0, 10.0);
     let plot_w = w - left - 10.0;
     let plot_h = h - bottom - top;
-    let max = hist
+    let highest = hist
         .reference
         .iter()
         .chain(&hist.current)
@@ -245,6 +255,14 @@ fn histogram_svg(hist: &Histogram) -> String {
         .filter(|x| x.is_finite())
         .fold(0.0f64, f64::max)
         .max(1e-12);
+    // Round gridlines: the axis runs to four steps of 1, 2, 2.5 or 5 × 10^k percent.
+    let step = nice_step(highest * 100.0 / 4.0) / 100.0;
+    let max = step * 4.0;
+    let tick_decimals = if step * 100.0 >= 1.0 && (step * 100.0).fract() == 0.0 {
+        0
+    } else {
+        1
+    };
     let group = plot_w / n as f64;
     let bar = (group * 0.4).max(1.0);
     let mut s = format!(
@@ -260,7 +278,7 @@ fn histogram_svg(hist: &Histogram) -> String {
         let v = max * t as f64 / 4.0;
         let y = top + plot_h - plot_h * t as f64 / 4.0;
         s.push_str(&format!(
-            "<text x=\"{}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{:.0}%</text><line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>",
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{:.tick_decimals$}%</text><line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>",
             left - 4.0,
             y + 3.0,
             v * 100.0,

@@ -4,7 +4,7 @@
 
 use ml_core::rng::splitmix64;
 use ml_drift::ChangeDetector;
-use ml_drift::stream::{Adwin, Ddm, Eddm, PageHinkley};
+use ml_drift::stream::{Adwin, Ddm, Eddm, Kswin, PageHinkley};
 use serde_json::Value;
 
 fn uniform(seed: u64, j: u64) -> f64 {
@@ -52,7 +52,8 @@ fn change_points_equal_rivers() {
     .expect("reference file");
     let r: Value = serde_json::from_str(&text).expect("JSON");
     let cases = r["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 14);
+    assert!(cases.len() >= 22);
+    assert!(cases.iter().filter(|c| c["detector"] == "kswin").count() >= 8);
     let mut cache: std::collections::HashMap<(String, u64, u64), Vec<f64>> = Default::default();
     for c in cases {
         let (kind, seed, n) = (
@@ -73,6 +74,12 @@ fn change_points_equal_rivers() {
                 10,
             )),
             "page_hinkley" => Box::new(PageHinkley::default()),
+            "kswin" => Box::new(Kswin::new(
+                params["alpha"].as_f64().unwrap_or(0.005),
+                params["window_size"].as_u64().unwrap_or(100) as usize,
+                params["stat_size"].as_u64().unwrap_or(30) as usize,
+                params["seed"].as_u64().expect("KSWIN cases are seeded"),
+            )),
             "ddm" => Box::new(Ddm::default()),
             "eddm" => Box::new(Eddm::default()),
             other => panic!("unknown detector {other}"),

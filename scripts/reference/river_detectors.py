@@ -67,6 +67,14 @@ for kind in ["stationary", "mean_shift", "variance_shift", "gradual"]:
         c = changes(make(), kind, 7, N)
         cases.append({"detector": name, "params": params, "stream": kind, "seed": 7, "n": N, "changes": c})
         print(name, params, kind, len(c), c[:5])
+# KSWIN runs a scipy KS test per value: shorter streams. Seeded, its random draws come from
+# Python's random.Random(seed), which ml-drift reimplements.
+N_KSWIN = 20_000
+for kind in ["stationary", "mean_shift", "variance_shift", "gradual"]:
+    for params in [{"seed": 42}, {"seed": 7, "alpha": 0.001, "window_size": 200, "stat_size": 50}]:
+        c = changes(drift.KSWIN(**params), kind, 7, N_KSWIN)
+        cases.append({"detector": "kswin", "params": params, "stream": kind, "seed": 7, "n": N_KSWIN, "changes": c})
+        print("kswin", params, kind, len(c), c[:5])
 for name, make in [("ddm", drift.binary.DDM), ("eddm", drift.binary.EDDM)]:
     c = changes(make(), "errors", 7, N)
     cases.append({"detector": name, "params": {}, "stream": "errors", "seed": 7, "n": N, "changes": c})

@@ -1,10 +1,11 @@
 //! KSWIN (Raab et al. 2020): a KS test between the newest values of a sliding window and a random
-//! sample of the older ones, with river's defaults.
+//! sample of the older ones, with river's defaults and river's random draws: the sample comes from
+//! Python's `random.Random(seed).sample`, reimplemented bit for bit, so a seeded detector reports
+//! river's change points.
 
 use std::collections::VecDeque;
 
-use ml_core::rng::Rng;
-
+use super::pyrandom::PyRandom;
 use super::{Change, ChangeDetector};
 use crate::stats::{KsMethod, ks_2samp_sorted};
 
@@ -18,7 +19,7 @@ pub struct Kswin {
     /// Newest values tested against as many sampled older ones. Default 30 (river).
     pub stat_size: usize,
     seed: u64,
-    rng: Rng,
+    rng: PyRandom,
     window: VecDeque<f64>,
     /// The last p-value.
     pub p_value: f64,
@@ -36,7 +37,7 @@ impl Kswin {
             window_size,
             stat_size: stat_size.clamp(1, window_size / 2),
             seed,
-            rng: Rng::new(seed),
+            rng: PyRandom::new(seed),
             window: VecDeque::with_capacity(window_size),
             p_value: 1.0,
             seen: 0,
@@ -59,9 +60,10 @@ impl ChangeDetector for Kswin {
         let index = self.seen;
         self.seen += 1;
         if self.detected {
-            // As river: a fresh detector (and random stream) after a detection, keeping only
-            // the most recent values as the new window.
-            self.rng = Rng::new(self.seed);
+            // As river: the update after a detection starts afresh — empty window, the random
+            // stream from its seed again.
+            self.rng = PyRandom::new(self.seed);
+            self.window.clear();
             self.p_value = 1.0;
             self.detected = false;
         }
@@ -75,25 +77,20 @@ impl ChangeDetector for Kswin {
         if self.window.len() < self.window_size {
             return None;
         }
-        // stat_size distinct positions among the older part, by a partial Fisher–Yates shuffle.
+        // stat_size distinct positions among the older part, drawn as river draws them.
         let older = self.window_size - self.stat_size;
-        let mut idx: Vec<usize> = (0..older).collect();
-        for i in 0..self.stat_size {
-            let j = i + self.rng.below((older - i) as u64) as usize;
-            idx.swap(i, j);
-        }
-        let mut sample: Vec<f64> = idx[..self.stat_size].iter().map(|&i| self.window[i]).collect();
+        let mut sample: Vec<f64> = self
+            .rng
+            .sample_range(older, self.stat_size)
+            .into_iter()
+            .map(|i| self.window[i])
+            .collect();
         let mut recent: Vec<f64> = self.window.iter().skip(older).copied().collect();
         sample.sort_unstable_by(f64::total_cmp);
         recent.sort_unstable_by(f64::total_cmp);
         let r = ks_2samp_sorted(&sample, &recent, KsMethod::Auto);
         self.p_value = r.p_value;
-        if r.p_value <= self.alpha && r.statistic > 0.1 {
-            self.detected = true;
-            let keep: Vec<f64> = self.window.iter().skip(older).copied().collect();
-            self.window.clear();
-            self.window.extend(keep);
-        }
+        self.detected = r.p_value <= self.alpha && r.statistic > 0.1;
         self.detected.then_some(Change { index })
     }
 }

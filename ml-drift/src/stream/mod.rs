@@ -10,6 +10,7 @@ mod ddm;
 mod kswin;
 mod page_hinkley;
 mod psi_window;
+mod pyrandom;
 
 pub use self::adwin::Adwin;
 pub use self::ddm::{Ddm, Eddm};
