@@ -10,7 +10,9 @@
 //! `cargo bench -p ml-drift --bench drift`; the approximation error of profile vs exact is printed
 //! once before the timings.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ml_core::rng::Rng;
@@ -21,6 +23,39 @@ use ml_drift::stats::{KsMethod, ks_and_wasserstein_sorted, ks_pvalue, psi, sort_
 use ml_drift::stream::Adwin;
 
 const FEATURES: usize = 20;
+
+/// Counts live heap bytes and their peak, so the bench can report the peak memory of one
+/// comparison (beyond the inputs already in memory).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(p, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Peak heap bytes above the live bytes at the start, while `f` runs.
+fn peak_extra(f: impl FnOnce()) -> usize {
+    let start = LIVE.load(Ordering::Relaxed);
+    PEAK.store(start, Ordering::Relaxed);
+    f();
+    PEAK.load(Ordering::Relaxed) - start
+}
 
 fn columns(n: usize, shift: f64, seed: u64) -> Vec<Vec<f64>> {
     let mut rng = Rng::new(seed);
@@ -136,6 +171,30 @@ fn bench(c: &mut Criterion) {
     }
     eprintln!(
         "profile vs exact, max abs error over 20 features: KS D {dks:.2e}, KS p {dp:.2e}, normed Wasserstein {dw:.2e}, PSI {dpsi:.2e}"
+    );
+
+    let mb = |b: usize| b as f64 / (1 << 20) as f64;
+    let exact_bytes: usize = exact.iter().map(|f| f.sorted.len() * 8).sum();
+    let profile_bytes: usize = profile.iter().map(|f| f.sorted.len() * 8).sum();
+    let current_bytes = FEATURES * current[0].len() * 8;
+    let exact_peak = peak_extra(|| {
+        for f in 0..FEATURES {
+            black_box(three_tests(&exact[f], &current[f]));
+        }
+    });
+    let profile_peak = peak_extra(|| {
+        for f in 0..FEATURES {
+            black_box(three_tests(&profile[f], &current[f]));
+        }
+    });
+    eprintln!(
+        "memory: reference kept {:.1} MB exact / {:.2} MB profile; current data {:.1} MB; peak extra while comparing {:.2} MB exact / {:.2} MB profile; profile-mode total {:.1} MB",
+        mb(exact_bytes),
+        mb(profile_bytes),
+        mb(current_bytes),
+        mb(exact_peak),
+        mb(profile_peak),
+        mb(profile_bytes + current_bytes + profile_peak)
     );
 
     let mut g = c.benchmark_group("drift_1Mx20_vs_100kx20");
