@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ml_core::preprocess::Preprocessing;
 use ml_core::{Estimator, TypeHint};
-use streamscore::sweep::{ParamSpace, SweepSpec, sweep};
+use streamscore::sweep::{ParamSpace, SweepFile, SweepSpec, sweep};
 use streamscore::train::{SchemaSource, TrainOutcome, TrainRequest, ValidationMetrics, train_with_progress};
 
 use super::{parse_key_value, parse_list, thousands};
@@ -39,9 +40,23 @@ pub struct Args {
     /// Share of rows held out for validation.
     #[arg(long, default_value_t = 0.2)]
     validation_fraction: f64,
-    /// Seed of the validation split.
+    /// Seed of the validation split (and of the CV folds).
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
+    /// How rows are split: auto (stratified by class for classifiers, hash for regressors),
+    /// stratified, or hash (a per-row hash: stable when rows are appended).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "hash", "stratified"])]
+    split: String,
+    /// Also run K-fold cross-validation on the training rows (stratified for classifiers) and
+    /// record each fold's metrics with mean and std; a sweep then ranks trials by mean CV metric.
+    #[arg(long, value_name = "K")]
+    cv: Option<usize>,
+    /// How missing values are filled in, learned at fit time and stored with the model.
+    #[arg(long, default_value = "mean", value_parser = ["mean", "median", "most_frequent"])]
+    impute: String,
+    /// How categorical columns are encoded (unseen categories follow the schema's policy).
+    #[arg(long, default_value = "onehot", value_parser = ["onehot", "ordinal"])]
+    encode: String,
     /// Output directory for the model artifact (must not exist or be empty). Optional with
     /// --register.
     #[arg(long, required_unless_present = "register")]
@@ -59,23 +74,28 @@ pub struct Args {
 /// `--sweep` and its options (boxed: they would make every command's arguments larger).
 #[derive(Debug, Default, clap::Args)]
 pub struct SweepArgs {
-    /// Random search: fit N trials with parameters drawn from --space / --space-file and keep
-    /// the best on validation.
+    /// Random search: fit N trials with parameters drawn from --space / --space-file /
+    /// --sweep-space and keep the best on validation (or on mean CV metric with --cv).
     #[arg(long, value_name = "N")]
     sweep: Option<usize>,
-    /// Validation metric the sweep optimizes (f1, roc_auc, accuracy, log_loss; rmse, mae, r2).
-    #[arg(long, default_value = "f1", requires = "sweep")]
-    metric: String,
-    /// Sweep parameter as NAME=A..B (uniform range; integers if both ends are) or
-    /// NAME=V1,V2,... (choice); repeatable.
-    #[arg(long = "space", value_name = "NAME=SPEC", requires = "sweep")]
+    /// Metric the sweep optimizes (f1, roc_auc, accuracy, log_loss; with --cv also precision,
+    /// recall, pr_auc; rmse, mae, r2). Default f1, or the sweep file's `metric`.
+    #[arg(long)]
+    metric: Option<String>,
+    /// Sweep parameter as NAME=A..B (uniform range; integers if both ends are),
+    /// NAME=log:A..B (log-uniform) or NAME=V1,V2,... (choice); repeatable.
+    #[arg(long = "space", value_name = "NAME=SPEC")]
     space: Vec<String>,
     /// File of sweep parameters, one NAME=SPEC per line (# comments).
-    #[arg(long, value_name = "FILE", requires = "sweep")]
+    #[arg(long, value_name = "FILE")]
     space_file: Option<PathBuf>,
-    /// Seed of the sweep's sampling.
-    #[arg(long, default_value_t = 0, requires = "sweep")]
-    sweep_seed: u64,
+    /// TOML sweep file: `trials`, `metric`, `seed`, `cv` and a `[space]` table (see the
+    /// README); implies a sweep. Command-line flags override its options.
+    #[arg(long, value_name = "FILE.toml")]
+    sweep_space: Option<PathBuf>,
+    /// Seed of the sweep's sampling. Default 0, or the sweep file's `seed`.
+    #[arg(long)]
+    sweep_seed: Option<u64>,
 }
 
 impl Args {
@@ -92,13 +112,14 @@ impl Args {
             drop: None,
             validation_fraction: 0.2,
             split_seed: 42,
+            split: "auto".into(),
+            cv: None,
+            impute: "mean".into(),
+            encode: "onehot".into(),
             out: Some(out),
             register: None,
             registry: super::registry::RegistryArg::new(ml_registry::local::DEFAULT_PATH),
-            sweep_args: Box::new(SweepArgs {
-                metric: "f1".into(),
-                ..SweepArgs::default()
-            }),
+            sweep_args: Box::default(),
         }
     }
 
@@ -122,6 +143,57 @@ impl Args {
     }
 }
 
+/// The sweep to run, from `--sweep`, `--space`, `--space-file` and `--sweep-space` (the TOML
+/// file's options yield to the flags); `None` without a sweep. A TOML file's `cv` sets
+/// `request.cv` unless `--cv` did.
+fn sweep_spec(sw: &SweepArgs, request: &mut TrainRequest) -> anyhow::Result<Option<SweepSpec>> {
+    let file = match &sw.sweep_space {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read sweep file {}: {e}", path.display()))?;
+            Some(SweepFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    let trials = sw.sweep.or(file.as_ref().and_then(|f| f.trials));
+    let Some(trials) = trials else {
+        if file.is_some() {
+            anyhow::bail!("the sweep file gives no `trials`; add `trials = N` to it or pass --sweep N");
+        }
+        if sw.metric.is_some() || !sw.space.is_empty() || sw.space_file.is_some() || sw.sweep_seed.is_some() {
+            anyhow::bail!(
+                "--metric, --space, --space-file and --sweep-seed need --sweep N (or --sweep-space FILE)"
+            );
+        }
+        return Ok(None);
+    };
+    let mut space = file.as_ref().map(|f| f.space.clone()).unwrap_or_default();
+    if let Some(path) = &sw.space_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read space file {}: {e}", path.display()))?;
+        for (name, domain) in ParamSpace::parse_file(&text)?.params {
+            space.params.retain(|(n, _)| n != &name);
+            space.params.push((name, domain));
+        }
+    }
+    for entry in &sw.space {
+        space.add(entry)?;
+    }
+    if request.cv.is_none() {
+        request.cv = file.as_ref().and_then(|f| f.cv);
+    }
+    Ok(Some(SweepSpec {
+        trials,
+        metric: sw
+            .metric
+            .clone()
+            .or_else(|| file.as_ref().and_then(|f| f.metric.clone()))
+            .unwrap_or_else(|| "f1".into()),
+        space,
+        seed: sw.sweep_seed.or(file.as_ref().and_then(|f| f.seed)).unwrap_or(0),
+    }))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     run_with_outcome(args).map(|_| ())
 }
@@ -142,6 +214,12 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
     request.drop = args.drop.as_deref().map(parse_list).unwrap_or_default();
     request.validation_fraction = args.validation_fraction;
     request.split_seed = args.split_seed;
+    request.split = args.split.parse()?;
+    request.preprocessing = Preprocessing {
+        impute: args.impute.parse()?,
+        encode: args.encode.parse()?,
+    };
+    request.cv = args.cv;
 
     if let Some(out) = &args.out
         && out.exists()
@@ -154,28 +232,7 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
             out.display()
         );
     }
-    let sw = &args.sweep_args;
-    let sweep_spec = match sw.sweep {
-        Some(trials) => {
-            let mut space = match &sw.space_file {
-                Some(path) => ParamSpace::parse_file(
-                    &std::fs::read_to_string(path)
-                        .map_err(|e| anyhow::anyhow!("cannot read space file {}: {e}", path.display()))?,
-                )?,
-                None => ParamSpace::default(),
-            };
-            for entry in &sw.space {
-                space.add(entry)?;
-            }
-            Some(SweepSpec {
-                trials,
-                metric: sw.metric.clone(),
-                space,
-                seed: sw.sweep_seed,
-            })
-        }
-        None => None,
-    };
+    let sweep_spec = sweep_spec(&args.sweep_args, &mut request)?;
     if let Some(name) = &args.register {
         ml_registry::validate_model_name(name)?;
     }
@@ -189,7 +246,7 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
             outcome?
         }
         None => {
-            let bar = fit_progress_bar(request.estimator.n_steps(), "fitting");
+            let bar = fit_progress_bar(request.n_steps(), "fitting");
             let outcome = train_with_progress(&request, &|| bar.inc(1));
             bar.finish_and_clear();
             outcome?
@@ -214,6 +271,19 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
             );
         }
     }
+    if let Some(cv) = &outcome.metrics.cv {
+        eprintln!(
+            "{}-fold cross-validation{} on the training rows (mean ± std):",
+            cv.k,
+            if cv.stratified { " (stratified)" } else { "" }
+        );
+        for (name, mean) in &cv.mean {
+            eprintln!(
+                "  {name:<9} {mean:.4} ± {:.4}",
+                cv.std.get(name).copied().unwrap_or(f64::NAN)
+            );
+        }
+    }
     match &outcome.schema_source {
         SchemaSource::File(p) => eprintln!("schema: {}", p.display()),
         SchemaSource::Sidecar(p) => eprintln!("schema: {} (found beside the data)", p.display()),
@@ -224,11 +294,12 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
     }
     let m = &outcome.metrics;
     eprintln!(
-        "trained {} on {} rows in {:.2} s; validating on {} rows",
+        "trained {} on {} rows in {:.2} s; validating on {} rows ({} split)",
         args.estimator,
         thousands(m.n_train),
         outcome.fit_time.as_secs_f64(),
-        thousands(m.n_validation)
+        thousands(m.n_validation),
+        m.split
     );
     println!("validation metrics ({} rows):", thousands(m.n_validation));
     match &m.validation {
