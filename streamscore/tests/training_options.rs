@@ -436,3 +436,56 @@ impute = { choice = ["mean", "median"] }
     ]);
     assert!(err.contains("need --sweep"), "{err}");
 }
+
+#[test]
+fn the_train_section_of_streamscore_toml_gives_defaults_and_flags_override_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("credit.csv");
+    ok(&["generate", "--rows", "2000", "--seed", "9", "--out", p(&data)]);
+    let config = tmp.path().join("streamscore.toml");
+    let model = tmp.path().join("model");
+    fs::write(
+        &config,
+        format!(
+            r#"
+[train]
+data = "{}"
+target = "default"
+estimator = "decision_tree_classifier"
+params = {{ max_depth = 3, criterion = "entropy" }}
+split = "hash"
+impute = "median"
+encode = "ordinal"
+cv = 2
+out = "{}"
+
+[train.sweep]
+trials = 3
+metric = "roc_auc"
+[train.sweep.space]
+min_samples_leaf = {{ int = [1, 50], log = true }}
+"#,
+            data.display().to_string().replace('\\', "/"),
+            model.display().to_string().replace('\\', "/"),
+        ),
+    )
+    .unwrap();
+    // --param overrides one parameter of the section; the rest comes from the file.
+    let (_, stderr) = ok(&["train", "--config", p(&config), "--param", "max_depth=5"]);
+    assert!(stderr.contains("sweep: 3 trials"), "{stderr}");
+    let metrics = json(&model.join("metrics.json"));
+    assert_eq!(metrics["split"], "hash");
+    assert_eq!(metrics["preprocessing"]["impute"], "median");
+    assert_eq!(metrics["preprocessing"]["encode"], "ordinal");
+    assert_eq!(metrics["sweep"]["metric"], "roc_auc");
+    assert_eq!(metrics["sweep"]["cv"], 2);
+    assert_eq!(metrics["cv"]["k"], 2);
+    let saved = json(&model.join("model.json"));
+    assert_eq!(saved["estimator"]["estimator"], "decision_tree_classifier");
+    assert_eq!(saved["estimator"]["max_depth"], 5);
+    assert_eq!(saved["estimator"]["criterion"], "entropy");
+
+    fs::write(&config, "[train]\ntarget = \"default\"\n").unwrap();
+    let err = fails(&["train", "--config", p(&config), "--out", p(&tmp.path().join("x"))]);
+    assert!(err.contains("no training data"), "{err}");
+}

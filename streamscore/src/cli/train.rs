@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use ml_core::preprocess::Preprocessing;
 use ml_core::{Estimator, TypeHint};
+use streamscore::config::{Config, TrainSection};
 use streamscore::sweep::{ParamSpace, SweepFile, SweepSpec, sweep};
 use streamscore::train::{SchemaSource, TrainOutcome, TrainRequest, ValidationMetrics, train_with_progress};
 
@@ -15,13 +16,13 @@ use super::{parse_key_value, parse_list, thousands};
 pub struct Args {
     /// Training data: CSV with a header row.
     #[arg(long)]
-    data: PathBuf,
+    data: Option<PathBuf>,
     /// The column to predict.
     #[arg(long)]
-    target: String,
-    /// Estimator to train.
-    #[arg(long, default_value = "logistic_regression", value_parser = clap::builder::PossibleValuesParser::new(Estimator::NAMES))]
-    estimator: String,
+    target: Option<String>,
+    /// Estimator to train [default: logistic_regression].
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(Estimator::NAMES))]
+    estimator: Option<String>,
     /// Estimator parameter as KEY=VALUE (repeatable), e.g. --param c=0.5.
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     params: Vec<(String, String)>,
@@ -37,29 +38,35 @@ pub struct Args {
     /// Columns to leave out of the features (comma-separated).
     #[arg(long, value_name = "COLS")]
     drop: Option<String>,
-    /// Share of rows held out for validation.
-    #[arg(long, default_value_t = 0.2)]
-    validation_fraction: f64,
-    /// Seed of the validation split (and of the CV folds).
-    #[arg(long, default_value_t = 42)]
-    split_seed: u64,
+    /// Share of rows held out for validation [default: 0.2].
+    #[arg(long)]
+    validation_fraction: Option<f64>,
+    /// Seed of the validation split (and of the CV folds) [default: 42].
+    #[arg(long)]
+    split_seed: Option<u64>,
     /// How rows are split: auto (stratified by class for classifiers, hash for regressors),
-    /// stratified, or hash (a per-row hash: stable when rows are appended).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "hash", "stratified"])]
-    split: String,
+    /// stratified, or hash (a per-row hash: stable when rows are appended) [default: auto].
+    #[arg(long, value_parser = ["auto", "hash", "stratified"])]
+    split: Option<String>,
     /// Also run K-fold cross-validation on the training rows (stratified for classifiers) and
     /// record each fold's metrics with mean and std; a sweep then ranks trials by mean CV metric.
     #[arg(long, value_name = "K")]
     cv: Option<usize>,
-    /// How missing values are filled in, learned at fit time and stored with the model.
-    #[arg(long, default_value = "mean", value_parser = ["mean", "median", "most_frequent"])]
-    impute: String,
-    /// How categorical columns are encoded (unseen categories follow the schema's policy).
-    #[arg(long, default_value = "onehot", value_parser = ["onehot", "ordinal"])]
-    encode: String,
+    /// How missing values are filled in, learned at fit time and stored with the model
+    /// [default: mean].
+    #[arg(long, value_parser = ["mean", "median", "most_frequent"])]
+    impute: Option<String>,
+    /// How categorical columns are encoded (unseen categories follow the schema's policy)
+    /// [default: onehot].
+    #[arg(long, value_parser = ["onehot", "ordinal"])]
+    encode: Option<String>,
+    /// A streamscore.toml whose [train] section gives defaults for these flags (and may hold
+    /// a [train.sweep] table).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Output directory for the model artifact (must not exist or be empty). Optional with
     /// --register.
-    #[arg(long, required_unless_present = "register")]
+    #[arg(long)]
     out: Option<PathBuf>,
     /// Register the trained model in the registry as the next version of NAME.
     #[arg(long, value_name = "NAME")]
@@ -102,20 +109,21 @@ impl Args {
     /// Arguments for `demo`.
     pub fn new(data: PathBuf, target: &str, out: PathBuf) -> Self {
         Args {
-            data,
-            target: target.into(),
-            estimator: "logistic_regression".into(),
+            data: Some(data),
+            target: Some(target.into()),
+            estimator: Some("logistic_regression".into()),
             params: Vec::new(),
             schema: None,
             categorical: None,
             types: Vec::new(),
             drop: None,
-            validation_fraction: 0.2,
-            split_seed: 42,
-            split: "auto".into(),
+            validation_fraction: None,
+            split_seed: None,
+            split: None,
             cv: None,
-            impute: "mean".into(),
-            encode: "onehot".into(),
+            impute: None,
+            encode: None,
+            config: None,
             out: Some(out),
             register: None,
             registry: super::registry::RegistryArg::new(ml_registry::local::DEFAULT_PATH),
@@ -134,7 +142,7 @@ impl Args {
 impl Args {
     /// Sets the estimator and its parameters (for `demo`).
     pub fn with_estimator(mut self, name: &str, params: &[(&str, &str)]) -> Self {
-        self.estimator = name.into();
+        self.estimator = Some(name.into());
         self.params = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -146,14 +154,21 @@ impl Args {
 /// The sweep to run, from `--sweep`, `--space`, `--space-file` and `--sweep-space` (the TOML
 /// file's options yield to the flags); `None` without a sweep. A TOML file's `cv` sets
 /// `request.cv` unless `--cv` did.
-fn sweep_spec(sw: &SweepArgs, request: &mut TrainRequest) -> anyhow::Result<Option<SweepSpec>> {
-    let file = match &sw.sweep_space {
-        Some(path) => {
+fn sweep_spec(
+    sw: &SweepArgs,
+    section: Option<&toml::Table>,
+    request: &mut TrainRequest,
+) -> anyhow::Result<Option<SweepSpec>> {
+    let file = match (&sw.sweep_space, section) {
+        (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("cannot read sweep file {}: {e}", path.display()))?;
             Some(SweepFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
         }
-        None => None,
+        (None, Some(table)) => {
+            Some(SweepFile::from_table(table).map_err(|e| anyhow::anyhow!("[train.sweep]: {e}"))?)
+        }
+        (None, None) => None,
     };
     let trials = sw.sweep.or(file.as_ref().and_then(|f| f.trials));
     let Some(trials) = trials else {
@@ -200,9 +215,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Trains, prints progress and metrics, saves; returns the outcome for `demo`.
 pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
-    let estimator = Estimator::from_name(&args.estimator, &args.params)?;
-    let mut request = TrainRequest::new(&args.data, &args.target, estimator);
-    request.schema = args.schema.clone();
+    let section = match &args.config {
+        Some(path) => Config::load(path)?.train.unwrap_or_default(),
+        None => TrainSection::default(),
+    };
+    let data = args
+        .data
+        .clone()
+        .or(section.data.as_ref().map(PathBuf::from))
+        .context("no training data: pass --data FILE (or set data in the [train] section of --config)")?;
+    let target = args
+        .target
+        .clone()
+        .or(section.target.clone())
+        .context("no target: pass --target COLUMN (or set target in the [train] section of --config)")?;
+    let estimator_name = args
+        .estimator
+        .clone()
+        .or(section.estimator.clone())
+        .unwrap_or_else(|| "logistic_regression".into());
+    // The section's parameters first, so that --param overrides them one by one.
+    let mut params: Vec<(String, String)> = section
+        .params
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), serde_json::to_string(v)?)))
+        .collect::<anyhow::Result<_>>()?;
+    params.extend(args.params.iter().cloned());
+    let estimator = Estimator::from_name(&estimator_name, &params)?;
+    let out = args.out.clone().or(section.out.as_ref().map(PathBuf::from));
+    if out.is_none() && args.register.is_none() {
+        anyhow::bail!(
+            "no output: pass --out DIR or --register NAME (or set out in the [train] section of --config)"
+        );
+    }
+    let mut request = TrainRequest::new(&data, &target, estimator);
+    request.schema = args.schema.clone().or(section.schema.as_ref().map(PathBuf::from));
     let mut types = BTreeMap::new();
     for c in args.categorical.as_deref().map(parse_list).unwrap_or_default() {
         types.insert(c, TypeHint::Categorical);
@@ -211,17 +258,32 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
         types.insert(c.clone(), t.parse::<TypeHint>()?);
     }
     request.types = types;
-    request.drop = args.drop.as_deref().map(parse_list).unwrap_or_default();
-    request.validation_fraction = args.validation_fraction;
-    request.split_seed = args.split_seed;
-    request.split = args.split.parse()?;
-    request.preprocessing = Preprocessing {
-        impute: args.impute.parse()?,
-        encode: args.encode.parse()?,
-    };
-    request.cv = args.cv;
+    request.drop = args
+        .drop
+        .as_deref()
+        .map(parse_list)
+        .unwrap_or_else(|| section.drop.clone());
+    request.validation_fraction = args
+        .validation_fraction
+        .or(section.validation_fraction)
+        .unwrap_or(request.validation_fraction);
+    request.split_seed = args
+        .split_seed
+        .or(section.split_seed)
+        .unwrap_or(request.split_seed);
+    let choice = |flag: &Option<String>, file: &Option<String>| flag.clone().or(file.clone());
+    if let Some(split) = choice(&args.split, &section.split) {
+        request.split = split.parse()?;
+    }
+    if let Some(impute) = choice(&args.impute, &section.impute) {
+        request.preprocessing.impute = impute.parse()?;
+    }
+    if let Some(encode) = choice(&args.encode, &section.encode) {
+        request.preprocessing.encode = encode.parse()?;
+    }
+    request.cv = args.cv.or(section.cv);
 
-    if let Some(out) = &args.out
+    if let Some(out) = &out
         && out.exists()
         && std::fs::read_dir(out)
             .map(|mut d| d.next().is_some())
@@ -232,11 +294,11 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
             out.display()
         );
     }
-    let sweep_spec = sweep_spec(&args.sweep_args, &mut request)?;
+    let sweep_spec = sweep_spec(&args.sweep_args, section.sweep.as_ref(), &mut request)?;
     if let Some(name) = &args.register {
         ml_registry::validate_model_name(name)?;
     }
-    eprintln!("reading {}", args.data.display());
+    eprintln!("reading {}", data.display());
     let outcome = match &sweep_spec {
         Some(spec) => {
             let bar = fit_progress_bar(spec.trials.max(2), "sweep trials");
@@ -295,7 +357,7 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
     let m = &outcome.metrics;
     eprintln!(
         "trained {} on {} rows in {:.2} s; validating on {} rows ({} split)",
-        args.estimator,
+        estimator_name,
         thousands(m.n_train),
         outcome.fit_time.as_secs_f64(),
         thousands(m.n_validation),
@@ -316,13 +378,13 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
         }
     }
     let mut artifact = outcome.artifact(&request)?;
-    if let Some(out) = &args.out {
+    if let Some(out) = &out {
         artifact.save(out)?;
         eprintln!("saved model artifact to {}", out.display());
     }
     if let Some(name) = &args.register {
         let options = ml_registry::RegisterOptions {
-            training_data: Some(args.data.display().to_string()),
+            training_data: Some(data.display().to_string()),
             ..ml_registry::RegisterOptions::default()
         };
         super::registry::register_artifact(&args.registry, name, &artifact, &options)?;
