@@ -15,10 +15,10 @@ use super::{parse_key_value, parse_list, thousands};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Training data: CSV with a header row.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "config")]
     data: Option<PathBuf>,
     /// The column to predict.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "config")]
     target: Option<String>,
     /// Estimator to train [default: logistic_regression].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(Estimator::NAMES))]
@@ -66,7 +66,7 @@ pub struct Args {
     config: Option<PathBuf>,
     /// Output directory for the model artifact (must not exist or be empty). Optional with
     /// --register.
-    #[arg(long)]
+    #[arg(long, required_unless_present_any = ["register", "config"])]
     out: Option<PathBuf>,
     /// Register the trained model in the registry as the next version of NAME.
     #[arg(long, value_name = "NAME")]
