@@ -39,7 +39,7 @@ use serde::Serialize;
 
 use crate::train::{
     CvRecord, TrainMetrics, TrainOutcome, TrainRequest, ValidationMetrics, cross_validate, evaluate_any,
-    prepare, report,
+    prepare, report, scalar_metrics,
 };
 
 /// Where one parameter's values come from.
@@ -491,9 +491,23 @@ pub fn sweep(request: &TrainRequest, spec: &SweepSpec, step: &(dyn Fn() + Sync))
                 .mean
                 .get(&spec.metric)
                 .ok_or_else(|| unknown(cv.mean.keys().cloned().collect()))?,
-            None => metrics
-                .get(&spec.metric)
-                .ok_or_else(|| unknown(metric_names(&metrics)))?,
+            None => match metrics.get(&spec.metric) {
+                Some(v) => v,
+                // Precision, recall and PR AUC live in the classifier's report.
+                None => {
+                    let extra = report(&model, &prepared.validation, &request.target)?
+                        .map(|r| scalar_metrics(&r))
+                        .unwrap_or_default();
+                    match extra.get(&spec.metric) {
+                        Some(v) => *v,
+                        None => {
+                            let mut names = metric_names(&metrics);
+                            names.extend(extra.into_keys());
+                            return Err(unknown(names));
+                        }
+                    }
+                }
+            },
         };
         let better = match &best {
             None => true,

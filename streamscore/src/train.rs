@@ -381,7 +381,7 @@ pub fn cross_validate(
 }
 
 /// The numeric fields of a metrics value, by name (`n_rows` left out: it is a count).
-fn scalar_metrics(value: &impl Serialize) -> BTreeMap<String, f64> {
+pub(crate) fn scalar_metrics(value: &impl Serialize) -> BTreeMap<String, f64> {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::Object(map)) => map
             .into_iter()

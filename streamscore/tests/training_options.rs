@@ -408,6 +408,40 @@ impute = { choice = ["mean", "median"] }
         trials[best]["params"]["impute"]
     );
 
+    // Without CV a sweep may rank by a metric of the classifier report too.
+    let pr_model = tmp.path().join("pr_auc");
+    ok(&[
+        "train",
+        "--data",
+        p(&data),
+        "--target",
+        "default",
+        "--estimator",
+        "decision_tree_classifier",
+        "--sweep",
+        "3",
+        "--metric",
+        "pr_auc",
+        "--space",
+        "max_depth=2..6",
+        "--out",
+        p(&pr_model),
+    ]);
+    let metrics = json(&pr_model.join("metrics.json"));
+    let sweep = &metrics["sweep"];
+    let best = sweep["best_trial"].as_u64().unwrap() as usize;
+    let scores: Vec<f64> = sweep["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["score"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        scores[best],
+        scores.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    );
+    assert_eq!(scores[best], metrics["pr_auc"].as_f64().unwrap());
+
     let no_trials = tmp.path().join("no_trials.toml");
     fs::write(&no_trials, "[space]\nmax_depth = { int = [2, 4] }\n").unwrap();
     let out = tmp.path().join("bad");

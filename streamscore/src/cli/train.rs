@@ -85,8 +85,8 @@ pub struct SweepArgs {
     /// --sweep-space and keep the best on validation (or on mean CV metric with --cv).
     #[arg(long, value_name = "N")]
     sweep: Option<usize>,
-    /// Metric the sweep optimizes (f1, roc_auc, accuracy, log_loss; with --cv also precision,
-    /// recall, pr_auc; rmse, mae, r2). Default f1, or the sweep file's `metric`.
+    /// Metric the sweep optimizes (f1, roc_auc, accuracy, log_loss, precision, recall, pr_auc;
+    /// rmse, mae, r2). Default f1, or the sweep file's `metric`.
     #[arg(long)]
     metric: Option<String>,
     /// Sweep parameter as NAME=A..B (uniform range; integers if both ends are),
@@ -328,7 +328,7 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
                 t.trial,
                 if t.trial == record.best_trial { "*" } else { " " },
                 record.metric,
-                t.metrics.get(&record.metric).unwrap_or(f64::NAN),
+                t.score,
                 serde_json::Value::Object(t.params.clone())
             );
         }
