@@ -548,6 +548,7 @@ pub fn sweep(request: &TrainRequest, spec: &SweepSpec, step: &(dyn Fn() + Sync))
             }),
             split: prepared.split,
             preprocessing,
+            feature_importances: crate::train::feature_importances(&model),
         },
         model,
         schema_source: prepared.schema_source,

@@ -150,6 +150,26 @@ pub struct TrainMetrics {
     /// k-fold cross-validation on the training rows, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cv: Option<CvRecord>,
+    /// Impurity-based feature importances of trees and forests (scikit-learn's
+    /// `feature_importances_`: each tree's normalized to sum 1, averaged over trees), by model
+    /// input column (`field`, or `field=category` for one-hot columns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_importances: Option<BTreeMap<String, f64>>,
+}
+
+/// The feature importances of a tree or forest by input column name; `None` for other models.
+pub fn feature_importances(model: &NativeModel) -> Option<BTreeMap<String, f64>> {
+    match model.fitted() {
+        ml_core::native::Fitted::TreeEnsemble(t) => Some(
+            model
+                .preprocessor()
+                .output_names()
+                .into_iter()
+                .zip(t.feature_importances.iter().copied())
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// k-fold cross-validation results (what `metrics.json` holds under `cv`).
@@ -315,6 +335,7 @@ pub fn train_with_progress(request: &TrainRequest, step: &(dyn Fn() + Sync)) -> 
             split: prepared.split,
             preprocessing: request.preprocessing,
             cv,
+            feature_importances: feature_importances(&model),
         },
         model,
         schema_source: prepared.schema_source,

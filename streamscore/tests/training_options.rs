@@ -523,3 +523,54 @@ min_samples_leaf = {{ int = [1, 50], log = true }}
     let err = fails(&["train", "--config", p(&config), "--out", p(&tmp.path().join("x"))]);
     assert!(err.contains("no training data"), "{err}");
 }
+
+#[test]
+fn trees_and_forests_record_feature_importances_by_column() {
+    // y depends on `signal` only; `noise` is a scrambled copy of the row number.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("signal.csv");
+    let mut text = String::from("signal,noise,y\n");
+    for i in 0..200 {
+        text.push_str(&format!("{i},{},{}\n", (i * 7919) % 101, u8::from(i >= 120)));
+    }
+    fs::write(&data, text).unwrap();
+    for (estimator, params) in [
+        ("decision_tree_classifier", "max_depth=3"),
+        ("random_forest_classifier", "n_estimators=20"),
+    ] {
+        let model = tmp.path().join(estimator);
+        ok(&[
+            "train",
+            "--data",
+            p(&data),
+            "--target",
+            "y",
+            "--estimator",
+            estimator,
+            "--param",
+            params,
+            "--out",
+            p(&model),
+        ]);
+        let metrics = json(&model.join("metrics.json"));
+        let imp = metrics["feature_importances"].as_object().unwrap();
+        assert_eq!(imp.len(), 2, "{imp:?}");
+        let signal = imp["signal"].as_f64().unwrap();
+        let noise = imp["noise"].as_f64().unwrap();
+        assert!((signal + noise - 1.0).abs() < 1e-12, "{imp:?}");
+        // One threshold on `signal` separates the classes: a single tree uses nothing else;
+        // forest trees that were offered only `noise` at the root still split on it a little.
+        if estimator == "decision_tree_classifier" {
+            assert_eq!(signal, 1.0, "{imp:?}");
+        } else {
+            assert!(signal > 0.8, "{imp:?}");
+        }
+    }
+    let model = tmp.path().join("lr");
+    ok(&["train", "--data", p(&data), "--target", "y", "--out", p(&model)]);
+    assert!(
+        json(&model.join("metrics.json"))
+            .get("feature_importances")
+            .is_none()
+    );
+}
