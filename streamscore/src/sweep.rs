@@ -17,7 +17,7 @@
 //! max_depth = { int = [2, 12] }                 # integers, uniform, both ends included
 //! min_samples_leaf = { int = [1, 100], log = true } # integers, log-uniform
 //! max_features = { uniform = [0.2, 0.9] }       # reals, uniform in [lo, hi)
-//! c = { log_uniform = [0.001, 10.0] }           # reals, log-uniform
+//! c = { log_uniform = [0.001, 10.0] }           # reals, log-uniform (logistic regression's C)
 //! criterion = ["gini", "entropy"]               # a choice (same as { choice = [...] })
 //! bootstrap = { choice = [true, false] }
 //! n_estimators = 200                            # a fixed value
