@@ -1,5 +1,11 @@
-//! Preprocessing learned at fit time and stored with the model: mean imputation and standard
-//! scaling of numeric fields, one-hot encoding of categorical fields.
+//! Preprocessing learned at fit time and stored with the model: imputation (mean, median or
+//! most frequent value) and standard scaling of numeric fields, one-hot or ordinal encoding of
+//! categorical fields.
+//!
+//! The learned values (fill values, centers, scales, category slots) are stored in the model, so
+//! prediction applies exactly what training learned. Models saved before imputation and encoding
+//! became choices load unchanged: the fields added since have serde defaults that reproduce the
+//! earlier behaviour (mean imputation, one-hot, missing categories as all zeros).
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -9,12 +15,113 @@ use crate::frame::{Column, Frame};
 use crate::model::check_frame_schema;
 use crate::schema::{DataType, Schema, UnseenPolicy};
 
-/// How numeric fields are prepared.
+/// How a missing value of a field is filled in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Imputation {
+    /// The training mean of a numeric field (scikit-learn's `SimpleImputer(strategy="mean")`);
+    /// a missing category encodes as "no category" (all zeros one-hot, -1 ordinal). The default.
+    #[default]
+    Mean,
+    /// The training median of a numeric field (the mean of the two middle values for an even
+    /// count, as numpy); categories as for `mean`.
+    Median,
+    /// The most frequent training value, numeric or categorical (the smallest value, or the
+    /// first category, among ties, as scikit-learn's `strategy="most_frequent"`).
+    MostFrequent,
+}
+
+impl Imputation {
+    /// The name used on the command line and in serde.
+    pub fn name(self) -> &'static str {
+        match self {
+            Imputation::Mean => "mean",
+            Imputation::Median => "median",
+            Imputation::MostFrequent => "most_frequent",
+        }
+    }
+}
+
+impl std::str::FromStr for Imputation {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Imputation> {
+        match s {
+            "mean" => Ok(Imputation::Mean),
+            "median" => Ok(Imputation::Median),
+            "most_frequent" => Ok(Imputation::MostFrequent),
+            other => Err(Error::invalid_parameter(
+                "impute",
+                format!("unknown imputation `{other}`; use mean, median or most_frequent"),
+            )),
+        }
+    }
+}
+
+/// How a categorical field becomes numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoricalEncoding {
+    /// One 0/1 column per category (plus an unknown slot when the schema maps unseen values to
+    /// "unknown"). The default.
+    #[default]
+    #[serde(rename = "onehot", alias = "one_hot")]
+    OneHot,
+    /// One column holding the category's index in the vocabulary (the unknown slot, when the
+    /// schema has one, is the index after the last category; a missing or ignored value is -1
+    /// unless imputed). One column per field however many categories: what trees want for
+    /// high-cardinality fields; linear models read the index as a magnitude.
+    Ordinal,
+}
+
+impl CategoricalEncoding {
+    /// The name used on the command line and in serde.
+    pub fn name(self) -> &'static str {
+        match self {
+            CategoricalEncoding::OneHot => "onehot",
+            CategoricalEncoding::Ordinal => "ordinal",
+        }
+    }
+}
+
+impl std::str::FromStr for CategoricalEncoding {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<CategoricalEncoding> {
+        match s {
+            "onehot" | "one_hot" | "one-hot" => Ok(CategoricalEncoding::OneHot),
+            "ordinal" => Ok(CategoricalEncoding::Ordinal),
+            other => Err(Error::invalid_parameter(
+                "encode",
+                format!("unknown encoding `{other}`; use onehot or ordinal"),
+            )),
+        }
+    }
+}
+
+/// The preprocessing a user chooses for a training run (the estimator decides scaling).
+///
+/// Serde form: `{"impute": "median", "encode": "ordinal"}`, both optional.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocessing {
+    /// How missing values are filled in. Default [`Imputation::Mean`].
+    #[serde(default)]
+    pub impute: Imputation,
+    /// How categorical fields are encoded. Default [`CategoricalEncoding::OneHot`].
+    #[serde(default)]
+    pub encode: CategoricalEncoding,
+}
+
+/// How fields are prepared.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreprocessOptions {
     /// Standardize numeric fields to zero mean and unit variance (what linear models need;
-    /// trees do not). Default `false`.
+    /// trees do not). Default `false`. Ordinal codes are never scaled.
     pub standardize: bool,
+    /// Imputation and categorical encoding.
+    #[serde(default)]
+    pub choice: Preprocessing,
 }
 
 /// One field's transformation.
@@ -29,11 +136,21 @@ enum Step {
         scale: f64,
     },
     /// One 0/1 column per category (plus one for "unknown" when the field maps unseen values to
-    /// it); a missing or ignored value gives all zeros.
+    /// it); a missing or ignored value sets the slot `fill` (most-frequent imputation), or none.
     OneHot {
         field: String,
         categories: Vec<String>,
         unknown_slot: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fill: Option<u32>,
+    },
+    /// The category's code as a number (the unknown slot is `categories.len()`); a missing or
+    /// ignored value becomes `fill`.
+    Ordinal {
+        field: String,
+        categories: Vec<String>,
+        unknown_slot: bool,
+        fill: f64,
     },
 }
 
@@ -41,26 +158,60 @@ enum Step {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessor {
     steps: Vec<Step>,
+    /// The options it was fitted with (absent in models saved before they were recorded, which
+    /// were all mean imputation and one-hot).
+    #[serde(default)]
+    options: Option<PreprocessOptions>,
 }
 
 impl Preprocessor {
     /// Learns the preprocessing of every field of `frame` from its values.
     ///
-    /// Missing numeric values are imputed with the training mean (scikit-learn's
-    /// `SimpleImputer(strategy="mean")`); standardization uses the population standard deviation
-    /// and leaves constant fields unscaled, as scikit-learn's `StandardScaler` does. String
-    /// fields cannot be features and are refused with the fix named.
+    /// Missing values are imputed as [`Imputation`] says, from the training rows' present
+    /// values; standardization uses the population standard deviation and leaves constant
+    /// fields unscaled, as scikit-learn's `StandardScaler` does (it is computed on the present
+    /// values, before imputation). Categorical fields are encoded as [`CategoricalEncoding`]
+    /// says. String fields cannot be features and are refused with the fix named.
     pub fn fit(frame: &Frame, options: PreprocessOptions) -> Result<Preprocessor> {
+        let PreprocessOptions {
+            choice: Preprocessing { impute, encode },
+            ..
+        } = options;
         let mut steps = Vec::with_capacity(frame.schema().len());
         for (i, field) in frame.schema().fields().iter().enumerate() {
             let mask = frame.null_mask(i);
             let present = |r: usize| !mask.is_some_and(|m| m[r]);
             let step = match (&field.dtype, &frame.columns()[i]) {
-                (DataType::Categorical { vocabulary, unseen }, _) => Step::OneHot {
-                    field: field.name.clone(),
-                    categories: vocabulary.values().to_vec(),
-                    unknown_slot: *unseen == UnseenPolicy::MapToUnknown,
-                },
+                (DataType::Categorical { vocabulary, unseen }, col) => {
+                    let categories = vocabulary.values().to_vec();
+                    let unknown_slot = *unseen == UnseenPolicy::MapToUnknown;
+                    let width = categories.len() + usize::from(unknown_slot);
+                    let most_frequent = match (impute, col) {
+                        (Imputation::MostFrequent, Column::Categorical(codes)) => most_frequent_code(
+                            codes
+                                .iter()
+                                .enumerate()
+                                .filter(|&(r, _)| present(r))
+                                .map(|(_, &c)| c),
+                            width,
+                        ),
+                        _ => None,
+                    };
+                    match encode {
+                        CategoricalEncoding::OneHot => Step::OneHot {
+                            field: field.name.clone(),
+                            categories,
+                            unknown_slot,
+                            fill: most_frequent,
+                        },
+                        CategoricalEncoding::Ordinal => Step::Ordinal {
+                            field: field.name.clone(),
+                            categories,
+                            unknown_slot,
+                            fill: most_frequent.map_or(-1.0, f64::from),
+                        },
+                    }
+                }
                 (DataType::String, _) => {
                     return Err(Error::Training {
                         reason: format!(
@@ -84,6 +235,11 @@ impl Preprocessor {
                     }
                     let n = values.len() as f64;
                     let mean = values.iter().sum::<f64>() / n;
+                    let fill = match impute {
+                        Imputation::Mean => mean,
+                        Imputation::Median => median(values.clone()),
+                        Imputation::MostFrequent => most_frequent_value(values.clone()),
+                    };
                     let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
                     let std = var.sqrt();
                     let (center, scale) = if options.standardize {
@@ -93,7 +249,7 @@ impl Preprocessor {
                     };
                     Step::Numeric {
                         field: field.name.clone(),
-                        fill: mean,
+                        fill,
                         center,
                         scale,
                     }
@@ -101,7 +257,16 @@ impl Preprocessor {
             };
             steps.push(step);
         }
-        Ok(Preprocessor { steps })
+        Ok(Preprocessor {
+            steps,
+            options: Some(options),
+        })
+    }
+
+    /// The options it was fitted with; models saved before these were recorded report the
+    /// defaults they were fitted with (mean imputation, one-hot), scaling unknown as `false`.
+    pub fn options(&self) -> PreprocessOptions {
+        self.options.unwrap_or_default()
     }
 
     /// Number of output columns.
@@ -109,7 +274,7 @@ impl Preprocessor {
         self.steps
             .iter()
             .map(|s| match s {
-                Step::Numeric { .. } => 1,
+                Step::Numeric { .. } | Step::Ordinal { .. } => 1,
                 Step::OneHot {
                     categories,
                     unknown_slot,
@@ -119,17 +284,18 @@ impl Preprocessor {
             .sum()
     }
 
-    /// Names of the output columns: the field name for numeric fields, `field=category` for
-    /// one-hot columns (`field=__unknown__` for the unknown slot).
+    /// Names of the output columns: the field name for numeric and ordinal fields,
+    /// `field=category` for one-hot columns (`field=__unknown__` for the unknown slot).
     pub fn output_names(&self) -> Vec<String> {
         let mut names = Vec::with_capacity(self.n_outputs());
         for s in &self.steps {
             match s {
-                Step::Numeric { field, .. } => names.push(field.clone()),
+                Step::Numeric { field, .. } | Step::Ordinal { field, .. } => names.push(field.clone()),
                 Step::OneHot {
                     field,
                     categories,
                     unknown_slot,
+                    ..
                 } => {
                     names.extend(categories.iter().map(|c| format!("{field}={c}")));
                     if *unknown_slot {
@@ -177,6 +343,7 @@ impl Preprocessor {
                     field,
                     categories,
                     unknown_slot,
+                    fill,
                 } => {
                     let Column::Categorical(codes) = col else {
                         return Err(Error::SchemaMismatch {
@@ -185,16 +352,94 @@ impl Preprocessor {
                     };
                     let width = categories.len() + usize::from(*unknown_slot);
                     for (r, &code) in codes.iter().enumerate() {
-                        // Missing/ignored values (and codes past the slots) encode as all zeros.
-                        if !mask.is_some_and(|m| m[r]) && (code as usize) < width {
+                        // Missing/ignored values take the imputed slot if any; they (and codes
+                        // past the slots) otherwise encode as all zeros.
+                        let code = if mask.is_some_and(|m| m[r]) {
+                            *fill
+                        } else {
+                            Some(code)
+                        };
+                        if let Some(code) = code
+                            && (code as usize) < width
+                        {
                             out[[r, offset + code as usize]] = 1.0;
                         }
                     }
                     offset += width;
                 }
+                Step::Ordinal {
+                    field,
+                    categories,
+                    unknown_slot,
+                    fill,
+                } => {
+                    let Column::Categorical(codes) = col else {
+                        return Err(Error::SchemaMismatch {
+                            reason: format!("field `{field}` must be categorical"),
+                        });
+                    };
+                    let width = categories.len() + usize::from(*unknown_slot);
+                    for (r, &code) in codes.iter().enumerate() {
+                        out[[r, offset]] = if mask.is_some_and(|m| m[r]) || code as usize >= width {
+                            *fill
+                        } else {
+                            f64::from(code)
+                        };
+                    }
+                    offset += 1;
+                }
             }
         }
         Ok(out)
+    }
+}
+
+/// The median of `values` (not empty): the middle value, or the mean of the two middle ones.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// The most frequent of `values` (not empty); the smallest among ties.
+fn most_frequent_value(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let (mut best, mut best_count) = (values[0], 0usize);
+    let mut i = 0;
+    while i < values.len() {
+        let j = values[i..].iter().take_while(|&&v| v == values[i]).count().max(1);
+        if j > best_count {
+            (best, best_count) = (values[i], j);
+        }
+        i += j;
+    }
+    best
+}
+
+/// The most frequent code below `width` (the lowest among ties); `None` if there is none.
+fn most_frequent_code(codes: impl Iterator<Item = u32>, width: usize) -> Option<u32> {
+    let mut counts = vec![0usize; width];
+    for c in codes {
+        if let Some(n) = counts.get_mut(c as usize) {
+            *n += 1;
+        }
+    }
+    let (code, &n) = counts
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))?;
+    (n > 0).then_some(code as u32)
+}
+
+#[cfg(test)]
+impl Preprocessor {
+    fn without_options(mut self) -> Preprocessor {
+        self.options = None;
+        self
     }
 }
 
@@ -227,7 +472,14 @@ mod tests {
             vec![Value::Null, Value::from(true), Value::Null],
         ];
         let frame = Frame::from_rows(schema.clone(), &rows).unwrap();
-        let p = Preprocessor::fit(&frame, PreprocessOptions { standardize: true }).unwrap();
+        let p = Preprocessor::fit(
+            &frame,
+            PreprocessOptions {
+                standardize: true,
+                ..PreprocessOptions::default()
+            },
+        )
+        .unwrap();
         assert_eq!(p.output_names(), ["x", "b", "c=a", "c=b", "c=c"]);
         let m = p.transform(&schema, &frame).unwrap();
         // x: mean of present values 2, population sd 1 → (1-2)/1 = -1, (3-2)/1 = 1, missing → mean → 0.
@@ -248,6 +500,141 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn fit_with(frame: &Frame, impute: Imputation, encode: CategoricalEncoding) -> Preprocessor {
+        let options = PreprocessOptions {
+            standardize: false,
+            choice: Preprocessing { impute, encode },
+        };
+        Preprocessor::fit(frame, options).unwrap()
+    }
+
+    /// x: 5, 1, 2, 2, missing, 10; c: b, a, b, missing, c, b (vocabulary a, b, c, d).
+    fn imputation_frame(unseen: UnseenPolicy) -> (Schema, Frame) {
+        let schema = Schema::new(vec![
+            Field::new("x", DataType::Float).nullable(),
+            Field::new(
+                "c",
+                DataType::Categorical {
+                    vocabulary: crate::Vocabulary::new(["a", "b", "c", "d"]).unwrap(),
+                    unseen,
+                },
+            )
+            .nullable(),
+        ])
+        .unwrap();
+        let rows: Vec<Vec<Value>> = [
+            (Some(5.0), Some("b")),
+            (Some(1.0), Some("a")),
+            (Some(2.0), Some("b")),
+            (Some(2.0), None),
+            (None, Some("c")),
+            (Some(10.0), Some("b")),
+        ]
+        .into_iter()
+        .map(|(x, c)| {
+            vec![
+                x.map_or(Value::Null, Value::from),
+                c.map_or(Value::Null, Value::from),
+            ]
+        })
+        .collect();
+        let frame = Frame::from_rows(schema.clone(), &rows).unwrap();
+        (schema, frame)
+    }
+
+    #[test]
+    fn numeric_imputation_strategies_fill_with_mean_median_and_mode() {
+        let (schema, frame) = imputation_frame(UnseenPolicy::Error);
+        // Present x: 5, 1, 2, 2, 10 → mean 4, median 2 (sorted 1 2 2 5 10), mode 2.
+        for (impute, expected) in [
+            (Imputation::Mean, 4.0),
+            (Imputation::Median, 2.0),
+            (Imputation::MostFrequent, 2.0),
+        ] {
+            let p = fit_with(&frame, impute, CategoricalEncoding::OneHot);
+            let m = p.transform(&schema, &frame).unwrap();
+            assert_eq!(m[[4, 0]], expected, "{impute:?}");
+            assert_eq!(m[[0, 0]], 5.0);
+        }
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(
+            most_frequent_value(vec![3.0, 1.0, 3.0, 1.0, 7.0]),
+            1.0,
+            "ties → smallest"
+        );
+    }
+
+    #[test]
+    fn most_frequent_imputes_categories_too() {
+        let (schema, frame) = imputation_frame(UnseenPolicy::Error);
+        // Row 3 has no category; b is the most frequent (3 of 5).
+        let mean = fit_with(&frame, Imputation::Mean, CategoricalEncoding::OneHot);
+        let m = mean.transform(&schema, &frame).unwrap();
+        assert_eq!(m.row(3).to_vec()[1..], [0.0, 0.0, 0.0, 0.0]);
+        let mode = fit_with(&frame, Imputation::MostFrequent, CategoricalEncoding::OneHot);
+        let m = mode.transform(&schema, &frame).unwrap();
+        assert_eq!(m.row(3).to_vec()[1..], [0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(m.row(1).to_vec()[1..], [1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn ordinal_encoding_uses_vocabulary_codes_and_the_unknown_slot() {
+        let (schema, frame) = imputation_frame(UnseenPolicy::MapToUnknown);
+        let p = fit_with(&frame, Imputation::Mean, CategoricalEncoding::Ordinal);
+        assert_eq!(p.n_outputs(), 2);
+        assert_eq!(p.output_names(), ["x", "c"]);
+        let m = p.transform(&schema, &frame).unwrap();
+        // b a b missing c b → 1 0 1 -1 2 1.
+        assert_eq!(m.column(1).to_vec(), [1.0, 0.0, 1.0, -1.0, 2.0, 1.0]);
+        let p = fit_with(&frame, Imputation::MostFrequent, CategoricalEncoding::Ordinal);
+        assert_eq!(p.transform(&schema, &frame).unwrap()[[3, 1]], 1.0);
+        // An unseen category maps to the unknown slot, code 4 (after a b c d).
+        let new = Frame::from_rows(schema.clone(), &[vec![Value::from(1.0), Value::from("zzz")]]).unwrap();
+        assert_eq!(p.transform(&schema, &new).unwrap()[[0, 1]], 4.0);
+        // Under "ignore" an unseen category is missing: the imputed code.
+        let (schema, frame) = imputation_frame(UnseenPolicy::Ignore);
+        let p = fit_with(&frame, Imputation::MostFrequent, CategoricalEncoding::Ordinal);
+        let new = Frame::from_rows(schema.clone(), &[vec![Value::from(1.0), Value::from("zzz")]]).unwrap();
+        assert_eq!(p.transform(&schema, &new).unwrap()[[0, 1]], 1.0);
+    }
+
+    #[test]
+    fn preprocessors_saved_before_the_options_existed_still_load() {
+        // The stored form of a version-1 model's preprocessing, as written before imputation
+        // and encoding were choices: no `options`, no `fill` on one-hot steps.
+        let old = r#"{"steps":[{"kind":"numeric","field":"x","fill":4.0,"center":0.0,"scale":1.0},
+            {"kind":"one_hot","field":"c","categories":["a","b","c","d"],"unknown_slot":false}]}"#;
+        let p: Preprocessor = serde_json::from_str(old).unwrap();
+        let (schema, frame) = imputation_frame(UnseenPolicy::Error);
+        assert_eq!(
+            p,
+            fit_with(&frame, Imputation::Mean, CategoricalEncoding::OneHot).without_options()
+        );
+        assert_eq!(p.options(), PreprocessOptions::default());
+        let m = p.transform(&schema, &frame).unwrap();
+        assert_eq!(m.row(3).to_vec(), [2.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(m.row(4).to_vec(), [4.0, 0.0, 0.0, 1.0, 0.0]);
+        // And the new form round-trips.
+        let new = fit_with(&frame, Imputation::MostFrequent, CategoricalEncoding::Ordinal);
+        let back: Preprocessor = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+    }
+
+    #[test]
+    fn preprocessing_choices_parse_from_text_and_serde() {
+        assert_eq!("median".parse::<Imputation>().unwrap(), Imputation::Median);
+        assert_eq!(
+            "ordinal".parse::<CategoricalEncoding>().unwrap(),
+            CategoricalEncoding::Ordinal
+        );
+        let err = "avg".parse::<Imputation>().unwrap_err().to_string();
+        assert!(err.contains("mean, median or most_frequent"), "{err}");
+        let p: Preprocessing =
+            serde_json::from_str(r#"{"impute":"most_frequent","encode":"onehot"}"#).unwrap();
+        assert_eq!(p.impute, Imputation::MostFrequent);
+        assert!(serde_json::from_str::<Preprocessing>(r#"{"imput":"mean"}"#).is_err());
     }
 
     #[test]

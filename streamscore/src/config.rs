@@ -11,6 +11,25 @@
 //! commit_interval_ms = 5000
 //! ```
 //!
+//! ```toml
+//! [train]
+//! data = "credit.csv"
+//! target = "default"
+//! estimator = "random_forest_classifier"
+//! params = { n_estimators = 100, max_depth = 8 }
+//! split = "stratified"                # auto (default) | stratified | hash
+//! cv = 5
+//! impute = "median"                   # mean (default) | median | most_frequent
+//! encode = "onehot"                   # onehot (default) | ordinal
+//! out = "models/credit"
+//!
+//! [train.sweep]                       # the same keys as a --sweep-space file
+//! trials = 20
+//! metric = "f1"
+//! [train.sweep.space]
+//! max_depth = { int = [2, 12] }
+//! ```
+//!
 //! Values may use `${VAR}`, replaced by the environment variable `VAR` (an unset variable is
 //! an error naming it). Command-line flags override the file. Later sections (registry, serve,
 //! drift, the loop) join this module as their commands arrive.
@@ -27,6 +46,46 @@ pub struct Config {
     /// `[stream]`: what `streamscore stream` runs.
     #[serde(default)]
     pub stream: Option<StreamSection>,
+    /// `[train]`: what `streamscore train` runs.
+    #[serde(default)]
+    pub train: Option<TrainSection>,
+}
+
+/// The `[train]` section: defaults for the flags of `streamscore train`.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Training data (CSV).
+    pub data: Option<String>,
+    /// The column to predict.
+    pub target: Option<String>,
+    /// Estimator name.
+    pub estimator: Option<String>,
+    /// Estimator parameters (`name = value`); `--param` flags override single entries.
+    #[serde(default)]
+    pub params: toml::Table,
+    /// Schema file.
+    pub schema: Option<String>,
+    /// Columns to leave out of the features.
+    #[serde(default)]
+    pub drop: Vec<String>,
+    /// Share of rows held out for validation.
+    pub validation_fraction: Option<f64>,
+    /// Seed of the split and the CV folds.
+    pub split_seed: Option<u64>,
+    /// `auto`, `stratified` or `hash`.
+    pub split: Option<String>,
+    /// Folds of cross-validation.
+    pub cv: Option<usize>,
+    /// `mean`, `median` or `most_frequent`.
+    pub impute: Option<String>,
+    /// `onehot` or `ordinal`.
+    pub encode: Option<String>,
+    /// Output directory of the artifact.
+    pub out: Option<String>,
+    /// A sweep: the keys of a `--sweep-space` TOML file (`trials`, `metric`, `seed`, `cv`,
+    /// `[space]`), read by [`crate::sweep::SweepFile::from_table`].
+    pub sweep: Option<toml::Table>,
 }
 
 /// The `[stream]` section.
@@ -117,5 +176,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("batchsize"), "{e}");
+    }
+
+    #[test]
+    fn parses_the_train_section_with_a_sweep() {
+        let c = Config::parse(
+            "[train]\ndata = \"d.csv\"\ntarget = \"y\"\nparams = { max_depth = 4, criterion = \"gini\" }\ncv = 3\n\
+             [train.sweep]\ntrials = 5\n[train.sweep.space]\nmax_depth = { int = [2, 6] }\n",
+        )
+        .unwrap();
+        let t = c.train.unwrap();
+        assert_eq!(
+            (t.data.as_deref(), t.target.as_deref(), t.cv),
+            (Some("d.csv"), Some("y"), Some(3))
+        );
+        assert_eq!(t.params.get("max_depth"), Some(&toml::Value::Integer(4)));
+        let sweep = crate::sweep::SweepFile::from_table(&t.sweep.unwrap()).unwrap();
+        assert_eq!(sweep.trials, Some(5));
+        assert_eq!(sweep.space.params.len(), 1);
+        let e = Config::parse("[train]\nimpute_strategy = \"mean\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("impute_strategy"), "{e}");
     }
 }

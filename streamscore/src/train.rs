@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use ml_core::estimator::ClassTarget;
 use ml_core::estimator::regression_target;
 use ml_core::metrics::{self, ClassificationMetrics, ClassificationReport, RegressionMetrics};
-use ml_core::split::train_validation_split;
+use ml_core::preprocess::Preprocessing;
+use ml_core::split::{
+    SplitStrategy, fold_complement, k_fold, stratified_k_fold, stratified_split, train_validation_split,
+};
 use ml_core::{
     CsvTable, Error, Estimator, Frame, InferOptions, Model, ModelArtifact, NativeModel, ReadOptions, Result,
     Schema, TypeHint,
@@ -46,6 +49,18 @@ pub struct TrainRequest {
     pub validation_fraction: f64,
     /// Seed of the hash-based split ([`ml_core::split`]). Default 42.
     pub split_seed: u64,
+    /// How rows are split: [`SplitStrategy::Auto`] (the default) stratifies classifiers'
+    /// splits by class and uses the per-row hash rule for regressors; [`SplitStrategy::Hash`]
+    /// keeps the hash rule for every estimator (stable under appended rows, reproducible by
+    /// the Python reference scripts).
+    pub split: SplitStrategy,
+    /// Imputation and categorical encoding, learned from the training rows and stored with
+    /// the model. Default: mean imputation, one-hot.
+    pub preprocessing: Preprocessing,
+    /// `Some(k)`: also run k-fold cross-validation on the training rows (stratified for
+    /// classifiers, with the split seed) and record each fold's metrics with their mean and
+    /// standard deviation. A sweep then scores each trial by its mean CV metric. Default `None`.
+    pub cv: Option<usize>,
 }
 
 impl TrainRequest {
@@ -60,7 +75,21 @@ impl TrainRequest {
             drop: Vec::new(),
             validation_fraction: 0.2,
             split_seed: 42,
+            split: SplitStrategy::Auto,
+            preprocessing: Preprocessing::default(),
+            cv: None,
         }
+    }
+
+    /// Whether this request's split (and CV folds) are stratified by class.
+    pub fn stratified(&self) -> bool {
+        self.split.is_stratified(!self.estimator.is_regressor())
+    }
+
+    /// Progress steps of a plain training run: the estimator's steps for the final fit and for
+    /// each CV fold.
+    pub fn n_steps(&self) -> usize {
+        self.estimator.n_steps() * (1 + self.cv.unwrap_or(0))
     }
 }
 
@@ -114,6 +143,86 @@ pub struct TrainMetrics {
     /// Every trial of a random-search sweep, when the model came from one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<crate::sweep::SweepRecord>,
+    /// How the rows were split (`hash` or `stratified`).
+    pub split: &'static str,
+    /// Imputation and categorical encoding used.
+    pub preprocessing: Preprocessing,
+    /// k-fold cross-validation on the training rows, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cv: Option<CvRecord>,
+    /// Impurity-based feature importances of trees and forests (scikit-learn's
+    /// `feature_importances_`: each tree's normalized to sum 1, averaged over trees), by model
+    /// input column (`field`, or `field=category` for one-hot columns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_importances: Option<BTreeMap<String, f64>>,
+}
+
+/// The feature importances of a tree or forest by input column name; `None` for other models.
+pub fn feature_importances(model: &NativeModel) -> Option<BTreeMap<String, f64>> {
+    match model.fitted() {
+        ml_core::native::Fitted::TreeEnsemble(t) => Some(
+            model
+                .preprocessor()
+                .output_names()
+                .into_iter()
+                .zip(t.feature_importances.iter().copied())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// k-fold cross-validation results (what `metrics.json` holds under `cv`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CvRecord {
+    /// Number of folds.
+    pub k: usize,
+    /// Whether folds were stratified by class.
+    pub stratified: bool,
+    /// Seed of the fold assignment (the split seed).
+    pub seed: u64,
+    /// Rows held out in each fold.
+    pub fold_rows: Vec<usize>,
+    /// Each fold's metrics (every scalar validation metric, plus precision, recall and PR AUC
+    /// for classifiers), fold by fold.
+    pub folds: Vec<BTreeMap<String, f64>>,
+    /// Mean of each metric over the folds.
+    pub mean: BTreeMap<String, f64>,
+    /// Population standard deviation (ddof 0, as numpy's `std`) of each metric over the folds.
+    pub std: BTreeMap<String, f64>,
+}
+
+impl CvRecord {
+    /// Summarizes per-fold metrics.
+    fn new(
+        k: usize,
+        stratified: bool,
+        seed: u64,
+        fold_rows: Vec<usize>,
+        folds: Vec<BTreeMap<String, f64>>,
+    ) -> CvRecord {
+        let mut mean = BTreeMap::new();
+        let mut std = BTreeMap::new();
+        if let Some(first) = folds.first() {
+            for name in first.keys() {
+                let values: Vec<f64> = folds.iter().filter_map(|f| f.get(name).copied()).collect();
+                let n = values.len() as f64;
+                let m = values.iter().sum::<f64>() / n;
+                let var = values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n;
+                mean.insert(name.clone(), m);
+                std.insert(name.clone(), var.sqrt());
+            }
+        }
+        CvRecord {
+            k,
+            stratified,
+            seed,
+            fold_rows,
+            folds,
+            mean,
+            std,
+        }
+    }
 }
 
 /// The result of [`train`].
@@ -144,7 +253,10 @@ impl TrainOutcome {
             .with_tag("target", &request.target)
             .with_tag("training_data", data_name)
             .with_tag("validation_fraction", request.validation_fraction.to_string())
-            .with_tag("split_seed", request.split_seed.to_string());
+            .with_tag("split_seed", request.split_seed.to_string())
+            .with_tag("split", self.metrics.split)
+            .with_tag("impute", self.metrics.preprocessing.impute.name())
+            .with_tag("encode", self.metrics.preprocessing.encode.name());
         let artifact = crate::drift::attach_training_profile(artifact, &self.model, &request.data)?;
         Ok(artifact)
     }
@@ -192,10 +304,23 @@ pub fn train(request: &TrainRequest) -> Result<TrainOutcome> {
 /// steps (from any thread), for a progress bar.
 pub fn train_with_progress(request: &TrainRequest, step: &(dyn Fn() + Sync)) -> Result<TrainOutcome> {
     let prepared = prepare(request)?;
+    let cv = match request.cv {
+        Some(k) => Some(cross_validate(
+            request,
+            &request.estimator,
+            &prepared.train,
+            k,
+            step,
+        )?),
+        None => None,
+    };
     let started = Instant::now();
-    let model = request
-        .estimator
-        .fit_with_progress(&prepared.train, &request.target, step)?;
+    let model = request.estimator.fit_with_preprocessing(
+        &prepared.train,
+        &request.target,
+        request.preprocessing,
+        step,
+    )?;
     let fit_time = started.elapsed();
 
     let validation = evaluate_any(&model, &prepared.validation, &request.target)?;
@@ -207,6 +332,10 @@ pub fn train_with_progress(request: &TrainRequest, step: &(dyn Fn() + Sync)) -> 
             n_train: prepared.train.n_rows(),
             n_validation: prepared.validation.n_rows(),
             sweep: None,
+            split: prepared.split,
+            preprocessing: request.preprocessing,
+            cv,
+            feature_importances: feature_importances(&model),
         },
         model,
         schema_source: prepared.schema_source,
@@ -226,6 +355,68 @@ pub struct PreparedData {
     pub schema_source: SchemaSource,
     /// Input columns not used.
     pub ignored_columns: Vec<String>,
+    /// The split used: `hash` or `stratified`.
+    pub split: &'static str,
+}
+
+/// k-fold cross-validation of `estimator` (with `request`'s preprocessing, target, split seed
+/// and stratification) on `data`: fits on k−1 folds, scores the held-out fold, for each fold.
+/// `step` is called for every fitting step of every fold.
+pub fn cross_validate(
+    request: &TrainRequest,
+    estimator: &Estimator,
+    data: &Frame,
+    k: usize,
+    step: &(dyn Fn() + Sync),
+) -> Result<CvRecord> {
+    let stratified = request.split.is_stratified(!estimator.is_regressor());
+    let folds = if stratified {
+        stratified_k_fold(&class_codes(data, &request.target)?, k, request.split_seed)?
+    } else {
+        k_fold(data.n_rows(), k, request.split_seed)?
+    };
+    let mut per_fold = Vec::with_capacity(k);
+    for (i, held_out) in folds.iter().enumerate() {
+        let fit_rows = data.select_rows(&fold_complement(&folds, i))?;
+        let score_rows = data.select_rows(held_out)?;
+        let model = estimator
+            .fit_with_preprocessing(&fit_rows, &request.target, request.preprocessing, step)
+            .map_err(|e| Error::Training {
+                reason: format!("cross-validation fold {}/{k}: {e}", i + 1),
+            })?;
+        let metrics = evaluate_any(&model, &score_rows, &request.target)?;
+        let mut values = scalar_metrics(&metrics);
+        if let Some(r) = report(&model, &score_rows, &request.target)? {
+            values.extend(scalar_metrics(&r));
+        }
+        per_fold.push(values);
+    }
+    let fold_rows = folds.iter().map(Vec::len).collect();
+    Ok(CvRecord::new(
+        k,
+        stratified,
+        request.split_seed,
+        fold_rows,
+        per_fold,
+    ))
+}
+
+/// The numeric fields of a metrics value, by name (`n_rows` left out: it is a count).
+pub(crate) fn scalar_metrics(value: &impl Serialize) -> BTreeMap<String, f64> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter(|(k, v)| v.is_f64() && k != "n_rows")
+            .filter_map(|(k, v)| v.as_f64().map(|x| (k, x)))
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// The class code of every row's target (the target's missing values are refused).
+fn class_codes(data: &Frame, target: &str) -> Result<Vec<usize>> {
+    let (_, field, col, nulls) = data.split_off(target)?;
+    Ok(ClassTarget::encode(&field, &col, nulls.as_deref())?.codes)
 }
 
 /// Reads the data, resolves the schema and splits the rows, as `request` says.
@@ -251,13 +442,22 @@ pub fn prepare(request: &TrainRequest) -> Result<PreparedData> {
     let drop: Vec<&str> = request.drop.iter().map(String::as_str).collect();
     let schema = schema.without(&drop)?;
     let frame = table.to_frame(schema, &ReadOptions::named(request.data.display().to_string()))?;
-    let (train_rows, validation_rows) =
-        train_validation_split(frame.n_rows(), request.validation_fraction, request.split_seed)?;
+    let stratified = request.stratified();
+    let (train_rows, validation_rows) = if stratified {
+        stratified_split(
+            &class_codes(&frame, &request.target)?,
+            request.validation_fraction,
+            request.split_seed,
+        )?
+    } else {
+        train_validation_split(frame.n_rows(), request.validation_fraction, request.split_seed)?
+    };
     Ok(PreparedData {
         train: frame.select_rows(&train_rows)?,
         validation: frame.select_rows(&validation_rows)?,
         schema_source,
         ignored_columns: frame.ignored_columns().to_vec(),
+        split: if stratified { "stratified" } else { "hash" },
     })
 }
 

@@ -39,6 +39,9 @@ fn logistic_regression_matches_scikit_learn_on_the_generated_data() {
 
     let stdout = run(&[
         "train",
+        // The script reproduces the per-row hash split, not the stratified default.
+        "--split",
+        "hash",
         "--data",
         data_s,
         "--target",
@@ -96,6 +99,8 @@ fn random_forest_matches_scikit_learn_and_beats_logistic_regression() {
         let model = tmp.path().join(estimator);
         let mut args = vec![
             "train",
+            "--split",
+            "hash",
             "--data",
             data_s,
             "--target",

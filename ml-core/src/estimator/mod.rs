@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::frame::{Column, Frame};
 use crate::model::OutputSpec;
 use crate::native::{Fitted, NativeModel};
-use crate::preprocess::{PreprocessOptions, Preprocessor};
+use crate::preprocess::{PreprocessOptions, Preprocessing, Preprocessor};
 use crate::schema::{DataType, Field};
 
 /// An estimator and its parameters.
@@ -181,6 +181,18 @@ impl Estimator {
         target: &str,
         step: &(dyn Fn() + Sync),
     ) -> Result<NativeModel> {
+        self.fit_with_preprocessing(data, target, Preprocessing::default(), step)
+    }
+
+    /// [`Estimator::fit_with_progress`] with a chosen imputation and categorical encoding
+    /// (learned from `data` and stored in the model, so prediction applies the same).
+    pub fn fit_with_preprocessing(
+        &self,
+        data: &Frame,
+        target: &str,
+        preprocessing: Preprocessing,
+        step: &(dyn Fn() + Sync),
+    ) -> Result<NativeModel> {
         self.check()?;
         let (features, target_field, target_col, target_nulls) = data.split_off(target)?;
         if features.schema().is_empty() {
@@ -206,7 +218,13 @@ impl Estimator {
                 | Estimator::KNeighborsClassifier(_)
                 | Estimator::KNeighborsRegressor(_)
         );
-        let pre = Preprocessor::fit(&features, PreprocessOptions { standardize })?;
+        let pre = Preprocessor::fit(
+            &features,
+            PreprocessOptions {
+                standardize,
+                choice: preprocessing,
+            },
+        )?;
         let x = pre.transform(features.schema(), &features)?;
         let fitted = match (self, &y) {
             (Estimator::LogisticRegression(params), TargetData::Classes(labels)) => {

@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use ml_core::{Estimator, TypeHint};
-use streamscore::sweep::{ParamSpace, SweepSpec, sweep};
+use streamscore::config::{Config, TrainSection};
+use streamscore::sweep::{ParamSpace, SweepFile, SweepSpec, sweep};
 use streamscore::train::{SchemaSource, TrainOutcome, TrainRequest, ValidationMetrics, train_with_progress};
 
 use super::{parse_key_value, parse_list, thousands};
@@ -13,14 +15,14 @@ use super::{parse_key_value, parse_list, thousands};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Training data: CSV with a header row.
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    data: Option<PathBuf>,
     /// The column to predict.
-    #[arg(long)]
-    target: String,
-    /// Estimator to train.
-    #[arg(long, default_value = "logistic_regression", value_parser = clap::builder::PossibleValuesParser::new(Estimator::NAMES))]
-    estimator: String,
+    #[arg(long, required_unless_present = "config")]
+    target: Option<String>,
+    /// Estimator to train [default: logistic_regression].
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(Estimator::NAMES))]
+    estimator: Option<String>,
     /// Estimator parameter as KEY=VALUE (repeatable), e.g. --param c=0.5.
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     params: Vec<(String, String)>,
@@ -36,15 +38,35 @@ pub struct Args {
     /// Columns to leave out of the features (comma-separated).
     #[arg(long, value_name = "COLS")]
     drop: Option<String>,
-    /// Share of rows held out for validation.
-    #[arg(long, default_value_t = 0.2)]
-    validation_fraction: f64,
-    /// Seed of the validation split.
-    #[arg(long, default_value_t = 42)]
-    split_seed: u64,
+    /// Share of rows held out for validation [default: 0.2].
+    #[arg(long)]
+    validation_fraction: Option<f64>,
+    /// Seed of the validation split (and of the CV folds) [default: 42].
+    #[arg(long)]
+    split_seed: Option<u64>,
+    /// How rows are split: auto (stratified by class for classifiers, hash for regressors),
+    /// stratified, or hash (a per-row hash: stable when rows are appended) [default: auto].
+    #[arg(long, value_parser = ["auto", "hash", "stratified"])]
+    split: Option<String>,
+    /// Also run K-fold cross-validation on the training rows (stratified for classifiers) and
+    /// record each fold's metrics with mean and std; a sweep then ranks trials by mean CV metric.
+    #[arg(long, value_name = "K")]
+    cv: Option<usize>,
+    /// How missing values are filled in, learned at fit time and stored with the model
+    /// [default: mean].
+    #[arg(long, value_parser = ["mean", "median", "most_frequent"])]
+    impute: Option<String>,
+    /// How categorical columns are encoded (unseen categories follow the schema's policy)
+    /// [default: onehot].
+    #[arg(long, value_parser = ["onehot", "ordinal"])]
+    encode: Option<String>,
+    /// A streamscore.toml whose [train] section gives defaults for these flags (and may hold
+    /// a [train.sweep] table).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Output directory for the model artifact (must not exist or be empty). Optional with
     /// --register.
-    #[arg(long, required_unless_present = "register")]
+    #[arg(long, required_unless_present_any = ["register", "config"])]
     out: Option<PathBuf>,
     /// Register the trained model in the registry as the next version of NAME.
     #[arg(long, value_name = "NAME")]
@@ -59,46 +81,53 @@ pub struct Args {
 /// `--sweep` and its options (boxed: they would make every command's arguments larger).
 #[derive(Debug, Default, clap::Args)]
 pub struct SweepArgs {
-    /// Random search: fit N trials with parameters drawn from --space / --space-file and keep
-    /// the best on validation.
+    /// Random search: fit N trials with parameters drawn from --space / --space-file /
+    /// --sweep-space and keep the best on validation (or on mean CV metric with --cv).
     #[arg(long, value_name = "N")]
     sweep: Option<usize>,
-    /// Validation metric the sweep optimizes (f1, roc_auc, accuracy, log_loss; rmse, mae, r2).
-    #[arg(long, default_value = "f1", requires = "sweep")]
-    metric: String,
-    /// Sweep parameter as NAME=A..B (uniform range; integers if both ends are) or
-    /// NAME=V1,V2,... (choice); repeatable.
-    #[arg(long = "space", value_name = "NAME=SPEC", requires = "sweep")]
+    /// Metric the sweep optimizes (f1, roc_auc, accuracy, log_loss, precision, recall, pr_auc;
+    /// rmse, mae, r2). Default f1, or the sweep file's `metric`.
+    #[arg(long)]
+    metric: Option<String>,
+    /// Sweep parameter as NAME=A..B (uniform range; integers if both ends are),
+    /// NAME=log:A..B (log-uniform) or NAME=V1,V2,... (choice); repeatable.
+    #[arg(long = "space", value_name = "NAME=SPEC")]
     space: Vec<String>,
     /// File of sweep parameters, one NAME=SPEC per line (# comments).
-    #[arg(long, value_name = "FILE", requires = "sweep")]
+    #[arg(long, value_name = "FILE")]
     space_file: Option<PathBuf>,
-    /// Seed of the sweep's sampling.
-    #[arg(long, default_value_t = 0, requires = "sweep")]
-    sweep_seed: u64,
+    /// TOML sweep file: `trials`, `metric`, `seed`, `cv` and a `[space]` table (see the
+    /// README); implies a sweep. Command-line flags override its options.
+    #[arg(long, value_name = "FILE.toml")]
+    sweep_space: Option<PathBuf>,
+    /// Seed of the sweep's sampling. Default 0, or the sweep file's `seed`.
+    #[arg(long)]
+    sweep_seed: Option<u64>,
 }
 
 impl Args {
     /// Arguments for `demo`.
     pub fn new(data: PathBuf, target: &str, out: PathBuf) -> Self {
         Args {
-            data,
-            target: target.into(),
-            estimator: "logistic_regression".into(),
+            data: Some(data),
+            target: Some(target.into()),
+            estimator: Some("logistic_regression".into()),
             params: Vec::new(),
             schema: None,
             categorical: None,
             types: Vec::new(),
             drop: None,
-            validation_fraction: 0.2,
-            split_seed: 42,
+            validation_fraction: None,
+            split_seed: None,
+            split: None,
+            cv: None,
+            impute: None,
+            encode: None,
+            config: None,
             out: Some(out),
             register: None,
             registry: super::registry::RegistryArg::new(ml_registry::local::DEFAULT_PATH),
-            sweep_args: Box::new(SweepArgs {
-                metric: "f1".into(),
-                ..SweepArgs::default()
-            }),
+            sweep_args: Box::default(),
         }
     }
 
@@ -113,7 +142,7 @@ impl Args {
 impl Args {
     /// Sets the estimator and its parameters (for `demo`).
     pub fn with_estimator(mut self, name: &str, params: &[(&str, &str)]) -> Self {
-        self.estimator = name.into();
+        self.estimator = Some(name.into());
         self.params = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -122,15 +151,105 @@ impl Args {
     }
 }
 
+/// The sweep to run, from `--sweep`, `--space`, `--space-file` and `--sweep-space` (the TOML
+/// file's options yield to the flags); `None` without a sweep. A TOML file's `cv` sets
+/// `request.cv` unless `--cv` did.
+fn sweep_spec(
+    sw: &SweepArgs,
+    section: Option<&toml::Table>,
+    request: &mut TrainRequest,
+) -> anyhow::Result<Option<SweepSpec>> {
+    let file = match (&sw.sweep_space, section) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read sweep file {}: {e}", path.display()))?;
+            Some(SweepFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+        }
+        (None, Some(table)) => {
+            Some(SweepFile::from_table(table).map_err(|e| anyhow::anyhow!("[train.sweep]: {e}"))?)
+        }
+        (None, None) => None,
+    };
+    let trials = sw.sweep.or(file.as_ref().and_then(|f| f.trials));
+    let Some(trials) = trials else {
+        if file.is_some() {
+            anyhow::bail!("the sweep file gives no `trials`; add `trials = N` to it or pass --sweep N");
+        }
+        if sw.metric.is_some() || !sw.space.is_empty() || sw.space_file.is_some() || sw.sweep_seed.is_some() {
+            anyhow::bail!(
+                "--metric, --space, --space-file and --sweep-seed need --sweep N (or --sweep-space FILE)"
+            );
+        }
+        return Ok(None);
+    };
+    let mut space = file.as_ref().map(|f| f.space.clone()).unwrap_or_default();
+    if let Some(path) = &sw.space_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read space file {}: {e}", path.display()))?;
+        for (name, domain) in ParamSpace::parse_file(&text)?.params {
+            space.params.retain(|(n, _)| n != &name);
+            space.params.push((name, domain));
+        }
+    }
+    for entry in &sw.space {
+        space.add(entry)?;
+    }
+    if request.cv.is_none() {
+        request.cv = file.as_ref().and_then(|f| f.cv);
+    }
+    Ok(Some(SweepSpec {
+        trials,
+        metric: sw
+            .metric
+            .clone()
+            .or_else(|| file.as_ref().and_then(|f| f.metric.clone()))
+            .unwrap_or_else(|| "f1".into()),
+        space,
+        seed: sw.sweep_seed.or(file.as_ref().and_then(|f| f.seed)).unwrap_or(0),
+    }))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     run_with_outcome(args).map(|_| ())
 }
 
 /// Trains, prints progress and metrics, saves; returns the outcome for `demo`.
 pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
-    let estimator = Estimator::from_name(&args.estimator, &args.params)?;
-    let mut request = TrainRequest::new(&args.data, &args.target, estimator);
-    request.schema = args.schema.clone();
+    let section = match &args.config {
+        Some(path) => Config::load(path)?.train.unwrap_or_default(),
+        None => TrainSection::default(),
+    };
+    let data = args
+        .data
+        .clone()
+        .or(section.data.as_ref().map(PathBuf::from))
+        .context("no training data: pass --data FILE (or set data in the [train] section of --config)")?;
+    let target = args
+        .target
+        .clone()
+        .or(section.target.clone())
+        .context("no target: pass --target COLUMN (or set target in the [train] section of --config)")?;
+    let estimator_name = args
+        .estimator
+        .clone()
+        .or(section.estimator.clone())
+        .unwrap_or_else(|| "logistic_regression".into());
+    // The section's parameters first, so that --param overrides them one by one.
+    let mut params: Vec<(String, String)> = section
+        .params
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), serde_json::to_string(v)?)))
+        .collect::<anyhow::Result<_>>()?;
+    params.extend(args.params.iter().cloned());
+    let estimator = Estimator::from_name(&estimator_name, &params)?;
+    let out = args.out.clone().or(section.out.as_ref().map(PathBuf::from));
+    if out.is_none() && args.register.is_none() {
+        anyhow::bail!(
+            "no output: pass --out DIR or --register NAME (or set out in the [train] section of --config)"
+        );
+    }
+    let mut request = TrainRequest::new(&data, &target, estimator);
+    request.schema = args.schema.clone().or(section.schema.as_ref().map(PathBuf::from));
     let mut types = BTreeMap::new();
     for c in args.categorical.as_deref().map(parse_list).unwrap_or_default() {
         types.insert(c, TypeHint::Categorical);
@@ -139,11 +258,32 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
         types.insert(c.clone(), t.parse::<TypeHint>()?);
     }
     request.types = types;
-    request.drop = args.drop.as_deref().map(parse_list).unwrap_or_default();
-    request.validation_fraction = args.validation_fraction;
-    request.split_seed = args.split_seed;
+    request.drop = args
+        .drop
+        .as_deref()
+        .map(parse_list)
+        .unwrap_or_else(|| section.drop.clone());
+    request.validation_fraction = args
+        .validation_fraction
+        .or(section.validation_fraction)
+        .unwrap_or(request.validation_fraction);
+    request.split_seed = args
+        .split_seed
+        .or(section.split_seed)
+        .unwrap_or(request.split_seed);
+    let choice = |flag: &Option<String>, file: &Option<String>| flag.clone().or(file.clone());
+    if let Some(split) = choice(&args.split, &section.split) {
+        request.split = split.parse()?;
+    }
+    if let Some(impute) = choice(&args.impute, &section.impute) {
+        request.preprocessing.impute = impute.parse()?;
+    }
+    if let Some(encode) = choice(&args.encode, &section.encode) {
+        request.preprocessing.encode = encode.parse()?;
+    }
+    request.cv = args.cv.or(section.cv);
 
-    if let Some(out) = &args.out
+    if let Some(out) = &out
         && out.exists()
         && std::fs::read_dir(out)
             .map(|mut d| d.next().is_some())
@@ -154,32 +294,11 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
             out.display()
         );
     }
-    let sw = &args.sweep_args;
-    let sweep_spec = match sw.sweep {
-        Some(trials) => {
-            let mut space = match &sw.space_file {
-                Some(path) => ParamSpace::parse_file(
-                    &std::fs::read_to_string(path)
-                        .map_err(|e| anyhow::anyhow!("cannot read space file {}: {e}", path.display()))?,
-                )?,
-                None => ParamSpace::default(),
-            };
-            for entry in &sw.space {
-                space.add(entry)?;
-            }
-            Some(SweepSpec {
-                trials,
-                metric: sw.metric.clone(),
-                space,
-                seed: sw.sweep_seed,
-            })
-        }
-        None => None,
-    };
+    let sweep_spec = sweep_spec(&args.sweep_args, section.sweep.as_ref(), &mut request)?;
     if let Some(name) = &args.register {
         ml_registry::validate_model_name(name)?;
     }
-    eprintln!("reading {}", args.data.display());
+    eprintln!("reading {}", data.display());
     let outcome = match &sweep_spec {
         Some(spec) => {
             let bar = fit_progress_bar(spec.trials.max(2), "sweep trials");
@@ -189,7 +308,7 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
             outcome?
         }
         None => {
-            let bar = fit_progress_bar(request.estimator.n_steps(), "fitting");
+            let bar = fit_progress_bar(request.n_steps(), "fitting");
             let outcome = train_with_progress(&request, &|| bar.inc(1));
             bar.finish_and_clear();
             outcome?
@@ -209,8 +328,21 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
                 t.trial,
                 if t.trial == record.best_trial { "*" } else { " " },
                 record.metric,
-                t.metrics.get(&record.metric).unwrap_or(f64::NAN),
+                t.score,
                 serde_json::Value::Object(t.params.clone())
+            );
+        }
+    }
+    if let Some(cv) = &outcome.metrics.cv {
+        eprintln!(
+            "{}-fold cross-validation{} on the training rows (mean ± std):",
+            cv.k,
+            if cv.stratified { " (stratified)" } else { "" }
+        );
+        for (name, mean) in &cv.mean {
+            eprintln!(
+                "  {name:<9} {mean:.4} ± {:.4}",
+                cv.std.get(name).copied().unwrap_or(f64::NAN)
             );
         }
     }
@@ -224,11 +356,12 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
     }
     let m = &outcome.metrics;
     eprintln!(
-        "trained {} on {} rows in {:.2} s; validating on {} rows",
-        args.estimator,
+        "trained {} on {} rows in {:.2} s; validating on {} rows ({} split)",
+        estimator_name,
         thousands(m.n_train),
         outcome.fit_time.as_secs_f64(),
-        thousands(m.n_validation)
+        thousands(m.n_validation),
+        m.split
     );
     println!("validation metrics ({} rows):", thousands(m.n_validation));
     match &m.validation {
@@ -245,13 +378,13 @@ pub fn run_with_outcome(args: Args) -> anyhow::Result<TrainOutcome> {
         }
     }
     let mut artifact = outcome.artifact(&request)?;
-    if let Some(out) = &args.out {
+    if let Some(out) = &out {
         artifact.save(out)?;
         eprintln!("saved model artifact to {}", out.display());
     }
     if let Some(name) = &args.register {
         let options = ml_registry::RegisterOptions {
-            training_data: Some(args.data.display().to_string()),
+            training_data: Some(data.display().to_string()),
             ..ml_registry::RegisterOptions::default()
         };
         super::registry::register_artifact(&args.registry, name, &artifact, &options)?;
