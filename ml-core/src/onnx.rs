@@ -45,7 +45,7 @@ pub const STREAMSCORE_ORT_LIB_VAR: &str = "STREAMSCORE_ORT_LIB";
 /// The ONNX Runtime versions this build is tested with (the PyPI `onnxruntime` wheels).
 pub const SUPPORTED_RUNTIME_VERSIONS: &str = ">= 1.20, < 2 (tested with 1.31)";
 
-const INSTALL_HINT: &str = "install it with `pip install 'onnxruntime>=1.20'` (or run ./scripts/python-env.sh for the project's .venv), or set STREAMSCORE_ORT_LIB or ORT_DYLIB_PATH to the libonnxruntime shared library";
+const INSTALL_HINT: &str = "install the library with `pip install 'onnxruntime>=1.20'` (or run ./scripts/python-env.sh for the project's .venv), or set STREAMSCORE_ORT_LIB or ORT_DYLIB_PATH to the libonnxruntime shared library";
 
 /// Options for loading an ONNX model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +111,7 @@ fn locate_with(
             Ok(p)
         } else {
             Err(format!(
-                "{ORT_DYLIB_PATH_VAR} is set to `{}`, which is not a file; point it at the libonnxruntime shared library or unset it",
+                "{ORT_DYLIB_PATH_VAR} is set to `{}`, which is not a file; point it at the libonnxruntime shared library, or unset it and {INSTALL_HINT}",
                 p.display()
             ))
         };
