@@ -43,7 +43,7 @@ pub const ORT_DYLIB_PATH_VAR: &str = "ORT_DYLIB_PATH";
 /// directory holding one (an `onnxruntime` Python package or its `capi` folder).
 pub const STREAMSCORE_ORT_LIB_VAR: &str = "STREAMSCORE_ORT_LIB";
 /// The ONNX Runtime versions this build is tested with (the PyPI `onnxruntime` wheels).
-pub const SUPPORTED_RUNTIME_VERSIONS: &str = ">= 1.20, < 2 (tested with 1.31)";
+pub const SUPPORTED_RUNTIME_VERSIONS: &str = ">= 1.20, < 2 (tested with 1.20.1 and 1.31.1)";
 
 const INSTALL_HINT: &str = "install the library with `pip install 'onnxruntime>=1.20'` (or run ./scripts/python-env.sh for the project's .venv), or set STREAMSCORE_ORT_LIB or ORT_DYLIB_PATH to the libonnxruntime shared library";
 
