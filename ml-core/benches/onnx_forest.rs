@@ -5,6 +5,10 @@
 //!
 //! Run with `cargo bench -p ml-core --features onnx --bench onnx_forest` after
 //! `./scripts/python-env.sh` (or with STREAMSCORE_ORT_LIB / ORT_DYLIB_PATH set).
+//!
+//! Measured on the 2-core development machine (shared, so noisy), onnxruntime 1.31.1: batch 1
+//! 14.4 µs (69k rows/s), batch 64 429 µs (149k rows/s), batch 4096 33.6 ms (122k rows/s). Python
+//! onnxruntime on the same file and settings, same minute: 36 µs, 639 µs, 31.5 ms.
 
 use std::path::Path;
 
