@@ -85,6 +85,8 @@ def label_output(outputs):
 
 
 def write_fixture(out, name, onx, meta, rows, feeds, expected_estimator, labels, task):
+    # onnxmltools names graphs with a random UUID: a fixed name keeps the files reproducible.
+    onx.graph.name = name
     onnx.checker.check_model(onx)
     model_bytes = onx.SerializeToString()
     (out / f"{name}.onnx").write_bytes(model_bytes)
