@@ -1120,17 +1120,6 @@ impl Model for OnnxModel {
     }
 }
 
-/// The row-major float32 matrix an `[N, F]` ONNX input receives for `frame` (for tests and
-/// tools comparing against other runtimes).
-pub fn float32_matrix(frame: &Frame) -> Array2<f32> {
-    let (n, f) = (frame.n_rows(), frame.columns().len());
-    let mut data = vec![0f32; n * f];
-    for c in 0..f {
-        numeric_column(frame, c, |r, v| data[r * f + c] = v as f32);
-    }
-    Array2::from_shape_vec((n, f), data).unwrap_or_else(|_| Array2::zeros((0, 0)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
