@@ -19,6 +19,14 @@ if [ ! -x node_modules/.bin/azurite-blob ]; then
   fi
   npm install --no-save --no-package-lock --no-audit --no-fund --silent azurite@3.35.0
 fi
+# The project's Python environment: reference peers for the Python checks, and the ONNX Runtime
+# library (PyPI onnxruntime wheel) that the ONNX tests load; those tests fail rather than skip
+# when it is missing here.
+echo "== Python environment"
+./scripts/python-env.sh
+STREAMSCORE_ORT_LIB="$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))')"
+export STREAMSCORE_ORT_LIB
+export STREAMSCORE_REQUIRE_ONNX_RUNTIME=1
 # One feature set for lints, docs and tests, so the Azure SDK is built once.
 features="ml-registry/azure,streamscore/azure"
 
@@ -31,5 +39,4 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --fe
 echo "== cargo test"
 cargo test --workspace --locked --features "$features"
 echo "== Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs)"
-./scripts/python-env.sh
 .venv/bin/python -m pytest -q ml-registry/tests/python

@@ -38,6 +38,13 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub const ATTACHMENTS_DIR: &str = "attachments";
 /// The file name of a native model.
 pub const NATIVE_MODEL_FILE: &str = "model.json";
+/// The file name of an ONNX model.
+pub const ONNX_MODEL_FILE: &str = "model.onnx";
+/// The `model_kind` of an ONNX model in the `streamscore` flavor.
+pub const ONNX_MODEL_KIND: &str = "onnx";
+/// The attachment holding a model's full schema (JSON form), for model files that do not
+/// carry it themselves.
+pub const SCHEMA_ATTACHMENT: &str = "schema.json";
 
 /// The `streamscore` flavor entry of `MLmodel`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -218,9 +225,78 @@ impl ModelArtifact {
         NativeModel::from_json_bytes(&self.model_bytes, &origin)
     }
 
-    /// The model inside, ready to predict.
+    /// The model inside, ready to predict (ONNX models need the `onnx` feature).
     pub fn load_model(&self) -> Result<Arc<dyn Model>> {
+        if self.flavor()?.model_kind == ONNX_MODEL_KIND {
+            return self.load_onnx_model();
+        }
         Ok(Arc::new(self.native_model()?))
+    }
+
+    #[cfg(feature = "onnx")]
+    fn load_onnx_model(&self) -> Result<Arc<dyn Model>> {
+        let options = crate::onnx::OnnxOptions::default();
+        Ok(Arc::new(crate::onnx::OnnxModel::from_artifact(self, &options)?))
+    }
+
+    #[cfg(not(feature = "onnx"))]
+    fn load_onnx_model(&self) -> Result<Arc<dyn Model>> {
+        Err(Error::OnnxRuntimeUnavailable {
+            reason: "this build of streamscore has no ONNX support; build it with the `onnx` feature".into(),
+        })
+    }
+
+    /// An artifact holding a model file of another format than the native one (an ONNX graph,
+    /// `model_kind` [`ONNX_MODEL_KIND`]), with its schema and outputs as the signature, the
+    /// full schema (vocabularies included, which MLflow's signature cannot hold) as the
+    /// attachment [`SCHEMA_ATTACHMENT`], and `extra_flavors` (e.g. MLflow's `onnx` flavor) next
+    /// to the `streamscore` flavor.
+    pub fn from_model_file(
+        model_kind: &str,
+        model_file: &str,
+        model_bytes: Vec<u8>,
+        schema: &crate::schema::Schema,
+        output: &crate::model::OutputSpec,
+        extra_flavors: BTreeMap<String, serde_yaml::Value>,
+    ) -> Result<ModelArtifact> {
+        if !safe_relative(model_file) || model_file.contains('/') || model_file == MLMODEL_FILE {
+            return Err(Error::invalid_parameter(
+                "model_file",
+                format!("{model_file:?} must be a plain file name"),
+            ));
+        }
+        let flavor = StreamscoreFlavor {
+            format_version: ARTIFACT_FORMAT_VERSION,
+            model_file: model_file.into(),
+            model_kind: model_kind.into(),
+            streamscore_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let mut flavors = extra_flavors;
+        flavors.insert(
+            "streamscore".to_string(),
+            serde_yaml::to_value(&flavor).map_err(|e| Error::Internal(e.to_string()))?,
+        );
+        let mlmodel = MlModel {
+            artifact_path: "model".into(),
+            flavors,
+            model_uuid: uuid::Uuid::new_v4().simple().to_string(),
+            run_id: uuid::Uuid::new_v4().simple().to_string(),
+            utc_time_created: now_mlflow(),
+            signature: Signature {
+                inputs: schema.to_mlflow_signature_json(),
+                outputs: output.to_mlflow_signature_json(),
+                params: None,
+            },
+            metadata: BTreeMap::new(),
+        };
+        ModelArtifact {
+            mlmodel,
+            model_bytes,
+            metrics: serde_json::Map::new(),
+            attachments: BTreeMap::new(),
+            path: None,
+        }
+        .with_attachment(SCHEMA_ATTACHMENT, schema.to_json().into_bytes())
     }
 
     /// Writes the artifact to `dir`, which must not exist or be empty.

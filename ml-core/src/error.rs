@@ -114,6 +114,29 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The ONNX Runtime library is not installed, not found, or cannot be loaded.
+    #[error("ONNX Runtime is not available: {reason}")]
+    OnnxRuntimeUnavailable {
+        /// Where it was looked for and how to install it.
+        reason: String,
+    },
+
+    /// A file is not a usable ONNX model (corrupt, truncated, or with outputs streamscore cannot read).
+    #[error("invalid ONNX model {origin}: {reason}")]
+    InvalidOnnxModel {
+        /// The file or artifact it came from.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// ONNX Runtime failed while scoring a batch.
+    #[error("ONNX Runtime failed: {reason}")]
+    OnnxRuntime {
+        /// What the runtime said.
+        reason: String,
+    },
+
     /// Something that should be impossible happened: a bug in streamscore, not in the caller's input.
     #[error("internal error (this is a bug in streamscore, please report it): {0}")]
     Internal(String),

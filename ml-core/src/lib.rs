@@ -44,6 +44,8 @@ pub mod frame;
 pub mod metrics;
 pub mod model;
 pub mod native;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod preprocess;
 pub mod rng;
 pub mod schema;
@@ -58,4 +60,6 @@ pub use frame::{Column, CsvTable, ExtraColumns, Frame, InferOptions, ReadOptions
 pub use metrics::{ClassificationMetrics, RegressionMetrics};
 pub use model::{LocalScorer, Model, OutputSpec, Predictions, Scorer};
 pub use native::NativeModel;
+#[cfg(feature = "onnx")]
+pub use onnx::{OnnxModel, OnnxOptions};
 pub use schema::{DataType, Field, Schema, UnseenPolicy, Vocabulary};

@@ -3,6 +3,8 @@
 mod demo;
 mod drift;
 mod generate;
+#[cfg(feature = "onnx")]
+mod import_onnx;
 mod predict;
 mod profile;
 mod registry;
@@ -47,6 +49,9 @@ enum Command {
     Export(registry::ExportArgs),
     /// Import an MLflow model directory (onnx or streamscore flavor) as the next version.
     Import(registry::ImportArgs),
+    /// Import an ONNX model (.onnx file) as a model artifact or a registered version.
+    #[cfg(feature = "onnx")]
+    ImportOnnx(import_onnx::Args),
 }
 
 /// Runs a parsed command line.
@@ -65,6 +70,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Show(a) => registry::show(a),
         Command::Export(a) => registry::export(a),
         Command::Import(a) => registry::import(a),
+        #[cfg(feature = "onnx")]
+        Command::ImportOnnx(a) => import_onnx::run(a),
     }
 }
 

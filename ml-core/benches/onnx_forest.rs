@@ -1,0 +1,45 @@
+//! Scoring the fixture forest (scikit-learn `RandomForestClassifier`, 100 trees of depth 8 on
+//! 20 features, exported with skl2onnx without ZipMap) through `OnnxModel` with one ONNX Runtime
+//! thread, at batch sizes 1, 64 and 4096. The time includes building the input tensor from the
+//! frame and reading the probabilities back, as a scorer pays it.
+//!
+//! Run with `cargo bench -p ml-core --features onnx --bench onnx_forest` after
+//! `./scripts/python-env.sh` (or with STREAMSCORE_ORT_LIB / ORT_DYLIB_PATH set).
+//!
+//! Measured on the 2-core development machine (shared, so noisy), onnxruntime 1.31.1: batch 1
+//! 14.4 µs (69k rows/s), batch 64 429 µs (149k rows/s), batch 4096 33.6 ms (122k rows/s). Python
+//! onnxruntime on the same file and settings, same minute: 36 µs, 639 µs, 31.5 ms.
+
+use std::path::Path;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ml_core::onnx::{OnnxModel, OnnxOptions};
+use ml_core::{Frame, Model, Value};
+
+fn fixture_rows(dir: &Path) -> Vec<Vec<Value>> {
+    let text = std::fs::read_to_string(dir.join("bench_rf100_d8_f20.json")).expect("fixture JSON");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("fixture JSON parses");
+    serde_json::from_value(json["rows"].clone()).expect("fixture rows")
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx");
+    let model = match OnnxModel::load(dir.join("bench_rf100_d8_f20.onnx"), None, &OnnxOptions::default()) {
+        Ok(m) => m,
+        Err(e) => panic!("cannot load the benchmark model: {e}"),
+    };
+    let rows = fixture_rows(&dir);
+    let mut group = c.benchmark_group("onnx_rf100_d8_f20_1thread");
+    for batch in [1usize, 64, 4096] {
+        let batch_rows: Vec<Vec<Value>> = (0..batch).map(|i| rows[i % rows.len()].clone()).collect();
+        let frame = Frame::from_rows(model.schema().clone(), &batch_rows).expect("frame");
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(batch), &frame, |b, frame| {
+            b.iter(|| model.predict(frame).expect("predict"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
