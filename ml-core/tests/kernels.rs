@@ -296,6 +296,23 @@ fn two_threads_give_the_same_bits_as_one() {
 }
 
 #[test]
+fn a_local_scorer_passes_its_options_and_scores_like_the_model() {
+    use std::sync::Arc;
+
+    use ml_core::{LocalScorer, Scorer};
+
+    let model = Arc::new(fit("random_forest_classifier", &[("n_estimators", "5")], 2));
+    let rows = test_rows(2).select_rows(&(0..4096).collect::<Vec<_>>()).unwrap();
+    let scorer = LocalScorer::new(model.clone());
+    assert_eq!(scorer.options().threads, 1);
+    let two = scorer.with_options(PredictOptions::with_threads(2));
+    assert_eq!(two.options().threads, 2);
+    let scored = futures::executor::block_on(two.score(&rows)).unwrap();
+    assert_same_bits(&scored, &model.predict(&rows).unwrap(), "scorer");
+    assert_eq!(PredictOptions::with_threads(0).threads, 1);
+}
+
+#[test]
 fn a_wrong_design_matrix_is_an_error_not_a_panic() {
     let model = fit("logistic_regression", &[], 2);
     let err = model

@@ -32,9 +32,9 @@ use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::preprocess::Preprocessor;
 
-/// Rows preprocessed and predicted together. 128 rows × 20 features fit L1 next to a tree
-/// (20 KiB + 7 KiB); 64, 128 and 256 measured within noise of each other on the benchmark
-/// forest, 1024 was slower.
+/// Rows preprocessed and predicted together: 128 rows × 20 features (20 KiB) fit in L1 next
+/// to a depth-8 tree (6 KiB of splits, 4 KiB of leaf values), so a block reads each tree from
+/// L1 and the next tree's first lines are all it misses.
 pub const BLOCK_ROWS: usize = 128;
 
 /// A batch is split over threads only from this many rows: below it the hand-off costs more
