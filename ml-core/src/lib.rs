@@ -41,6 +41,7 @@ pub mod error;
 pub mod estimator;
 pub mod failpoint;
 pub mod frame;
+pub mod kernel;
 pub mod metrics;
 pub mod model;
 pub mod native;
@@ -58,6 +59,7 @@ pub use estimator::{DecisionTreeParams, Estimator, LogisticRegressionParams, Ran
 pub use frame::infer_schema_json_records;
 pub use frame::{Column, CsvTable, ExtraColumns, Frame, InferOptions, ReadOptions, TypeHint, Value};
 pub use metrics::{ClassificationMetrics, RegressionMetrics};
+pub use model::PredictOptions;
 pub use model::{LocalScorer, Model, OutputSpec, Predictions, Scorer};
 pub use native::NativeModel;
 #[cfg(feature = "onnx")]

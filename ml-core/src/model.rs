@@ -204,6 +204,38 @@ pub trait Model: Send + Sync + Debug {
     fn kind(&self) -> &str {
         "model"
     }
+
+    /// [`Model::predict`] with options (how many threads a large batch may use). The result
+    /// must not depend on the options. Defaults to [`Model::predict`], ignoring the options.
+    fn predict_with(&self, frame: &Frame, options: &PredictOptions) -> Result<Predictions> {
+        let _ = options;
+        self.predict(frame)
+    }
+}
+
+/// How a prediction may run. The predictions themselves never depend on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PredictOptions {
+    /// How many threads one batch may use (rayon tasks, for batches large enough to gain).
+    /// Default 1, so that a server or a stream can run one scorer per core without them
+    /// competing.
+    pub threads: usize,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        PredictOptions { threads: 1 }
+    }
+}
+
+impl PredictOptions {
+    /// Options letting a batch use up to `threads` threads (0 is taken as 1).
+    pub fn with_threads(threads: usize) -> Self {
+        PredictOptions {
+            threads: threads.max(1),
+        }
+    }
 }
 
 /// Checks that `frame` provides every field of `schema` with the same type (and, for
@@ -266,12 +298,30 @@ pub trait Scorer: Send + Sync + Debug {
 #[derive(Debug, Clone)]
 pub struct LocalScorer {
     model: Arc<dyn Model>,
+    options: PredictOptions,
 }
 
 impl LocalScorer {
-    /// Wraps a model.
+    /// Wraps a model; it predicts on one thread ([`PredictOptions::default`]).
     pub fn new(model: Arc<dyn Model>) -> Self {
-        LocalScorer { model }
+        LocalScorer {
+            model,
+            options: PredictOptions::default(),
+        }
+    }
+
+    /// Sets the prediction options, e.g. [`PredictOptions::with_threads`] to let large
+    /// batches use several cores. Those threads are rayon's, and the calling task waits for
+    /// them: use it where the caller owns the cores (a batch job), not in a server that runs
+    /// one scorer per core.
+    pub fn with_options(mut self, options: PredictOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The prediction options.
+    pub fn options(&self) -> &PredictOptions {
+        &self.options
     }
 
     /// The wrapped model.
@@ -283,7 +333,7 @@ impl LocalScorer {
 #[async_trait]
 impl Scorer for LocalScorer {
     async fn score(&self, frame: &Frame) -> Result<Predictions> {
-        self.model.predict(frame)
+        self.model.predict_with(frame, &self.options)
     }
 
     fn schema(&self) -> Option<&Schema> {

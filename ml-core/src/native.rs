@@ -1,6 +1,6 @@
 //! Native models: fitted by ml-core, stored as versioned JSON, scored without any runtime.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::estimator::tree::TreeEnsemble;
 use crate::estimator::{Estimator, GaussianNb, KNeighbors, LinearClassifier, LinearRegressor};
 use crate::frame::Frame;
-use crate::model::{Model, OutputSpec, Predictions};
+use crate::kernel::{FlatForest, Kernel, LinearKernel};
+use crate::model::{Model, OutputSpec, PredictOptions, Predictions, check_frame_schema};
 use crate::preprocess::Preprocessor;
 use crate::schema::Schema;
 
@@ -52,6 +53,51 @@ pub struct NativeModel {
     fitted: Fitted,
     #[serde(skip)]
     labels: Option<Arc<[String]>>,
+    /// The fitted parameters compiled for batch prediction: derived from `fitted`, never
+    /// stored, so the artifact format does not depend on the kernels.
+    #[serde(skip)]
+    kernel: KernelCell,
+}
+
+/// The compiled kernel of a model, built when the model is fitted or loaded (or, for a model
+/// deserialized some other way, on its first prediction).
+#[derive(Default)]
+struct KernelCell(OnceLock<Option<Arc<Kernel>>>);
+
+impl Clone for KernelCell {
+    fn clone(&self) -> Self {
+        let cell = OnceLock::new();
+        if let Some(k) = self.0.get() {
+            let _ = cell.set(k.clone());
+        }
+        KernelCell(cell)
+    }
+}
+
+impl PartialEq for KernelCell {
+    /// A cache derived from the fitted parameters: two models are equal when those are.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for KernelCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(Some(_)) => f.write_str("compiled"),
+            Some(None) => f.write_str("none"),
+            None => f.write_str("not yet compiled"),
+        }
+    }
+}
+
+fn compile(fitted: &Fitted) -> Option<Arc<Kernel>> {
+    match fitted {
+        Fitted::TreeEnsemble(t) => Some(Arc::new(Kernel::Forest(FlatForest::new(t)))),
+        Fitted::LogisticRegression(m) => Some(Arc::new(Kernel::Linear(LinearKernel::classifier(m)))),
+        Fitted::LinearRegression(m) => Some(Arc::new(Kernel::Linear(LinearKernel::regressor(m)))),
+        Fitted::KNeighbors(_) | Fitted::GaussianNb(_) => None,
+    }
 }
 
 impl NativeModel {
@@ -64,7 +110,7 @@ impl NativeModel {
         fitted: Fitted,
     ) -> Result<NativeModel> {
         let labels = Some(Arc::from(output.labels().to_vec()));
-        Ok(NativeModel {
+        let model = NativeModel {
             format: NATIVE_FORMAT.into(),
             format_version: NATIVE_FORMAT_VERSION,
             schema,
@@ -74,7 +120,97 @@ impl NativeModel {
             preprocessor,
             fitted,
             labels,
-        })
+            kernel: KernelCell::default(),
+        };
+        model.kernel();
+        Ok(model)
+    }
+
+    /// The fitted parameters compiled for batch prediction ([`crate::kernel`]), for the model
+    /// families that have a kernel (trees, forests, linear and logistic regression).
+    pub fn kernel(&self) -> Option<&Kernel> {
+        self.kernel.0.get_or_init(|| compile(&self.fitted)).as_deref()
+    }
+
+    /// Predicts from rows that are already preprocessed: `x` is the `n × d` design matrix the
+    /// model's [`Preprocessor`] would produce (the lean path for callers that keep feature
+    /// vectors rather than frames). Models without a kernel use their fitted parameters
+    /// directly.
+    pub fn predict_features(
+        &self,
+        x: ndarray::ArrayView2<'_, f64>,
+        options: &PredictOptions,
+    ) -> Result<Predictions> {
+        let out = match self.kernel() {
+            Some(kernel) => kernel.predict_matrix(x, options.threads)?,
+            None => self.predict_fitted(x)?,
+        };
+        self.to_predictions(out)
+    }
+
+    /// The prediction path without kernels: the fitted parameters' own `predict` on the whole
+    /// design matrix.
+    fn predict_fitted(&self, x: ndarray::ArrayView2<'_, f64>) -> Result<ndarray::Array2<f64>> {
+        match &self.fitted {
+            Fitted::LogisticRegression(m) => m.predict_proba(x),
+            Fitted::TreeEnsemble(m) => m.predict(x),
+            Fitted::LinearRegression(m) => m.predict(x),
+            Fitted::KNeighbors(m) => m.predict(x),
+            Fitted::GaussianNb(m) => m.predict_proba(x),
+        }
+    }
+
+    /// Predicts `frame` with the fitted parameters' own `predict` on a design matrix of the
+    /// whole batch, as models did before kernels: the reference the kernels are tested and
+    /// benchmarked against.
+    pub fn predict_unoptimized(&self, frame: &Frame) -> Result<Predictions> {
+        let x = self.preprocessor.transform(&self.schema, frame)?;
+        let out = self.predict_fitted(x.view())?;
+        self.to_predictions(out)
+    }
+
+    fn to_predictions(&self, out: ndarray::Array2<f64>) -> Result<Predictions> {
+        match &self.output {
+            OutputSpec::Regression if out.ncols() != 1 => Err(Error::Internal(format!(
+                "a regressor produced {} columns",
+                out.ncols()
+            ))),
+            OutputSpec::Regression => Ok(Predictions::Regression {
+                values: out.column(0).to_owned(),
+            }),
+            _ => {
+                let labels = self
+                    .labels
+                    .clone()
+                    .unwrap_or_else(|| Arc::from(self.output.labels().to_vec()));
+                let k = labels.len();
+                match out.as_slice() {
+                    Some(values) if k > 0 && out.ncols() == k => {
+                        // Predictions::from_probabilities' rule (the most probable class,
+                        // ties to the lower index) over contiguous rows, without ndarray's
+                        // per-row views.
+                        let predicted = values
+                            .chunks_exact(k)
+                            .map(|row| {
+                                let mut best = 0;
+                                for (i, &p) in row.iter().enumerate() {
+                                    if p > row[best] {
+                                        best = i;
+                                    }
+                                }
+                                best
+                            })
+                            .collect();
+                        Ok(Predictions::Classification {
+                            labels,
+                            predicted,
+                            probabilities: out,
+                        })
+                    }
+                    _ => Predictions::from_probabilities(labels, out),
+                }
+            }
+        }
     }
 
     /// The name of the column the model was trained to predict.
@@ -156,6 +292,7 @@ impl NativeModel {
                 model.n_features()
             )));
         }
+        model.kernel();
         Ok(model)
     }
 
@@ -180,30 +317,20 @@ impl Model for NativeModel {
     }
 
     fn predict(&self, frame: &Frame) -> Result<Predictions> {
-        let x = self.preprocessor.transform(&self.schema, frame)?;
-        let out = match &self.fitted {
-            Fitted::LogisticRegression(m) => m.predict_proba(x.view())?,
-            Fitted::TreeEnsemble(m) => m.predict(x.view())?,
-            Fitted::LinearRegression(m) => m.predict(x.view())?,
-            Fitted::KNeighbors(m) => m.predict(x.view())?,
-            Fitted::GaussianNb(m) => m.predict_proba(x.view())?,
+        self.predict_with(frame, &PredictOptions::default())
+    }
+
+    fn predict_with(&self, frame: &Frame, options: &PredictOptions) -> Result<Predictions> {
+        let Some(kernel) = self.kernel() else {
+            return self.predict_unoptimized(frame);
         };
-        match &self.output {
-            OutputSpec::Regression if out.ncols() != 1 => Err(Error::Internal(format!(
-                "a regressor produced {} columns",
-                out.ncols()
-            ))),
-            OutputSpec::Regression => Ok(Predictions::Regression {
-                values: out.column(0).to_owned(),
-            }),
-            _ => {
-                let labels = self
-                    .labels
-                    .clone()
-                    .unwrap_or_else(|| Arc::from(self.output.labels().to_vec()));
-                Predictions::from_probabilities(labels, out)
-            }
-        }
+        let index = check_frame_schema(&self.schema, frame)?;
+        let mut out = ndarray::Array2::<f64>::zeros((frame.n_rows(), kernel.n_outputs()));
+        let slice = out
+            .as_slice_mut()
+            .ok_or_else(|| Error::Internal("a new array is contiguous".into()))?;
+        kernel.predict_frame_into(&self.preprocessor, frame, &index, slice, options.threads)?;
+        self.to_predictions(out)
     }
 
     fn kind(&self) -> &str {
