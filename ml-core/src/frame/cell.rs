@@ -200,7 +200,9 @@ impl ColumnBuilder {
             Buffer::Categorical(v) => Column::Categorical(v.into()),
             Buffer::String(v) => Column::String(v),
         };
-        (column, self.any_null.then_some(self.nulls))
+        // A row that set `any_null` may have been dropped since (`truncate`): look again.
+        let any_null = self.any_null && self.nulls.contains(&true);
+        (column, any_null.then_some(self.nulls))
     }
 
     /// Appends one cell. On a problem, records it in `errors` and appends a placeholder so
@@ -230,6 +232,18 @@ impl ColumnBuilder {
                 });
             }
         }
+    }
+
+    /// Drops the values after the first `len` rows (a row that failed halfway).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        match &mut self.data {
+            Buffer::Float(v) => v.truncate(len),
+            Buffer::Int(v) => v.truncate(len),
+            Buffer::Bool(v) => v.truncate(len),
+            Buffer::Categorical(v) => v.truncate(len),
+            Buffer::String(v) => v.truncate(len),
+        }
+        self.nulls.truncate(len);
     }
 
     fn push_placeholder(&mut self) {
