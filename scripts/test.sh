@@ -30,6 +30,6 @@ echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --features "$features"
 echo "== cargo test"
 cargo test --workspace --locked --features "$features"
-echo "== Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs)"
+echo "== Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs; pyarrow reads our Parquet)"
 ./scripts/python-env.sh
-.venv/bin/python -m pytest -q ml-registry/tests/python
+.venv/bin/python -m pytest -q ml-registry/tests/python ml-stream/tests/python
