@@ -86,7 +86,7 @@ pub fn decode(events: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Vec<Decode
 }
 
 /// A value read from a JSON event, before it is typed against its field.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Slot<'de> {
     Missing,
     /// A string without escapes, borrowed from the payload.
@@ -269,6 +269,145 @@ impl<'de> Visitor<'de> for SlotSeed<'_> {
     }
 }
 
+/// Parses a JSON event with serde_json into `slots`.
+fn parse_serde<'de>(
+    payload: &'de [u8],
+    schema: &Schema,
+    slots: &mut Vec<Slot<'de>>,
+    owned: &mut Vec<String>,
+) -> Result<Shape, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let seed = EventSeed {
+        keys: Keys { schema, next: 0 },
+        slots,
+        owned,
+    };
+    seed.deserialize(&mut de)
+        .and_then(|shape| de.end().map(|()| shape))
+}
+
+/// The fast path for the usual event, a flat JSON object of numbers, plain strings, booleans
+/// and nulls: one pass over the bytes, keys compared with the expected field name without
+/// hashing. Returns `None` — and the caller parses with serde_json — on anything else: nested
+/// values, escapes, control characters, numbers outside i64 or in a form JSON does not allow,
+/// invalid UTF-8, malformed JSON. So it accepts only what serde_json accepts, with the same
+/// values.
+fn scan_flat_object<'de>(bytes: &'de [u8], keys: &mut Keys<'_>, slots: &mut [Slot<'de>]) -> Option<()> {
+    let mut at = skip_ws(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = skip_ws(bytes, at + 1);
+    if bytes.get(at) == Some(&b'}') {
+        return (skip_ws(bytes, at + 1) == bytes.len()).then_some(());
+    }
+    loop {
+        let (key, next) = scan_plain_string(bytes, at)?;
+        let index = match keys.schema.fields().get(keys.next) {
+            Some(f) if f.name.as_bytes() == key => {
+                keys.next += 1;
+                Some(keys.next - 1)
+            }
+            _ => keys.find(std::str::from_utf8(key).ok()?),
+        };
+        at = skip_ws(bytes, next);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        at = skip_ws(bytes, at + 1);
+        let (slot, next) = scan_value(bytes, at)?;
+        if let Some(i) = index {
+            slots[i] = slot;
+        }
+        at = skip_ws(bytes, next);
+        match bytes.get(at) {
+            Some(b',') => at = skip_ws(bytes, at + 1),
+            Some(b'}') => return (skip_ws(bytes, at + 1) == bytes.len()).then_some(()),
+            _ => return None,
+        }
+    }
+}
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while matches!(bytes.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// A string at `at` with no escape and no control character: its content bytes and the index
+/// after its closing quote.
+fn scan_plain_string(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let start = at + 1;
+    let len = bytes[start..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    let end = start + len;
+    (bytes[end] == b'"').then_some((&bytes[start..end], end + 1))
+}
+
+/// A scalar value at `at` and the index after it.
+fn scan_value(bytes: &[u8], at: usize) -> Option<(Slot<'_>, usize)> {
+    match *bytes.get(at)? {
+        b'"' => {
+            let (s, next) = scan_plain_string(bytes, at)?;
+            Some((Slot::Borrowed(std::str::from_utf8(s).ok()?), next))
+        }
+        b't' if bytes[at..].starts_with(b"true") => Some((Slot::Bool(true), at + 4)),
+        b'f' if bytes[at..].starts_with(b"false") => Some((Slot::Bool(false), at + 5)),
+        b'n' if bytes[at..].starts_with(b"null") => Some((Slot::Missing, at + 4)),
+        b'-' | b'0'..=b'9' => scan_number(bytes, at),
+        _ => None,
+    }
+}
+
+/// A number in JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`. Integers that
+/// fit i64 become `Int`, the others with a fraction or exponent `Float` (correctly rounded, as
+/// serde_json's `float_roundtrip`); `-0` and integers beyond i64 are left to serde_json.
+fn scan_number(bytes: &[u8], at: usize) -> Option<(Slot<'_>, usize)> {
+    let digits = |from: usize| bytes[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut end = at + usize::from(bytes[at] == b'-');
+    let int_digits = digits(end);
+    if int_digits == 0 || (int_digits > 1 && bytes[end] == b'0') {
+        return None;
+    }
+    end += int_digits;
+    let mut float = false;
+    if bytes.get(end) == Some(&b'.') {
+        let n = digits(end + 1);
+        if n == 0 {
+            return None;
+        }
+        end += 1 + n;
+        float = true;
+    }
+    if matches!(bytes.get(end), Some(b'e' | b'E')) {
+        end += 1;
+        if matches!(bytes.get(end), Some(b'+' | b'-')) {
+            end += 1;
+        }
+        let n = digits(end);
+        if n == 0 {
+            return None;
+        }
+        end += n;
+        float = true;
+    }
+    // Only ASCII was matched above.
+    let text = std::str::from_utf8(&bytes[at..end]).ok()?;
+    if float {
+        let x: f64 = text.parse().ok()?;
+        x.is_finite().then_some((Slot::Float(x), end))
+    } else if text == "-0" {
+        None
+    } else {
+        text.parse::<i64>().ok().map(|i| (Slot::Int(i), end))
+    }
+}
+
 /// Reuses a vector's allocation for another lifetime of its (plain `Copy`) items.
 fn recycle<'b>(mut v: Vec<Slot<'_>>) -> Vec<Slot<'b>> {
     v.clear();
@@ -317,15 +456,15 @@ fn decode_json(group: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
         let mut slots = recycle(std::mem::take(&mut slots_store));
         slots.resize(n, Slot::Missing);
         owned.clear();
-        let mut de = serde_json::Deserializer::from_slice(&e.payload);
-        let seed = EventSeed {
-            keys: Keys { schema, next: 0 },
-            slots: &mut slots,
-            owned: &mut owned,
+        let parsed = match scan_flat_object(&e.payload, &mut Keys { schema, next: 0 }, &mut slots) {
+            Some(()) => Ok(Shape::Object),
+            None => {
+                // Anything the fast scan does not handle (nested values, escapes, odd numbers,
+                // errors) is parsed again by serde_json, which also words the errors.
+                slots.iter_mut().for_each(|s| *s = Slot::Missing);
+                parse_serde(&e.payload, schema, &mut slots, &mut owned)
+            }
         };
-        let parsed = seed
-            .deserialize(&mut de)
-            .and_then(|shape| de.end().map(|()| shape));
         let shape = match parsed {
             Ok(Shape::Object) => Shape::Object,
             Ok(Shape::Array) => Shape::Array,
@@ -579,6 +718,75 @@ mod tests {
         assert!(reasons[3].1.contains("expected 2 values"), "{reasons:?}");
         assert!(reasons[4].1.contains("expected a JSON object"), "{reasons:?}");
         assert_eq!(d.dead[1].payload, "not json");
+    }
+
+    #[test]
+    fn the_fast_scan_agrees_with_serde_json() {
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Float),
+            Field::new("b", DataType::String),
+            Field::new("c", DataType::Int),
+        ])
+        .unwrap();
+        let payloads: &[&str] = &[
+            r#"{"a": 1.5, "b": "x", "c": 3}"#,
+            "\t{ \"c\" :3 ,\"a\":-2 , \"b\":\"\" }\r\n",
+            r#"{}"#,
+            r#"{"a": 1e3, "c": -9223372036854775808}"#,
+            r#"{"a": 1E+2, "c": 9223372036854775807}"#,
+            r#"{"a": -1.25E-2, "c": 9223372036854775808}"#,
+            r#"{"a": 123456789012345678901234567890}"#,
+            r#"{"a": 0.1, "c": -0}"#,
+            r#"{"a": -0.0, "c": 0}"#,
+            r#"{"a": 01}"#,
+            r#"{"a": 1.}"#,
+            r#"{"a": .5}"#,
+            r#"{"a": 1e}"#,
+            r#"{"a": 1e400}"#,
+            r#"{"a": -}"#,
+            r#"{"b": "a\nb"}"#,
+            r#"{"b": "é ✓"}"#,
+            "{\"b\": \"raw\u{1}control\"}",
+            r#"{"b": [1, 2]}"#,
+            r#"{"zz": {"x": 1}, "a": 2}"#,
+            r#"{"zz": 5, "a": 2, "yy": "s", "q": true, "r": null}"#,
+            r#"{"a": 1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a": 1} x"#,
+            r#"{"a": 1}{"#,
+            r#"{"a": 1, "a": 2}"#,
+            r#"{"b": true, "c": false, "a": null}"#,
+            r#"{"b": nul}"#,
+            r#"{"\u0061": 1}"#,
+            r#"{"a": 1"#,
+            r#"[1, "x", 2]"#,
+            "42",
+            "",
+        ];
+        let n = schema.len();
+        let mut fast_taken = 0;
+        for p in payloads {
+            let bytes = p.as_bytes();
+            let mut fast = vec![Slot::Missing; n];
+            let scanned = scan_flat_object(
+                bytes,
+                &mut Keys {
+                    schema: &schema,
+                    next: 0,
+                },
+                &mut fast,
+            );
+            let mut slow = vec![Slot::Missing; n];
+            let mut owned = Vec::new();
+            let parsed = parse_serde(bytes, &schema, &mut slow, &mut owned);
+            if scanned.is_some() {
+                fast_taken += 1;
+                assert!(matches!(parsed, Ok(Shape::Object)), "{p}: serde_json refuses it");
+                assert_eq!(fast, slow, "{p}");
+            }
+        }
+        // The plain cases take the fast path; the rest fall back.
+        assert_eq!(fast_taken, 10, "the fast path was taken {fast_taken} times");
     }
 
     #[test]
