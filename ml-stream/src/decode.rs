@@ -396,16 +396,22 @@ fn scan_number(bytes: &[u8], at: usize) -> Option<(Slot<'_>, usize)> {
         end += n;
         float = true;
     }
-    // Only ASCII was matched above.
-    let text = std::str::from_utf8(&bytes[at..end]).ok()?;
     if float {
-        let x: f64 = text.parse().ok()?;
-        x.is_finite().then_some((Slot::Float(x), end))
-    } else if text == "-0" {
-        None
-    } else {
-        text.parse::<i64>().ok().map(|i| (Slot::Int(i), end))
+        // Only ASCII was matched above.
+        let x: f64 = std::str::from_utf8(&bytes[at..end]).ok()?.parse().ok()?;
+        return x.is_finite().then_some((Slot::Float(x), end));
     }
+    let negative = bytes[at] == b'-';
+    if negative && int_digits == 1 && bytes[at + 1] == b'0' {
+        return None; // `-0`: left to serde_json
+    }
+    // Accumulated on the negative side, which reaches i64::MIN; overflow falls back.
+    let mut v: i64 = 0;
+    for &b in &bytes[at + usize::from(negative)..end] {
+        v = v.checked_mul(10)?.checked_sub(i64::from(b - b'0'))?;
+    }
+    let v = if negative { v } else { v.checked_neg()? };
+    Some((Slot::Int(v), end))
 }
 
 /// Reuses a vector's allocation for another lifetime of its (plain `Copy`) items.
