@@ -98,7 +98,7 @@ pub fn run_with_output(args: Args) -> anyhow::Result<ScoredCsv> {
 
 /// `--model` names a registry version when it is not a directory and has the form of a
 /// reference (`NAME:VERSION`, `NAME@ALIAS`).
-fn registry_reference(model: &std::path::Path) -> anyhow::Result<Option<ml_registry::Reference>> {
+pub(super) fn registry_reference(model: &std::path::Path) -> anyhow::Result<Option<ml_registry::Reference>> {
     if model.is_dir() {
         return Ok(None);
     }
