@@ -304,6 +304,8 @@ fn streams_with_a_registry_reference() {
     let events = tmp.path().join("events.jsonl");
     let registry = tmp.path().join("registry");
     let out = tmp.path().join("logs");
+    let export = tmp.path().join("export");
+    let model = tmp.path().join("model");
     ok(&["generate", "--rows", "800", "--seed", "1", "--out", p(&train)]);
     ok(&[
         "train",
@@ -315,6 +317,8 @@ fn streams_with_a_registry_reference() {
         "credit",
         "--registry",
         p(&registry),
+        "--out",
+        p(&model),
     ]);
     ok(&["generate", "--rows", "300", "--seed", "2", "--out", p(&events)]);
     ok(&[
@@ -327,8 +331,23 @@ fn streams_with_a_registry_reference() {
         &format!("file:{}", p(&events)),
         "--sink",
         &format!("jsonl:{}", p(&out)),
+        "--sink",
+        &format!("parquet:{}", p(&export)),
         "--quiet",
     ]);
+    // Drift reads the Parquet export: 300 rows of every feature.
+    let report = tmp.path().join("drift.json");
+    ok(&[
+        "drift",
+        "--reference",
+        p(&model),
+        "--current",
+        p(&export),
+        "--json",
+        p(&report),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(report.to_string().contains("LIMIT_BAL"), "{report}");
     let outputs = read_lines(&out.join("local/default").join(MODEL_OUTPUTS)).unwrap();
     assert_eq!(outputs.iter().map(|l| l.data.len()).sum::<usize>(), 300);
     assert!(

@@ -19,7 +19,8 @@ pub struct Args {
     /// attachment). Registry references (name@alias) need the registry.
     #[arg(long)]
     reference: String,
-    /// Current data: a CSV file, or an inference-log directory (its model_inputs collection).
+    /// Current data: a CSV file, a Parquet file or directory (a `--sink parquet:DIR` export), or
+    /// an inference-log directory (its model_inputs collection).
     #[arg(long)]
     current: PathBuf,
     /// Write the report as JSON.
