@@ -180,12 +180,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     let secs = started.elapsed().as_secs_f64();
                     let n = counters.records_out.load(Ordering::Relaxed);
                     eprint!(
-                        "{end}{} events in, {} scored, {} dead letters, {:.0} events/s, {} commits   ",
+                        "{end}{} events in, {} scored, {} dead letters, {:.0} events/s, {} commits, lag {}   ",
                         thousands(counters.events_in.load(Ordering::Relaxed) as usize),
                         thousands(n as usize),
                         thousands(counters.dead_letters.load(Ordering::Relaxed) as usize),
                         n as f64 / secs.max(1e-9),
-                        counters.commits.load(Ordering::Relaxed)
+                        counters.commits.load(Ordering::Relaxed),
+                        thousands(counters.lag.load(Ordering::Relaxed) as usize)
                     );
                     let _ = std::io::stderr().flush();
                 }
