@@ -80,6 +80,11 @@ impl Vocabulary {
 
     /// The code of `value`, if it is a known category.
     pub fn code(&self, value: &str) -> Option<u32> {
+        // A short list is scanned faster than a string is hashed (codes, flags, small enums are
+        // the usual categoricals, and this runs once per cell when frames are built).
+        if self.values.len() <= 16 {
+            return self.values.iter().position(|v| v == value).map(|i| i as u32);
+        }
         self.index.get(value).copied()
     }
 

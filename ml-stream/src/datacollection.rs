@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::batch::ScoredBatch;
 use crate::error::{Error, Result};
+use crate::jsonwrite::{write_int, write_str};
 use crate::traits::{InferenceRecord, SourcePosition};
 
 /// The collection of model inputs.
@@ -99,6 +101,71 @@ pub fn lines_for(
         make(MODEL_INPUTS, records.iter().map(|r| r.inputs.clone()).collect()),
         make(MODEL_OUTPUTS, records.iter().map(|r| r.outputs.clone()).collect()),
     )
+}
+
+/// Appends the line of `collection` (`model_inputs` or `model_outputs`) for a scored batch to
+/// `buf`, with the same fields as [`lines_for`] but written straight from the batch's serialized
+/// rows (no record or value tree is built). No line break is appended.
+pub fn write_line(
+    buf: &mut Vec<u8>,
+    batch: &ScoredBatch,
+    collection: &str,
+    endpoint: &str,
+    deployment: &str,
+) {
+    let info = batch.info();
+    let (rows, ends) = if collection == MODEL_INPUTS {
+        batch.inputs_json()
+    } else {
+        batch.outputs_json()
+    };
+    buf.extend_from_slice(b"{\"specversion\":\"1.0\",\"id\":");
+    write_str(buf, &uuid::Uuid::new_v4().to_string());
+    buf.extend_from_slice(b",\"source\":");
+    write_str(buf, &format!("streamscore/{endpoint}/{deployment}"));
+    buf.extend_from_slice(b",\"type\":");
+    write_str(buf, &format!("azureml.inference.{collection}"));
+    buf.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"time\":");
+    write_str(buf, &rfc3339(info.timestamp_ms));
+    buf.extend_from_slice(b",\"data\":[");
+    let data_start = buf.len() - 1;
+    let mut start = 0;
+    for (i, &end) in ends.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(&rows[start..end]);
+        start = end;
+    }
+    buf.push(b']');
+    let len = buf.len() - data_start;
+    buf.extend_from_slice(b",\"path\":\"stream\",\"method\":\"STREAM\",\"contentrange\":\"bytes 0-");
+    write_int(buf, len.saturating_sub(1));
+    buf.push(b'/');
+    write_int(buf, len);
+    buf.extend_from_slice(b"\",\"correlationid\":");
+    write_str(buf, &info.correlation_id);
+    buf.extend_from_slice(b",\"xrequestid\":");
+    write_str(buf, &info.correlation_id);
+    buf.extend_from_slice(b",\"modelversion\":");
+    write_str(buf, &format!("{}:{}", info.model_name, info.model_version));
+    buf.extend_from_slice(b",\"collectdatatype\":\"pandas.core.frame.DataFrame\",\"agent\":");
+    write_str(buf, concat!("streamscore/", env!("CARGO_PKG_VERSION")));
+    if !batch.is_empty() {
+        buf.extend_from_slice(b",\"positions\":[");
+        for (i, (p, _)) in batch.rows().iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(b"{\"partition\":");
+            write_int(buf, p.partition);
+            buf.extend_from_slice(b",\"offset\":");
+            write_int(buf, p.offset);
+            buf.push(b'}');
+        }
+        buf.push(b']');
+    }
+    buf.push(b'}');
 }
 
 /// RFC 3339 UTC with milliseconds for Unix milliseconds.

@@ -1,12 +1,20 @@
 //! Decoding events into frames against a schema. A payload that cannot be decoded, or a row
 //! that fails validation, becomes a dead letter with the reason; the other rows go on.
+//!
+//! JSON events are parsed straight into the frame's column builders: each key is matched to
+//! its field (in schema order first, so the usual record costs no hash lookup) and each value
+//! is typed as it is read, with no intermediate JSON value tree. The record as received is kept
+//! as bytes, to be logged as the model input without re-serializing it.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
+use ml_core::frame::{Cell, FrameBuilder};
 use ml_core::{CsvTable, Error as CoreError, Frame, ReadOptions, Schema};
-use serde_json::Value as Json;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::jsonwrite::{write_f64, write_int, write_str};
 use crate::source::{CONTENT_TYPE, CSV_HEADER};
 use crate::traits::{DeadLetter, Event, SourcePosition};
 
@@ -17,11 +25,23 @@ pub struct Decoded {
     pub frame: Option<Frame>,
     /// Per frame row: where it came from and the event's timestamp.
     pub rows: Vec<(SourcePosition, Option<i64>)>,
-    /// Per frame row, the record as received (JSON events), to log as the model input without
-    /// rebuilding it; `None` for CSV events (their inputs are rebuilt from the frame).
-    pub inputs: Option<Vec<serde_json::Map<String, Json>>>,
+    /// The input rows as JSON objects, one after another with no separator: the records as
+    /// received for JSON-object events, rebuilt from the values for JSON arrays and CSV lines.
+    /// Sinks log them as the model inputs without re-serializing.
+    pub inputs_json: Vec<u8>,
+    /// Where the object of each frame row ends in `inputs_json` (it starts where the previous
+    /// one ends).
+    pub input_ends: Vec<usize>,
     /// The events set aside.
     pub dead: Vec<DeadLetter>,
+}
+
+impl Decoded {
+    /// The input object of frame row `row`, as JSON text.
+    pub fn input(&self, row: usize) -> &[u8] {
+        let start = if row == 0 { 0 } else { self.input_ends[row - 1] };
+        &self.inputs_json[start..self.input_ends[row]]
+    }
 }
 
 fn position(e: &Event) -> SourcePosition {
@@ -53,58 +73,494 @@ pub fn decode(events: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Vec<Decode
     while start < events.len() {
         let csv = is_csv(&events[start]);
         let len = events[start..].iter().take_while(|e| is_csv(e) == csv).count();
-        let group: Vec<&Event> = events[start..start + len].iter().collect();
+        let group = &events[start..start + len];
         out.push(if csv {
+            let group: Vec<&Event> = group.iter().collect();
             decode_csv(&group, schema, now_ms)
         } else {
-            decode_json(&group, schema, now_ms)
+            decode_json(group, schema, now_ms)
         });
         start += len;
     }
     out
 }
 
-fn decode_json(group: &[&Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
-    let mut rows: Vec<(Json, &Event)> = Vec::with_capacity(group.len());
-    let mut dead_letters = Vec::new();
-    for &e in group {
-        match serde_json::from_slice::<Json>(&e.payload) {
-            Ok(Json::Object(m)) => rows.push((Json::Object(m), e)),
-            Ok(Json::Array(values)) if values.len() == schema.len() => {
-                let map = schema.names().map(str::to_string).zip(values).collect();
-                rows.push((Json::Object(map), e));
+/// A value read from a JSON event, before it is typed against its field.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Slot<'de> {
+    Missing,
+    /// A string without escapes, borrowed from the payload.
+    Borrowed(&'de str),
+    /// A string with escapes, unescaped into the event's side buffer (index).
+    Owned(usize),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Nested(&'static str),
+}
+
+/// What the top level of a JSON event was.
+enum Shape {
+    Object,
+    Array,
+    WrongCount(usize),
+    Other,
+}
+
+/// Matches record keys to field indices: keys usually come in schema order, so the field after
+/// the previous key is tried first, and the schema's index only on a miss.
+struct Keys<'a> {
+    schema: &'a Schema,
+    next: usize,
+}
+
+impl Keys<'_> {
+    fn find(&mut self, key: &str) -> Option<usize> {
+        let fields = self.schema.fields();
+        let i = match fields.get(self.next) {
+            Some(f) if f.name == key => self.next,
+            _ => self.schema.index_of(key)?,
+        };
+        self.next = i + 1;
+        Some(i)
+    }
+}
+
+struct EventSeed<'a, 'de> {
+    keys: Keys<'a>,
+    slots: &'a mut Vec<Slot<'de>>,
+    owned: &'a mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for EventSeed<'_, 'de> {
+    type Value = Shape;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EventSeed<'_, 'de> {
+    type Value = Shape;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object or array")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Shape, A::Error> {
+        while let Some(index) = map.next_key_seed(KeySeed(&mut self.keys))? {
+            match index {
+                Some(i) => self.slots[i] = map.next_value_seed(SlotSeed(self.owned))?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
-            Ok(Json::Array(values)) => dead_letters.push(dead(
-                e,
-                format!(
-                    "expected {} values (one per field, in schema order), found {}",
-                    schema.len(),
-                    values.len()
-                ),
-                now_ms,
-            )),
-            Ok(_) => dead_letters.push(dead(
-                e,
-                "expected a JSON object (one record) or a JSON array of field values".into(),
-                now_ms,
-            )),
-            Err(err) => dead_letters.push(dead(e, format!("not valid JSON: {err}"), now_ms)),
+        }
+        Ok(Shape::Object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        let n = self.slots.len();
+        let mut found = 0;
+        while found < n {
+            match seq.next_element_seed(SlotSeed(self.owned))? {
+                Some(slot) => self.slots[found] = slot,
+                None => break,
+            }
+            found += 1;
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            found += 1;
+        }
+        Ok(if found == n {
+            Shape::Array
+        } else {
+            Shape::WrongCount(found)
+        })
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+}
+
+/// Reads a key and returns its field index (`None` for a key that is not a field).
+struct KeySeed<'k, 'a>(&'k mut Keys<'a>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
+    type Value = Option<usize>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_, '_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.find(key))
+    }
+}
+
+/// Reads one value into a [`Slot`].
+struct SlotSeed<'a>(&'a mut Vec<String>);
+
+impl<'de> DeserializeSeed<'de> for SlotSeed<'_> {
+    type Value = Slot<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Slot<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SlotSeed<'_> {
+    type Value = Slot<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Slot<'de>, E> {
+        Ok(Slot::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Slot<'de>, E> {
+        Ok(Slot::Int(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Slot<'de>, E> {
+        // As serde_json's own values: an integer when it fits i64, a float beyond.
+        Ok(i64::try_from(u).map_or(Slot::Float(u as f64), Slot::Int))
+    }
+    fn visit_f64<E>(self, x: f64) -> Result<Slot<'de>, E> {
+        Ok(Slot::Float(x))
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Slot<'de>, E> {
+        Ok(Slot::Borrowed(s))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Slot<'de>, E> {
+        self.0.push(s.to_string());
+        Ok(Slot::Owned(self.0.len() - 1))
+    }
+    fn visit_unit<E>(self) -> Result<Slot<'de>, E> {
+        Ok(Slot::Missing)
+    }
+    fn visit_none<E>(self) -> Result<Slot<'de>, E> {
+        Ok(Slot::Missing)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Slot<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Slot::Nested("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Slot<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Slot::Nested("an object"))
+    }
+}
+
+/// Parses a JSON event with serde_json into `slots`.
+fn parse_serde<'de>(
+    payload: &'de [u8],
+    schema: &Schema,
+    slots: &mut Vec<Slot<'de>>,
+    owned: &mut Vec<String>,
+) -> Result<Shape, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let seed = EventSeed {
+        keys: Keys { schema, next: 0 },
+        slots,
+        owned,
+    };
+    seed.deserialize(&mut de)
+        .and_then(|shape| de.end().map(|()| shape))
+}
+
+/// The fast path for the usual event, a flat JSON object of numbers, plain strings, booleans
+/// and nulls: one pass over the bytes, keys compared with the expected field name without
+/// hashing. Returns `None` — and the caller parses with serde_json — on anything else: nested
+/// values, escapes, control characters, numbers outside i64 or in a form JSON does not allow,
+/// invalid UTF-8, malformed JSON. So it accepts only what serde_json accepts, with the same
+/// values.
+fn scan_flat_object<'de>(bytes: &'de [u8], keys: &mut Keys<'_>, slots: &mut [Slot<'de>]) -> Option<()> {
+    let mut at = skip_ws(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = skip_ws(bytes, at + 1);
+    if bytes.get(at) == Some(&b'}') {
+        return (skip_ws(bytes, at + 1) == bytes.len()).then_some(());
+    }
+    loop {
+        let (key, next) = scan_plain_string(bytes, at)?;
+        let index = match keys.schema.fields().get(keys.next) {
+            Some(f) if f.name.as_bytes() == key => {
+                keys.next += 1;
+                Some(keys.next - 1)
+            }
+            _ => keys.find(std::str::from_utf8(key).ok()?),
+        };
+        at = skip_ws(bytes, next);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        at = skip_ws(bytes, at + 1);
+        let (slot, next) = scan_value(bytes, at)?;
+        if let Some(i) = index {
+            slots[i] = slot;
+        }
+        at = skip_ws(bytes, next);
+        match bytes.get(at) {
+            Some(b',') => at = skip_ws(bytes, at + 1),
+            Some(b'}') => return (skip_ws(bytes, at + 1) == bytes.len()).then_some(()),
+            _ => return None,
         }
     }
-    let built = build(rows, dead_letters, now_ms, |values: &[Json]| {
-        Frame::from_json_records(values, schema.clone(), &ReadOptions::default())
-    });
-    let mut decoded = built.decoded;
-    decoded.inputs = built.values.map(|values| {
-        values
-            .into_iter()
-            .map(|v| match v {
-                Json::Object(m) => m,
-                _ => serde_json::Map::new(),
-            })
-            .collect()
-    });
-    decoded
+}
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while matches!(bytes.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// A string at `at` with no escape and no control character: its content bytes and the index
+/// after its closing quote.
+fn scan_plain_string(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let start = at + 1;
+    let len = bytes[start..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    let end = start + len;
+    (bytes[end] == b'"').then_some((&bytes[start..end], end + 1))
+}
+
+/// A scalar value at `at` and the index after it.
+fn scan_value(bytes: &[u8], at: usize) -> Option<(Slot<'_>, usize)> {
+    match *bytes.get(at)? {
+        b'"' => {
+            let (s, next) = scan_plain_string(bytes, at)?;
+            Some((Slot::Borrowed(std::str::from_utf8(s).ok()?), next))
+        }
+        b't' if bytes[at..].starts_with(b"true") => Some((Slot::Bool(true), at + 4)),
+        b'f' if bytes[at..].starts_with(b"false") => Some((Slot::Bool(false), at + 5)),
+        b'n' if bytes[at..].starts_with(b"null") => Some((Slot::Missing, at + 4)),
+        b'-' | b'0'..=b'9' => scan_number(bytes, at),
+        _ => None,
+    }
+}
+
+/// A number in JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`. Integers that
+/// fit i64 become `Int`, the others with a fraction or exponent `Float` (correctly rounded, as
+/// serde_json's `float_roundtrip`); `-0` and integers beyond i64 are left to serde_json.
+fn scan_number(bytes: &[u8], at: usize) -> Option<(Slot<'_>, usize)> {
+    let digits = |from: usize| bytes[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut end = at + usize::from(bytes[at] == b'-');
+    let int_digits = digits(end);
+    if int_digits == 0 || (int_digits > 1 && bytes[end] == b'0') {
+        return None;
+    }
+    end += int_digits;
+    let mut float = false;
+    if bytes.get(end) == Some(&b'.') {
+        let n = digits(end + 1);
+        if n == 0 {
+            return None;
+        }
+        end += 1 + n;
+        float = true;
+    }
+    if matches!(bytes.get(end), Some(b'e' | b'E')) {
+        end += 1;
+        if matches!(bytes.get(end), Some(b'+' | b'-')) {
+            end += 1;
+        }
+        let n = digits(end);
+        if n == 0 {
+            return None;
+        }
+        end += n;
+        float = true;
+    }
+    if float {
+        // Only ASCII was matched above.
+        let x: f64 = std::str::from_utf8(&bytes[at..end]).ok()?.parse().ok()?;
+        return x.is_finite().then_some((Slot::Float(x), end));
+    }
+    let negative = bytes[at] == b'-';
+    if negative && int_digits == 1 && bytes[at + 1] == b'0' {
+        return None; // `-0`: left to serde_json
+    }
+    // Accumulated on the negative side, which reaches i64::MIN; overflow falls back.
+    let mut v: i64 = 0;
+    for &b in &bytes[at + usize::from(negative)..end] {
+        v = v.checked_mul(10)?.checked_sub(i64::from(b - b'0'))?;
+    }
+    let v = if negative { v } else { v.checked_neg()? };
+    Some((Slot::Int(v), end))
+}
+
+/// Reuses a vector's allocation for another lifetime of its (plain `Copy`) items.
+fn recycle<'b>(mut v: Vec<Slot<'_>>) -> Vec<Slot<'b>> {
+    v.clear();
+    v.into_iter().map(|_| Slot::Missing).collect()
+}
+
+fn recycle_cells<'b>(mut v: Vec<Cell<'_>>) -> Vec<Cell<'b>> {
+    v.clear();
+    v.into_iter().map(|_| Cell::Missing).collect()
+}
+
+/// Appends a JSON payload to the logged inputs. Valid JSON holds a raw line break only as
+/// whitespace between tokens, so replacing it keeps the meaning and keeps the log one line per
+/// batch.
+fn push_raw_json(buf: &mut Vec<u8>, payload: &[u8]) {
+    let start = buf.len();
+    buf.extend_from_slice(payload);
+    for b in &mut buf[start..] {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+}
+
+fn write_cell(buf: &mut Vec<u8>, cell: Cell<'_>) {
+    match cell {
+        Cell::Missing | Cell::Nested(_) => buf.extend_from_slice(b"null"),
+        Cell::Text(s) | Cell::Str(s) => write_str(buf, s),
+        Cell::Int(i) => write_int(buf, i),
+        Cell::Float(x) => write_f64(buf, x),
+        Cell::Bool(b) => buf.extend_from_slice(if b { b"true" } else { b"false" }),
+    }
+}
+
+fn decode_json(group: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
+    let n = schema.len();
+    let mut builder = FrameBuilder::new(schema.clone(), group.len());
+    let mut rows = Vec::with_capacity(group.len());
+    let mut dead_letters = Vec::new();
+    let mut inputs_json = Vec::with_capacity(group.iter().map(|e| e.payload.len()).sum());
+    let mut input_ends = Vec::with_capacity(group.len());
+    let mut slots_store: Vec<Slot<'static>> = Vec::with_capacity(n);
+    let mut cells_store: Vec<Cell<'static>> = Vec::with_capacity(n);
+    let mut owned = Vec::new();
+    for e in group {
+        let mut slots = recycle(std::mem::take(&mut slots_store));
+        slots.resize(n, Slot::Missing);
+        owned.clear();
+        let parsed = match scan_flat_object(&e.payload, &mut Keys { schema, next: 0 }, &mut slots) {
+            Some(()) => Ok(Shape::Object),
+            None => {
+                // Anything the fast scan does not handle (nested values, escapes, odd numbers,
+                // errors) is parsed again by serde_json, which also words the errors.
+                slots.iter_mut().for_each(|s| *s = Slot::Missing);
+                parse_serde(&e.payload, schema, &mut slots, &mut owned)
+            }
+        };
+        let shape = match parsed {
+            Ok(Shape::Object) => Shape::Object,
+            Ok(Shape::Array) => Shape::Array,
+            Ok(Shape::WrongCount(found)) => {
+                let reason = format!("expected {n} values (one per field, in schema order), found {found}");
+                dead_letters.push(dead(e, reason, now_ms));
+                slots_store = recycle(slots);
+                continue;
+            }
+            Ok(Shape::Other) => {
+                let reason = "expected a JSON object (one record) or a JSON array of field values";
+                dead_letters.push(dead(e, reason.into(), now_ms));
+                slots_store = recycle(slots);
+                continue;
+            }
+            Err(err) => {
+                dead_letters.push(dead(e, format!("not valid JSON: {err}"), now_ms));
+                slots_store = recycle(slots);
+                continue;
+            }
+        };
+        let mut cells = recycle_cells(std::mem::take(&mut cells_store));
+        cells.extend(slots.iter().map(|s| match *s {
+            Slot::Missing => Cell::Missing,
+            Slot::Borrowed(s) => Cell::Str(s),
+            Slot::Owned(i) => Cell::Str(&owned[i]),
+            Slot::Int(i) => Cell::Int(i),
+            Slot::Float(x) => Cell::Float(x),
+            Slot::Bool(b) => Cell::Bool(b),
+            Slot::Nested(what) => Cell::Nested(what),
+        }));
+        match builder.push_row(&cells) {
+            Ok(()) => {
+                rows.push((position(e), e.timestamp_ms));
+                if matches!(shape, Shape::Object) {
+                    push_raw_json(&mut inputs_json, &e.payload);
+                } else {
+                    inputs_json.push(b'{');
+                    for (i, (field, cell)) in schema.fields().iter().zip(&cells).enumerate() {
+                        if i > 0 {
+                            inputs_json.push(b',');
+                        }
+                        write_str(&mut inputs_json, &field.name);
+                        inputs_json.push(b':');
+                        write_cell(&mut inputs_json, *cell);
+                    }
+                    inputs_json.push(b'}');
+                }
+                input_ends.push(inputs_json.len());
+            }
+            Err(problems) => {
+                let reason = problems
+                    .iter()
+                    .map(|p| format!("field `{}`: {}", p.field, p.problem))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                dead_letters.push(dead(e, reason, now_ms));
+            }
+        }
+        cells_store = recycle_cells(cells);
+        slots_store = recycle(slots);
+    }
+    let frame = (builder.n_rows() > 0).then(|| builder.finish());
+    Decoded {
+        frame,
+        rows,
+        inputs_json,
+        input_ends,
+        dead: dead_letters,
+    }
+}
+
+/// Appends row `row` of `frame` as a JSON object of field → value.
+pub(crate) fn write_frame_row(buf: &mut Vec<u8>, frame: &Frame, row: usize) {
+    buf.push(b'{');
+    for (i, field) in frame.schema().fields().iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_str(buf, &field.name);
+        buf.push(b':');
+        match frame.value(row, i) {
+            Some(ml_core::Value::Float(x)) => write_f64(buf, x),
+            Some(ml_core::Value::Int(x)) => write_int(buf, x),
+            Some(ml_core::Value::Bool(x)) => buf.extend_from_slice(if x { b"true" } else { b"false" }),
+            Some(ml_core::Value::Str(x)) => write_str(buf, &x),
+            Some(ml_core::Value::Null) | None => buf.extend_from_slice(b"null"),
+        }
+    }
+    buf.push(b'}');
 }
 
 fn decode_csv(group: &[&Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
@@ -114,7 +570,7 @@ fn decode_csv(group: &[&Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
         .map(<[u8]>::to_vec)
         .unwrap_or_default();
     let rows: Vec<(Vec<u8>, &Event)> = group.iter().map(|&e| (e.payload.clone(), e)).collect();
-    build(rows, Vec::new(), now_ms, |lines: &[Vec<u8>]| {
+    let mut decoded = build(rows, Vec::new(), now_ms, |lines: &[Vec<u8>]| {
         let mut text = header.clone();
         for l in lines {
             text.push(b'\n');
@@ -122,50 +578,46 @@ fn decode_csv(group: &[&Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
         }
         text.push(b'\n');
         CsvTable::read(text.as_slice(), "event")?.to_frame(schema.clone(), &ReadOptions::default())
-    })
-    .decoded
+    });
+    if let Some(frame) = &decoded.frame {
+        for r in 0..frame.n_rows() {
+            write_frame_row(&mut decoded.inputs_json, frame, r);
+            decoded.input_ends.push(decoded.inputs_json.len());
+        }
+    }
+    decoded
 }
 
-/// What [`build`] returns: the decoded rows and the payload values that made the frame.
-struct Built<T> {
-    decoded: Decoded,
-    values: Option<Vec<T>>,
-}
-
-/// Builds a frame from `rows`, moving each row that fails to the dead letters (with every
+/// Builds a frame from CSV `rows`, moving each row that fails to the dead letters (with every
 /// problem found in it) and trying again with the rest.
 fn build<T>(
     rows: Vec<(T, &Event)>,
     mut dead_letters: Vec<DeadLetter>,
     now_ms: i64,
     make: impl Fn(&[T]) -> ml_core::Result<Frame>,
-) -> Built<T> {
+) -> Decoded {
     let (mut values, mut events): (Vec<T>, Vec<&Event>) = rows.into_iter().unzip();
     loop {
         if values.is_empty() {
             dead_letters.sort_by_key(|d| (d.position.partition, d.position.offset));
-            return Built {
-                decoded: Decoded {
-                    frame: None,
-                    rows: Vec::new(),
-                    inputs: None,
-                    dead: dead_letters,
-                },
-                values: None,
+            return Decoded {
+                frame: None,
+                rows: Vec::new(),
+                inputs_json: Vec::new(),
+                input_ends: Vec::new(),
+                dead: dead_letters,
             };
         }
         let bad: BTreeMap<usize, String> = match make(&values) {
             Ok(frame) => {
                 let meta = events.iter().map(|e| (position(e), e.timestamp_ms)).collect();
                 dead_letters.sort_by_key(|d| (d.position.partition, d.position.offset));
-                return Built {
-                    decoded: Decoded {
-                        frame: Some(frame),
-                        rows: meta,
-                        inputs: None,
-                        dead: dead_letters,
-                    },
-                    values: Some(values),
+                return Decoded {
+                    frame: Some(frame),
+                    rows: meta,
+                    inputs_json: Vec::new(),
+                    input_ends: Vec::new(),
+                    dead: dead_letters,
                 };
             }
             Err(CoreError::Validation(v)) => {
@@ -272,6 +724,75 @@ mod tests {
         assert!(reasons[3].1.contains("expected 2 values"), "{reasons:?}");
         assert!(reasons[4].1.contains("expected a JSON object"), "{reasons:?}");
         assert_eq!(d.dead[1].payload, "not json");
+    }
+
+    #[test]
+    fn the_fast_scan_agrees_with_serde_json() {
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Float),
+            Field::new("b", DataType::String),
+            Field::new("c", DataType::Int),
+        ])
+        .unwrap();
+        let payloads: &[&str] = &[
+            r#"{"a": 1.5, "b": "x", "c": 3}"#,
+            "\t{ \"c\" :3 ,\"a\":-2 , \"b\":\"\" }\r\n",
+            r#"{}"#,
+            r#"{"a": 1e3, "c": -9223372036854775808}"#,
+            r#"{"a": 1E+2, "c": 9223372036854775807}"#,
+            r#"{"a": -1.25E-2, "c": 9223372036854775808}"#,
+            r#"{"a": 123456789012345678901234567890}"#,
+            r#"{"a": 0.1, "c": -0}"#,
+            r#"{"a": -0.0, "c": 0}"#,
+            r#"{"a": 01}"#,
+            r#"{"a": 1.}"#,
+            r#"{"a": .5}"#,
+            r#"{"a": 1e}"#,
+            r#"{"a": 1e400}"#,
+            r#"{"a": -}"#,
+            r#"{"b": "a\nb"}"#,
+            r#"{"b": "é ✓"}"#,
+            "{\"b\": \"raw\u{1}control\"}",
+            r#"{"b": [1, 2]}"#,
+            r#"{"zz": {"x": 1}, "a": 2}"#,
+            r#"{"zz": 5, "a": 2, "yy": "s", "q": true, "r": null}"#,
+            r#"{"a": 1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a": 1} x"#,
+            r#"{"a": 1}{"#,
+            r#"{"a": 1, "a": 2}"#,
+            r#"{"b": true, "c": false, "a": null}"#,
+            r#"{"b": nul}"#,
+            r#"{"\u0061": 1}"#,
+            r#"{"a": 1"#,
+            r#"[1, "x", 2]"#,
+            "42",
+            "",
+        ];
+        let n = schema.len();
+        let mut fast_taken = 0;
+        for p in payloads {
+            let bytes = p.as_bytes();
+            let mut fast = vec![Slot::Missing; n];
+            let scanned = scan_flat_object(
+                bytes,
+                &mut Keys {
+                    schema: &schema,
+                    next: 0,
+                },
+                &mut fast,
+            );
+            let mut slow = vec![Slot::Missing; n];
+            let mut owned = Vec::new();
+            let parsed = parse_serde(bytes, &schema, &mut slow, &mut owned);
+            if scanned.is_some() {
+                fast_taken += 1;
+                assert!(matches!(parsed, Ok(Shape::Object)), "{p}: serde_json refuses it");
+                assert_eq!(fast, slow, "{p}");
+            }
+        }
+        // The plain cases take the fast path; the rest fall back.
+        assert_eq!(fast_taken, 10, "the fast path was taken {fast_taken} times");
     }
 
     #[test]

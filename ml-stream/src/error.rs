@@ -79,6 +79,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A Parquet file could not be written or read.
+    #[error("parquet file {}: {reason}", path.display())]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// A bug in streamscore.
     #[error("internal error (this is a bug in streamscore, please report it): {0}")]
     Internal(String),

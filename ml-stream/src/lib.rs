@@ -43,15 +43,20 @@
 
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod datacollection;
 pub mod decode;
 pub mod error;
+mod jsonwrite;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
 pub mod spec;
 pub mod traits;
 
+pub use batch::{BatchInfo, ScoredBatch};
 pub use error::{Error, Result};
 pub use pipeline::{Pipeline, PipelineConfig, PipelineCounters, PipelineReport, RetryPolicy, ShutdownHandle};
 pub use spec::{Spec, SpecRegistry};

@@ -1,13 +1,13 @@
 //! The streaming pipeline: source → decode → micro-batch → score → sinks → ordered commit.
 //!
 //! Three stages run concurrently, joined by bounded channels:
-//! 1. the **reader** owns the source: it reads up to `batch_size` events or until `max_wait`,
-//!    decodes them against the schema (bad events become dead letters), and sends the batch on —
-//!    waiting when the queue is full, so a slow sink slows the source and memory stays bounded
-//!    (at most `queue_capacity + in_flight` batches are read ahead of the sinks). It also
-//!    applies the checkpoints that the writer sends back, between reads.
-//! 2. the **scorers**: up to `in_flight` batches are scored at once, on the runtime's worker
-//!    threads; results are taken in order.
+//! 1. the **reader** owns the source: it reads up to `batch_size` events or until `max_wait` and
+//!    sends the batch on — waiting when the queue is full, so a slow sink slows the source and
+//!    memory stays bounded (at most `queue_capacity + in_flight` batches are read ahead of the
+//!    sinks). It also applies the checkpoints that the writer sends back, between reads.
+//! 2. the **workers**: up to `in_flight` batches are processed at once, on the runtime's worker
+//!    threads — decoded against the schema (bad events become dead letters), scored, and their
+//!    outputs serialized — so every core works on the costly part; results are taken in order.
 //! 3. the **writer** hands each scored batch to every sink (retrying with backoff, then failing
 //!    loudly), sends dead letters to the dead-letter sink, and every `commit_interval` (or
 //!    `commit_every` records) flushes every sink and only then asks the reader to commit the
@@ -21,12 +21,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use ml_core::{Frame, Predictions, Schema, Scorer};
+use ml_core::{Schema, Scorer};
 use tokio::sync::mpsc;
 
+use crate::batch::{BatchInfo, ScoredBatch};
 use crate::decode::{Decoded, decode};
 use crate::error::{Error, Result};
-use crate::traits::{Checkpoint, DeadLetter, InferenceRecord, InferenceSink, SourcePosition, StreamSource};
+use crate::traits::{Checkpoint, DeadLetter, Event, InferenceSink, StreamSource};
 
 /// Named crash points of the pipeline (see [`ml_core::failpoint`]).
 pub mod failpoints {
@@ -66,9 +67,9 @@ pub struct PipelineConfig {
     pub batch_size: usize,
     /// Longest wait to fill a batch. Default 20 ms.
     pub max_wait: Duration,
-    /// Decoded batches queued between reader and scorers. Default 4.
+    /// Batches queued between the reader and the workers. Default 4.
     pub queue_capacity: usize,
-    /// Batches scored at once. Default 2 (the cores of the reference machine).
+    /// Batches decoded and scored at once. Default 2 (the cores of the reference machine).
     pub in_flight: usize,
     /// Longest time between commits. Default 5 s (DESIGN: commit_interval).
     pub commit_interval: Duration,
@@ -135,6 +136,9 @@ pub struct PipelineCounters {
     pub commits: AtomicU64,
     /// Scoring time of the last batch, microseconds.
     pub last_score_us: AtomicU64,
+    /// How far the source is behind its end, in the source's unit (bytes for files, events
+    /// for partitioned logs), when the source can tell ([`StreamSource::lag`]).
+    pub lag: AtomicU64,
 }
 
 impl PipelineCounters {
@@ -188,17 +192,21 @@ pub struct Pipeline {
     shutdown: ShutdownHandle,
 }
 
-/// A decoded batch on its way through the stages.
-struct Batch {
-    decoded: Decoded,
+/// Events on their way from the reader to a worker.
+struct RawBatch {
+    events: Vec<Event>,
     read_at_ms: i64,
+    read_at: Instant,
 }
 
-struct Scored {
-    batch: Batch,
-    /// `None` when the batch had no valid row to score.
-    outcome: Option<std::result::Result<Predictions, String>>,
-    latency_ms: f64,
+/// One group of a worker's result (a batch splits into groups only when it mixes formats).
+struct Part {
+    /// The scored rows, when there were any.
+    batch: Option<ScoredBatch>,
+    /// Events set aside: not decodable, invalid, or refused by the scorer.
+    dead: Vec<DeadLetter>,
+    /// When the events were read (for end-to-end latency).
+    read_at_ms: i64,
 }
 
 fn now_ms() -> i64 {
@@ -260,11 +268,10 @@ impl Pipeline {
             counters,
             shutdown,
         } = self;
-        let (batch_tx, batch_rx) = mpsc::channel::<Batch>(config.queue_capacity);
+        let (batch_tx, batch_rx) = mpsc::channel::<RawBatch>(config.queue_capacity);
         let (commit_tx, commit_rx) = mpsc::unbounded_channel::<Checkpoint>();
         let reader = tokio::spawn(read_loop(
             source,
-            schema,
             config.clone(),
             counters.clone(),
             shutdown.clone(),
@@ -276,20 +283,11 @@ impl Pipeline {
         // reader blocked on a full queue when the writer stops on a sink failure.
         let mut scored = Box::pin(
             futures::stream::unfold(batch_rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
-                .map(|batch| {
+                .map(|raw| {
                     let scorer = scorer.clone();
-                    tokio::spawn(async move {
-                        let started = Instant::now();
-                        let outcome = match &batch.decoded.frame {
-                            Some(frame) => Some(scorer.score(frame).await.map_err(|e| e.to_string())),
-                            None => None,
-                        };
-                        Scored {
-                            batch,
-                            outcome,
-                            latency_ms: started.elapsed().as_secs_f64() * 1e3,
-                        }
-                    })
+                    let schema = schema.clone();
+                    let names = (config.model_name.clone(), config.model_version.clone());
+                    tokio::spawn(work(raw, schema, scorer, names))
                 })
                 .buffered(config.in_flight),
         );
@@ -306,7 +304,16 @@ impl Pipeline {
         let mut failure = None;
         while let Some(joined) = scored.next().await {
             let result = match joined {
-                Ok(s) => writer.write(s, &mut sinks, dead_letter.as_mut()).await,
+                Ok(parts) => {
+                    let mut result = Ok(());
+                    for part in parts {
+                        result = writer.write(part, &mut sinks, dead_letter.as_mut()).await;
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    result
+                }
                 Err(e) => Err(Error::Internal(format!("scoring task failed: {e}"))),
             };
             if let Err(e) = result {
@@ -349,13 +356,95 @@ impl Pipeline {
     }
 }
 
+/// Decodes, scores and serializes one batch: the work that runs on every core.
+async fn work(
+    raw: RawBatch,
+    schema: Arc<Schema>,
+    scorer: Arc<dyn Scorer>,
+    (model_name, model_version): (String, String),
+) -> Vec<Part> {
+    let RawBatch {
+        events,
+        read_at_ms,
+        read_at,
+    } = raw;
+    let groups = decode(&events, &schema, read_at_ms);
+    drop(events);
+    let mut parts = Vec::with_capacity(groups.len());
+    for group in groups {
+        let Decoded {
+            frame,
+            rows,
+            inputs_json,
+            input_ends,
+            mut dead,
+        } = group;
+        let Some(frame) = frame else {
+            parts.push(Part {
+                batch: None,
+                dead,
+                read_at_ms,
+            });
+            continue;
+        };
+        let started = Instant::now();
+        let scored = match scorer.score(&frame).await {
+            Ok(p) if p.len() == rows.len() => Ok(p),
+            Ok(p) => Err(format!(
+                "the scorer returned {} predictions for {} rows",
+                p.len(),
+                rows.len()
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+        let reason = match scored {
+            Ok(predictions) => {
+                let info = BatchInfo {
+                    correlation_id: uuid::Uuid::new_v4().to_string(),
+                    timestamp_ms: now_ms(),
+                    model_name: model_name.clone(),
+                    model_version: model_version.clone(),
+                    latency_ms,
+                    read_at,
+                };
+                let batch = ScoredBatch::assemble(info, rows, frame, predictions, inputs_json, input_ends);
+                parts.push(Part {
+                    batch: Some(batch),
+                    dead,
+                    read_at_ms,
+                });
+                continue;
+            }
+            Err(reason) => reason,
+        };
+        // The model refused the whole batch: every row is set aside with the reason.
+        let now = now_ms();
+        let mut start = 0;
+        for ((position, _), &end) in rows.iter().zip(&input_ends) {
+            dead.push(DeadLetter {
+                position: position.clone(),
+                payload: String::from_utf8_lossy(&inputs_json[start..end]).into_owned(),
+                reason: format!("scoring failed: {reason}"),
+                timestamp_ms: now,
+            });
+            start = end;
+        }
+        parts.push(Part {
+            batch: None,
+            dead,
+            read_at_ms,
+        });
+    }
+    parts
+}
+
 async fn read_loop(
     mut source: Box<dyn StreamSource>,
-    schema: Arc<Schema>,
     config: PipelineConfig,
     counters: Arc<PipelineCounters>,
     shutdown: ShutdownHandle,
-    batch_tx: mpsc::Sender<Batch>,
+    batch_tx: mpsc::Sender<RawBatch>,
     mut commit_rx: mpsc::UnboundedReceiver<Checkpoint>,
 ) -> Result<()> {
     let mut read_error = None;
@@ -379,14 +468,20 @@ async fn read_loop(
             "streamscore_stream_events_in_total",
             events.len() as u64,
         );
-        let read_at_ms = now_ms();
-        for decoded in decode(&events, &schema, read_at_ms) {
-            // Waits while the queue is full: backpressure.
-            if batch_tx.send(Batch { decoded, read_at_ms }).await.is_err() {
-                // The writer stopped (a sink failed); it reports why.
-                shutdown.shutdown();
-                break;
-            }
+        if let Some(lag) = source.lag() {
+            counters.lag.store(lag, Ordering::Relaxed);
+            metrics::gauge!("streamscore_stream_lag").set(lag as f64);
+        }
+        let batch = RawBatch {
+            events,
+            read_at_ms: now_ms(),
+            read_at: Instant::now(),
+        };
+        // Waits while the queue is full: backpressure.
+        if batch_tx.send(batch).await.is_err() {
+            // The writer stopped (a sink failed); it reports why.
+            shutdown.shutdown();
+            break;
         }
     }
     drop(batch_tx);
@@ -413,50 +508,26 @@ struct Writer<'a> {
 impl Writer<'_> {
     async fn write(
         &mut self,
-        scored: Scored,
+        part: Part,
         sinks: &mut [Box<dyn InferenceSink>],
         mut dead_sink: Option<&mut Box<dyn InferenceSink>>,
     ) -> Result<()> {
-        let Scored {
+        let Part {
             batch,
-            outcome,
-            latency_ms,
-        } = scored;
-        let Decoded {
-            frame,
-            rows,
-            inputs,
-            mut dead,
-        } = batch.decoded;
-        let mut records = Vec::new();
-        if let (Some(frame), Some(outcome)) = (&frame, outcome) {
-            match outcome {
-                Ok(predictions) => {
-                    records = build_records(self.config, frame, &rows, inputs, &predictions, latency_ms);
-                    self.counters
-                        .add(&self.counters.batches, "streamscore_stream_batches_total", 1);
-                    self.counters
-                        .last_score_us
-                        .store((latency_ms * 1e3) as u64, Ordering::Relaxed);
-                    metrics::histogram!("streamscore_stream_score_seconds").record(latency_ms / 1e3);
-                }
-                Err(reason) => {
-                    // The model refused the whole batch: every row is set aside with the reason.
-                    let now = now_ms();
-                    for (row, (position, _)) in rows.iter().enumerate() {
-                        dead.push(DeadLetter {
-                            position: position.clone(),
-                            payload: serde_json::to_string(&row_inputs(frame, row)).unwrap_or_default(),
-                            reason: format!("scoring failed: {reason}"),
-                            timestamp_ms: now,
-                        });
-                    }
-                }
-            }
-        }
-        if !records.is_empty() {
+            dead,
+            read_at_ms,
+        } = part;
+        if let Some(batch) = &batch {
+            let latency_ms = batch.info().latency_ms;
+            self.counters
+                .add(&self.counters.batches, "streamscore_stream_batches_total", 1);
+            self.counters
+                .last_score_us
+                .store((latency_ms * 1e3) as u64, Ordering::Relaxed);
+            metrics::histogram!("streamscore_stream_score_seconds").record(latency_ms / 1e3);
+            metrics::histogram!("streamscore_stream_batch_size").record(batch.len() as f64);
             for (i, sink) in sinks.iter_mut().enumerate() {
-                retry(&self.config.retry, sink.as_mut(), SinkOp::Write(&records)).await?;
+                retry(&self.config.retry, sink.as_mut(), SinkOp::Scored(batch)).await?;
                 if i == 0 {
                     ml_core::failpoint::hit(failpoints::MID_BATCH);
                 }
@@ -464,10 +535,10 @@ impl Writer<'_> {
             self.counters.add(
                 &self.counters.records_out,
                 "streamscore_stream_records_out_total",
-                records.len() as u64,
+                batch.len() as u64,
             );
-            if let Some(last) = records.last() {
-                let lag = now_ms() - last.event_timestamp_ms.unwrap_or(batch.read_at_ms);
+            if let Some((_, event_ts)) = batch.rows().last() {
+                let lag = now_ms() - event_ts.unwrap_or(read_at_ms);
                 metrics::histogram!("streamscore_stream_end_to_end_seconds").record(lag as f64 / 1e3);
             }
         }
@@ -490,9 +561,9 @@ impl Writer<'_> {
             );
         }
         ml_core::failpoint::hit(failpoints::AFTER_WRITE);
-        let positions = rows
+        let positions = batch
             .iter()
-            .map(|(p, _)| p)
+            .flat_map(|b| b.rows().iter().map(|(p, _)| p))
             .chain(dead.iter().map(|d| &d.position));
         let mut n = 0;
         for p in positions {
@@ -545,7 +616,7 @@ impl Writer<'_> {
 /// What to do to a sink, retried by [`retry`].
 #[derive(Clone, Copy)]
 enum SinkOp<'a> {
-    Write(&'a [InferenceRecord]),
+    Scored(&'a ScoredBatch),
     DeadLetters(&'a [DeadLetter]),
     Flush,
 }
@@ -557,7 +628,7 @@ async fn retry(policy: &RetryPolicy, sink: &mut dyn InferenceSink, op: SinkOp<'_
     let mut attempt = 1;
     loop {
         let result = match op {
-            SinkOp::Write(records) => sink.write_batch(records).await,
+            SinkOp::Scored(batch) => sink.write_scored(batch).await,
             SinkOp::DeadLetters(letters) => sink.write_dead_letters(letters).await,
             SinkOp::Flush => sink.flush().await,
         };
@@ -587,75 +658,4 @@ async fn retry(policy: &RetryPolicy, sink: &mut dyn InferenceSink, op: SinkOp<'_
 
 fn splitmix_unit(seed: u64) -> f64 {
     (ml_core::rng::splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn row_inputs(frame: &Frame, row: usize) -> serde_json::Map<String, serde_json::Value> {
-    let mut map = serde_json::Map::with_capacity(frame.schema().len());
-    for (i, field) in frame.schema().fields().iter().enumerate() {
-        let v = match frame.value(row, i) {
-            Some(ml_core::Value::Float(x)) => {
-                serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, Into::into)
-            }
-            Some(ml_core::Value::Int(x)) => x.into(),
-            Some(ml_core::Value::Bool(x)) => x.into(),
-            Some(ml_core::Value::Str(x)) => x.into(),
-            Some(ml_core::Value::Null) | None => serde_json::Value::Null,
-        };
-        map.insert(field.name.clone(), v);
-    }
-    map
-}
-
-fn build_records(
-    config: &PipelineConfig,
-    frame: &Frame,
-    rows: &[(SourcePosition, Option<i64>)],
-    inputs: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
-    predictions: &Predictions,
-    latency_ms: f64,
-) -> Vec<InferenceRecord> {
-    let correlation_id = uuid::Uuid::new_v4().to_string();
-    let now = now_ms();
-    // The records as received when the events were JSON; rebuilt from the frame otherwise.
-    let mut inputs = inputs.filter(|i| i.len() == rows.len()).map(Vec::into_iter);
-    rows.iter()
-        .enumerate()
-        .map(|(r, (position, event_ts))| {
-            let mut outputs = serde_json::Map::new();
-            match predictions {
-                Predictions::Classification {
-                    labels,
-                    predicted,
-                    probabilities,
-                } => {
-                    outputs.insert("label".into(), labels[predicted[r]].clone().into());
-                    for (k, l) in labels.iter().enumerate() {
-                        let p = serde_json::Number::from_f64(probabilities[[r, k]])
-                            .map_or(serde_json::Value::Null, Into::into);
-                        outputs.insert(format!("probability_{l}"), p);
-                    }
-                }
-                Predictions::Regression { values } => {
-                    let v =
-                        serde_json::Number::from_f64(values[r]).map_or(serde_json::Value::Null, Into::into);
-                    outputs.insert("prediction".into(), v);
-                }
-            }
-            InferenceRecord {
-                correlation_id: correlation_id.clone(),
-                request_id: correlation_id.clone(),
-                timestamp_ms: now,
-                event_timestamp_ms: *event_ts,
-                model_name: config.model_name.clone(),
-                model_version: config.model_version.clone(),
-                position: position.clone(),
-                inputs: inputs
-                    .as_mut()
-                    .and_then(Iterator::next)
-                    .unwrap_or_else(|| row_inputs(frame, r)),
-                outputs,
-                latency_ms,
-            }
-        })
-        .collect()
 }

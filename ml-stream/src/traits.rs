@@ -11,6 +11,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::ScoredBatch;
 use crate::error::Result;
 
 /// One message read from a source.
@@ -106,6 +107,13 @@ pub trait StreamSource: Send + Debug {
     fn describe(&self) -> String {
         "source".into()
     }
+
+    /// How far the source is behind its end, when it can tell cheaply: bytes not yet read of a
+    /// file, events not yet read of a partitioned log. The pipeline reads it after every batch
+    /// (the `lag` counter, gauge `streamscore_stream_lag`). The default is `None`.
+    fn lag(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Where an event came from, carried by every record so a sink can be idempotent.
@@ -172,6 +180,14 @@ pub struct DeadLetter {
 pub trait InferenceSink: Send + Debug {
     /// Writes (or buffers) a batch of records.
     async fn write_batch(&mut self, records: &[InferenceRecord]) -> Result<()>;
+
+    /// Writes (or buffers) a scored batch; the pipeline calls this, not `write_batch`. The
+    /// default hands [`ScoredBatch::records`] to `write_batch`. Sinks that can write the
+    /// batch's serialized JSON or its frame directly override it and skip building a record per
+    /// row (the JSONL and Parquet sinks do). Same contract as `write_batch`.
+    async fn write_scored(&mut self, batch: &ScoredBatch) -> Result<()> {
+        self.write_batch(batch.records()).await
+    }
 
     /// Makes everything written so far durable.
     async fn flush(&mut self) -> Result<()>;

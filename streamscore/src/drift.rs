@@ -178,7 +178,19 @@ pub fn read_inference_logs(root: &Path, schema: &Schema) -> Result<Frame> {
     )
 }
 
-/// Reads current data: a CSV file, or an inference-log directory. Read with the reference's
+/// Reads a Parquet file, or every Parquet file of a directory, with `schema`.
+fn read_parquet(path: &Path, schema: Schema) -> Result<Frame> {
+    ml_stream::parquet::read_frame(path, std::sync::Arc::new(schema)).map_err(|e| match e {
+        ml_stream::Error::Core(core) => core,
+        other => Error::Parse {
+            source_name: path.display().to_string(),
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// Reads current data: a CSV file, a Parquet file or export directory, or an inference-log
+/// directory. Read with the reference's
 /// schema (the profile carries it).
 pub fn read_current(path: &Path, reference: &ReferenceProfile) -> Result<Frame> {
     let schema = reference.schema.clone().ok_or_else(|| {
@@ -187,14 +199,15 @@ pub fn read_current(path: &Path, reference: &ReferenceProfile) -> Result<Frame> 
             "the profile has no schema; recompute it with `streamscore profile`",
         )
     })?;
-    if path.is_dir() {
+    let parquet_dir =
+        path.is_dir() && ml_stream::parquet::parquet_files(path).is_ok_and(|files| !files.is_empty());
+    if path.is_dir() && !parquet_dir {
         return read_inference_logs(path, &schema);
     }
     match path.extension().and_then(|e| e.to_str()) {
-        Some("parquet") => Err(Error::invalid_parameter(
-            "current",
-            "Parquet input is not supported yet; convert to CSV or point at an inference-log directory",
-        )),
+        // A Parquet export (`--sink parquet:DIR`) or any Parquet file with the features.
+        _ if parquet_dir => read_parquet(path, schema),
+        Some("parquet") => read_parquet(path, schema),
         _ => {
             // Only the columns the reference profiled and the current file has: a target
             // column in the training file is not expected in production data.

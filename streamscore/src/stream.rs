@@ -29,11 +29,24 @@ pub fn build(
     specs: &SpecRegistry,
 ) -> ml_stream::Result<(Pipeline, Box<dyn ml_stream::StreamSource>)> {
     let artifact = ModelArtifact::load(&request.model)?;
+    let version = artifact.mlmodel().model_uuid.clone();
+    build_with_artifact(request, &artifact, &model_name(&request.model), &version, specs)
+}
+
+/// [`build`] with a model already loaded (from a registry: `credit@prod`), recorded in every
+/// record as `name` and `version`; `request.model` is not read.
+pub fn build_with_artifact(
+    request: &StreamRequest,
+    artifact: &ModelArtifact,
+    name: &str,
+    version: &str,
+    specs: &SpecRegistry,
+) -> ml_stream::Result<(Pipeline, Box<dyn ml_stream::StreamSource>)> {
     let model = artifact.load_model()?;
     let schema = Arc::new(model.schema().clone());
     let mut config = request.config.clone();
-    config.model_name = model_name(&request.model);
-    config.model_version = artifact.mlmodel().model_uuid.clone();
+    config.model_name = name.to_string();
+    config.model_version = version.to_string();
     let sinks = request
         .sinks
         .iter()

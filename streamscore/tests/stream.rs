@@ -253,9 +253,9 @@ fn config_file_and_flags_and_clear_errors() {
                 "--source",
                 "stdin:",
                 "--sink",
-                "parquet:x/",
+                "blob://container/prefix",
             ],
-            "`parquet` feature",
+            "`azure` feature",
         ),
     ] {
         let out = bin().args(&args).output().unwrap();
@@ -294,4 +294,73 @@ fn read_dead(dir: &Path) -> Vec<serde_json::Value> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// `--model NAME@ALIAS` streams with the registered version, named in every record.
+#[test]
+fn streams_with_a_registry_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.csv");
+    let events = tmp.path().join("events.jsonl");
+    let registry = tmp.path().join("registry");
+    let out = tmp.path().join("logs");
+    let export = tmp.path().join("export");
+    let model = tmp.path().join("model");
+    ok(&["generate", "--rows", "800", "--seed", "1", "--out", p(&train)]);
+    ok(&[
+        "train",
+        "--data",
+        p(&train),
+        "--target",
+        "default",
+        "--register",
+        "credit",
+        "--registry",
+        p(&registry),
+        "--out",
+        p(&model),
+    ]);
+    ok(&["generate", "--rows", "300", "--seed", "2", "--out", p(&events)]);
+    ok(&[
+        "stream",
+        "--model",
+        "credit@latest",
+        "--registry",
+        p(&registry),
+        "--source",
+        &format!("file:{}", p(&events)),
+        "--sink",
+        &format!("jsonl:{}", p(&out)),
+        "--sink",
+        &format!("parquet:{}", p(&export)),
+        "--quiet",
+    ]);
+    // Drift reads the Parquet export: 300 rows of every feature.
+    let report = tmp.path().join("drift.json");
+    ok(&[
+        "drift",
+        "--reference",
+        p(&model),
+        "--current",
+        p(&export),
+        "--json",
+        p(&report),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(report.to_string().contains("LIMIT_BAL"), "{report}");
+    let outputs = read_lines(&out.join("local/default").join(MODEL_OUTPUTS)).unwrap();
+    assert_eq!(outputs.iter().map(|l| l.data.len()).sum::<usize>(), 300);
+    assert!(
+        outputs.iter().all(|l| l.modelversion == "credit:1"),
+        "{:?}",
+        outputs[0].modelversion
+    );
+    // A reference to a version that does not exist is a one-line error.
+    let failed = bin()
+        .args(["stream", "--model", "credit:9", "--registry", p(&registry)])
+        .args(["--source", &format!("file:{}", p(&events)), "--sink", "stdout:"])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("credit"));
 }

@@ -162,6 +162,27 @@ pub(crate) fn canonical_number(x: f64) -> String {
     }
 }
 
+/// The decimal text of `i`, written into `buf` (no allocation: integer categories are matched
+/// once per cell).
+fn int_text(i: i64, buf: &mut [u8; 20]) -> &str {
+    let mut n = i.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    // Only ASCII digits and '-' were written.
+    std::str::from_utf8(&buf[at..]).unwrap_or_default()
+}
+
 /// Accumulates one column while rows are read.
 pub(crate) struct ColumnBuilder {
     data: Buffer,
@@ -200,7 +221,9 @@ impl ColumnBuilder {
             Buffer::Categorical(v) => Column::Categorical(v.into()),
             Buffer::String(v) => Column::String(v),
         };
-        (column, self.any_null.then_some(self.nulls))
+        // A row that set `any_null` may have been dropped since (`truncate`): look again.
+        let any_null = self.any_null && self.nulls.contains(&true);
+        (column, any_null.then_some(self.nulls))
     }
 
     /// Appends one cell. On a problem, records it in `errors` and appends a placeholder so
@@ -230,6 +253,18 @@ impl ColumnBuilder {
                 });
             }
         }
+    }
+
+    /// Drops the values after the first `len` rows (a row that failed halfway).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        match &mut self.data {
+            Buffer::Float(v) => v.truncate(len),
+            Buffer::Int(v) => v.truncate(len),
+            Buffer::Bool(v) => v.truncate(len),
+            Buffer::Categorical(v) => v.truncate(len),
+            Buffer::String(v) => v.truncate(len),
+        }
+        self.nulls.truncate(len);
     }
 
     fn push_placeholder(&mut self) {
@@ -302,16 +337,14 @@ impl ColumnBuilder {
             }
             (Buffer::Categorical(v), DataType::Categorical { vocabulary, unseen }) => {
                 let text;
+                let mut digits = [0u8; 20];
                 let (raw, numeric): (&str, Option<f64>) = match cell {
                     CellRef::Text(s) => {
                         let s = s.trim();
                         (s, s.parse::<f64>().ok())
                     }
                     CellRef::Str(s) => (s, None),
-                    CellRef::Int(i) => {
-                        text = i.to_string();
-                        (&text, None)
-                    }
+                    CellRef::Int(i) => (int_text(i, &mut digits), None),
                     CellRef::Float(x) => {
                         text = canonical_number(x);
                         (&text, None)
@@ -369,4 +402,14 @@ enum Buffer {
 enum Converted {
     Present,
     Null,
+}
+
+#[cfg(test)]
+mod int_text_tests {
+    #[test]
+    fn int_text_matches_to_string() {
+        for i in [0, 7, -2, 10, -10, 123_456_789, i64::MAX, i64::MIN] {
+            assert_eq!(super::int_text(i, &mut [0; 20]), i.to_string());
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! [`crate::validation::MAX_VALIDATION_ERRORS`]) by field, row and problem, so a caller fixes a
 //! file in one pass rather than one error at a time.
 
+mod builder;
 mod cell;
 mod csv;
 mod infer;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use ndarray::Array1;
 
+pub use self::builder::{Cell, FrameBuilder};
 pub use self::cell::Value;
 use self::cell::{CellRef, ColumnBuilder, Position};
 pub use self::csv::CsvTable;

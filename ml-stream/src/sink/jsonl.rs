@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-use crate::datacollection::{MODEL_INPUTS, MODEL_OUTPUTS, hour_dir, lines_for};
+use crate::batch::ScoredBatch;
+use crate::datacollection::{MODEL_INPUTS, MODEL_OUTPUTS, hour_dir, lines_for, write_line};
 use crate::error::{Error, Result};
 use crate::traits::{DeadLetter, InferenceRecord, InferenceSink};
 
@@ -67,6 +68,8 @@ pub struct JsonlSink {
     options: JsonlSinkOptions,
     parts: HashMap<&'static str, Part>,
     seq: u64,
+    /// A line being assembled, reused from batch to batch.
+    line: Vec<u8>,
 }
 
 impl JsonlSink {
@@ -78,6 +81,7 @@ impl JsonlSink {
             options,
             parts: HashMap::new(),
             seq: 0,
+            line: Vec::new(),
         })
     }
 
@@ -179,6 +183,31 @@ impl InferenceSink for JsonlSink {
             self.append(MODEL_OUTPUTS, time, &outputs).await?;
             start = end;
         }
+        Ok(())
+    }
+
+    async fn write_scored(&mut self, batch: &ScoredBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let time = batch.info().timestamp_ms;
+        let mut line = std::mem::take(&mut self.line);
+        for collection in [MODEL_INPUTS, MODEL_OUTPUTS] {
+            line.clear();
+            write_line(
+                &mut line,
+                batch,
+                collection,
+                &self.options.endpoint,
+                &self.options.deployment,
+            );
+            let written = self.append(collection, time, &line).await;
+            if written.is_err() {
+                self.line = line;
+                return written;
+            }
+        }
+        self.line = line;
         Ok(())
     }
 

@@ -1,5 +1,5 @@
-//! Built-in sinks: the JSONL inference log (Azure ML data-collection layout), stdout, memory,
-//! and a callback for embedding.
+//! Built-in sinks: the JSONL inference log (Azure ML data-collection layout), Parquet files
+//! (feature `parquet`), stdout, memory, and a callback for embedding.
 
 mod callback;
 mod jsonl;
@@ -10,6 +10,8 @@ pub use self::callback::CallbackSink;
 pub use self::jsonl::{JsonlSink, JsonlSinkOptions};
 pub use self::memory::{MemoryHandle, MemorySink};
 pub use self::stdout::StdoutSink;
+#[cfg(feature = "parquet")]
+pub use crate::parquet::{ParquetSink, ParquetSinkOptions};
 
 use crate::spec::SpecRegistry;
 
@@ -28,6 +30,16 @@ pub(crate) fn register_builtin(registry: &mut SpecRegistry) {
         }
         options.max_bytes = spec.u64_param("max_bytes", options.max_bytes)?;
         Ok(Box::new(JsonlSink::new(options)?))
+    });
+    #[cfg(feature = "parquet")]
+    registry.register_sink("parquet", |spec| {
+        spec.only_params(&["instance", "row_group_rows"])?;
+        let mut options = ParquetSinkOptions::new(spec.required_path("a directory")?);
+        if let Some(i) = spec.params.get("instance") {
+            options.instance = i.clone();
+        }
+        options.row_group_rows = spec.u64_param("row_group_rows", options.row_group_rows as u64)? as usize;
+        Ok(Box::new(ParquetSink::new(options)?))
     });
     registry.register_sink("stdout", |spec| {
         spec.only_params(&[])?;

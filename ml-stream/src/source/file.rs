@@ -58,7 +58,13 @@ pub struct FileSource {
     exhausted: bool,
     identity: Option<FileIdentity>,
     line: Vec<u8>,
+    /// The file's length when last looked at, and when that was (for [`StreamSource::lag`]).
+    known_len: u64,
+    looked_at: Option<Instant>,
 }
+
+/// How often the file's length is looked up for the lag: a stat per batch would be wasted.
+const LAG_REFRESH: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileIdentity {
@@ -169,6 +175,8 @@ impl FileSource {
             exhausted: false,
             identity: opened.identity,
             line: Vec::with_capacity(256),
+            known_len: 0,
+            looked_at: None,
         })
     }
 
@@ -250,7 +258,18 @@ impl StreamSource for FileSource {
             }
             self.line = line;
         }
+        if self.looked_at.is_none_or(|t| t.elapsed() >= LAG_REFRESH) {
+            // A stat is a few microseconds: cheap enough to do inline every LAG_REFRESH.
+            if let Ok(meta) = std::fs::metadata(&self.path) {
+                self.known_len = meta.len();
+            }
+            self.looked_at = Some(Instant::now());
+        }
         Ok(events)
+    }
+
+    fn lag(&self) -> Option<u64> {
+        Some(self.known_len.saturating_sub(self.position))
     }
 
     async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {

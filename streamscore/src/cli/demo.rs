@@ -151,7 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     step(
         6,
-        "stream 100,000 generated events from a file into the JSONL inference log",
+        "stream 100,000 generated events from a file into the JSONL inference log and Parquet",
     );
     stream_step(&dir, &model_dir, args.seed + 3)?;
 
@@ -177,11 +177,15 @@ fn stream_step(dir: &std::path::Path, model_dir: &std::path::Path, seed: u64) ->
     let events = dir.join("events.jsonl");
     let logs = dir.join("inference-logs");
     let dead = dir.join("dead-letters");
+    let export = dir.join("parquet-export");
     generate::run(generate::Args::new(100_000, seed, 0.0, events.clone()))?;
     let request = StreamRequest {
         model: model_dir.to_path_buf(),
         source: format!("file:{}", events.display()),
-        sinks: vec![format!("jsonl:{}", logs.display())],
+        sinks: vec![
+            format!("jsonl:{}", logs.display()),
+            format!("parquet:{}", export.display()),
+        ],
         dead_letter: Some(format!("jsonl:{}", dead.display())),
         config: PipelineConfig::default(),
     };
@@ -193,9 +197,10 @@ fn stream_step(dir: &std::path::Path, model_dir: &std::path::Path, seed: u64) ->
     })?;
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "  {} events scored into {} ({} dead letters, {} commits) in {:.2} s: {:.0} events/s",
+        "  {} events scored into {} and {} ({} dead letters, {} commits) in {:.2} s: {:.0} events/s",
         thousands(report.records_out as usize),
         logs.display(),
+        export.display(),
         report.dead_letters,
         report.commits,
         secs,
@@ -203,6 +208,11 @@ fn stream_step(dir: &std::path::Path, model_dir: &std::path::Path, seed: u64) ->
     );
     println!(
         "  layout: {{endpoint}}/{{deployment}}/model_inputs|model_outputs/yyyy/MM/dd/HH/*.jsonl (Azure ML data collection)"
+    );
+    let exported = ml_stream::parquet::parquet_files(&export)?;
+    println!(
+        "  Parquet: {} part files (features, label, probability_*, _partition/_offset per row)",
+        exported.len()
     );
     Ok(())
 }

@@ -22,7 +22,8 @@ pub struct Args {
     reference: String,
     #[command(flatten)]
     registry: super::registry::RegistryArg,
-    /// Current data: a CSV file, or an inference-log directory (its model_inputs collection).
+    /// Current data: a CSV file, a Parquet file or directory (a `--sink parquet:DIR` export), or
+    /// an inference-log directory (its model_inputs collection).
     #[arg(long)]
     current: PathBuf,
     /// Write the report as JSON.

@@ -8,15 +8,18 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ml_stream::{PipelineConfig, SpecRegistry};
 use streamscore::config::{Config, StreamSection};
-use streamscore::stream::{StreamRequest, build};
+use streamscore::stream::{StreamRequest, build, build_with_artifact};
 
 use super::thousands;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model artifact directory.
+    /// Model artifact directory, or a registry reference such as credit@prod, credit:3 or
+    /// credit@latest (read from --registry).
     #[arg(long)]
     model: Option<PathBuf>,
+    #[command(flatten)]
+    registry: super::registry::RegistryArg,
     /// Source spec: file:PATH (JSONL or CSV), stdin:, ... (see the README's spec grammar).
     #[arg(long)]
     source: Option<String>,
@@ -120,14 +123,26 @@ fn merge(args: Args) -> anyhow::Result<(StreamRequest, bool)> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let registry = args.registry.clone();
     let (request, quiet) = merge(args)?;
+    // A registry reference is resolved (and its checksums verified) before streaming starts.
+    let from_registry = match super::predict::registry_reference(&request.model)? {
+        Some(reference) => {
+            let (version, artifact) = super::registry::load(&registry, &reference)?;
+            Some((version.name.clone(), version.version.to_string(), artifact))
+        }
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let specs = SpecRegistry::default();
-        let (pipeline, source) = build(&request, &specs)?;
+        let (pipeline, source) = match &from_registry {
+            Some((name, version, artifact)) => build_with_artifact(&request, artifact, name, version, &specs)?,
+            None => build(&request, &specs)?,
+        };
         let counters = pipeline.counters();
         let shutdown = pipeline.shutdown_handle();
         eprintln!(
@@ -165,12 +180,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     let secs = started.elapsed().as_secs_f64();
                     let n = counters.records_out.load(Ordering::Relaxed);
                     eprint!(
-                        "{end}{} events in, {} scored, {} dead letters, {:.0} events/s, {} commits   ",
+                        "{end}{} events in, {} scored, {} dead letters, {:.0} events/s, {} commits, lag {}   ",
                         thousands(counters.events_in.load(Ordering::Relaxed) as usize),
                         thousands(n as usize),
                         thousands(counters.dead_letters.load(Ordering::Relaxed) as usize),
                         n as f64 / secs.max(1e-9),
-                        counters.commits.load(Ordering::Relaxed)
+                        counters.commits.load(Ordering::Relaxed),
+                        thousands(counters.lag.load(Ordering::Relaxed) as usize)
                     );
                     let _ = std::io::stderr().flush();
                 }
