@@ -47,6 +47,7 @@ pub mod datacollection;
 pub mod decode;
 pub mod error;
 pub mod pipeline;
+pub mod remote;
 pub mod sink;
 pub mod source;
 pub mod spec;
@@ -54,6 +55,7 @@ pub mod traits;
 
 pub use error::{Error, Result};
 pub use pipeline::{Pipeline, PipelineConfig, PipelineCounters, PipelineReport, RetryPolicy, ShutdownHandle};
+pub use remote::{RemoteConfig, RemoteProtocol, RemoteScorer};
 pub use spec::{Spec, SpecRegistry};
 pub use traits::{
     Checkpoint, DeadLetter, Event, InferenceRecord, InferenceSink, SourcePosition, StreamSource,
