@@ -33,3 +33,4 @@ cargo test --workspace --locked --features "$features"
 echo "== Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs)"
 ./scripts/python-env.sh
 .venv/bin/python -m pytest -q ml-registry/tests/python
+.venv/bin/python -m pytest -q ml-serve/tests/python

@@ -6,6 +6,7 @@ mod generate;
 mod predict;
 mod profile;
 mod registry;
+mod serve;
 mod stream;
 mod train;
 
@@ -47,6 +48,8 @@ enum Command {
     Export(registry::ExportArgs),
     /// Import an MLflow model directory (onnx or streamscore flavor) as the next version.
     Import(registry::ImportArgs),
+    /// Serve a model over HTTP: Azure ML /score, Open Inference Protocol v2, MLflow /invocations.
+    Serve(serve::Args),
 }
 
 /// Runs a parsed command line.
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Show(a) => registry::show(a),
         Command::Export(a) => registry::export(a),
         Command::Import(a) => registry::import(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 
