@@ -38,5 +38,5 @@ echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --features "$features"
 echo "== cargo test"
 cargo test --workspace --locked --features "$features"
-echo "== Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs; pyarrow reads our Parquet)"
-.venv/bin/python -m pytest -q ml-registry/tests/python ml-stream/tests/python
+echo "== Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs; pyarrow reads our Parquet; real HTTP clients call our server)"
+.venv/bin/python -m pytest -q ml-registry/tests/python ml-stream/tests/python ml-serve/tests/python

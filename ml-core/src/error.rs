@@ -79,6 +79,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A remote scoring endpoint refused a batch or could not be reached (after retries, for
+    /// the retryable answers).
+    #[error("remote scorer {endpoint}: {}{message}", status.map(|s| format!("HTTP {s}: ")).unwrap_or_default())]
+    Remote {
+        /// The URL called.
+        endpoint: String,
+        /// The HTTP status, when an answer came.
+        status: Option<u16>,
+        /// The server's message (its `message` or `error` field), or what failed.
+        message: String,
+    },
+
     /// A model artifact on disk is unusable: missing file, checksum mismatch, bad metadata.
     #[error("model artifact {}: {reason}", path.display())]
     Artifact {

@@ -51,6 +51,7 @@ mod jsonwrite;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod pipeline;
+pub mod remote;
 pub mod sink;
 pub mod source;
 pub mod spec;
@@ -59,6 +60,7 @@ pub mod traits;
 pub use batch::{BatchInfo, ScoredBatch};
 pub use error::{Error, Result};
 pub use pipeline::{Pipeline, PipelineConfig, PipelineCounters, PipelineReport, RetryPolicy, ShutdownHandle};
+pub use remote::{RemoteConfig, RemoteProtocol, RemoteScorer};
 pub use spec::{Spec, SpecRegistry};
 pub use traits::{
     Checkpoint, DeadLetter, Event, InferenceRecord, InferenceSink, SourcePosition, StreamSource,

@@ -69,3 +69,33 @@ fn model_name(dir: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into())
 }
+
+/// Builds the pipeline for a request scored by a remote endpoint (`streamscore stream
+/// --remote URL`): the schema and output kind come from the endpoint's swagger;
+/// `request.model` is not read. Records name the endpoint URL as the model.
+pub async fn build_remote(
+    request: &StreamRequest,
+    remote: ml_stream::RemoteConfig,
+    specs: &SpecRegistry,
+) -> ml_stream::Result<(Pipeline, Box<dyn ml_stream::StreamSource>)> {
+    let scorer = ml_stream::RemoteScorer::connect(remote).await?;
+    let schema = Arc::new(
+        ml_core::Scorer::schema(&scorer)
+            .cloned()
+            .ok_or_else(|| ml_stream::Error::Internal("a connected remote scorer has a schema".into()))?,
+    );
+    let mut config = request.config.clone();
+    config.model_name = scorer.endpoint().to_string();
+    config.model_version = "remote".into();
+    let sinks = request
+        .sinks
+        .iter()
+        .map(|s| specs.sink(s))
+        .collect::<ml_stream::Result<Vec<_>>>()?;
+    let source = specs.source(&request.source)?;
+    let mut pipeline = Pipeline::new(config, schema, Arc::new(scorer), sinks)?;
+    if let Some(d) = &request.dead_letter {
+        pipeline = pipeline.with_dead_letter(specs.sink(d)?);
+    }
+    Ok((pipeline, source))
+}

@@ -8,6 +8,7 @@ mod import_onnx;
 mod predict;
 mod profile;
 mod registry;
+mod serve;
 mod stream;
 mod train;
 
@@ -52,6 +53,8 @@ enum Command {
     /// Import an ONNX model (.onnx file) as a model artifact or a registered version.
     #[cfg(feature = "onnx")]
     ImportOnnx(import_onnx::Args),
+    /// Serve a model over HTTP: Azure ML /score, Open Inference Protocol v2, MLflow /invocations.
+    Serve(serve::Args),
 }
 
 /// Runs a parsed command line.
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(a) => registry::import(a),
         #[cfg(feature = "onnx")]
         Command::ImportOnnx(a) => import_onnx::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

@@ -56,18 +56,60 @@ pub struct Args {
     /// No progress line.
     #[arg(long, short)]
     quiet: bool,
+    /// Score with a remote endpoint instead of a local model: its base URL (http://host:5001),
+    /// called with the Azure ML contract ({"data": rows} to /score); schema from its swagger.
+    #[arg(long, value_name = "URL", conflicts_with = "model")]
+    remote: Option<String>,
+    /// Key file for --remote: the key (or token) on its first line, sent as a Bearer token.
+    #[arg(long, requires = "remote")]
+    key_file: Option<PathBuf>,
+    /// Rows per request to --remote, 1..10000 [default: 1000, as Stream Analytics].
+    #[arg(long, requires = "remote")]
+    remote_batch_size: Option<usize>,
+    /// Requests in flight to --remote at once [default: 1].
+    #[arg(long, requires = "remote")]
+    parallel_requests: Option<usize>,
 }
 
-fn merge(args: Args) -> anyhow::Result<(StreamRequest, bool)> {
+/// The remote scorer settings from the flags, when --remote is given.
+fn remote_config(args: &Args) -> anyhow::Result<Option<ml_stream::RemoteConfig>> {
+    let Some(url) = &args.remote else {
+        return Ok(None);
+    };
+    let mut config = ml_stream::RemoteConfig::new(url.clone());
+    if let Some(path) = &args.key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?;
+        let key = text.lines().map(str::trim).find(|l| !l.is_empty());
+        config.key = Some(
+            key.with_context(|| format!("the key file {} is empty", path.display()))?
+                .to_string(),
+        );
+    }
+    if let Some(b) = args.remote_batch_size {
+        config.batch_size = b;
+    }
+    if let Some(p) = args.parallel_requests {
+        config.parallel_requests = p;
+    }
+    config.check()?;
+    Ok(Some(config))
+}
+
+fn merge(args: Args) -> anyhow::Result<(StreamRequest, bool, Option<ml_stream::RemoteConfig>)> {
+    let remote = remote_config(&args)?;
     let section = match &args.config {
         Some(path) => Config::load(path)?.stream.unwrap_or_default(),
         None => StreamSection::default(),
     };
     let defaults = PipelineConfig::default();
-    let model = args
-        .model
-        .or(section.model.map(PathBuf::from))
-        .context("no model: pass --model DIR (or set model in the [stream] section of --config)")?;
+    let model = match args.model.or(section.model.map(PathBuf::from)) {
+        Some(m) => m,
+        None if remote.is_some() => PathBuf::new(),
+        None => anyhow::bail!(
+            "no model: pass --model DIR or --remote URL (or set model in the [stream] section of --config)"
+        ),
+    };
     let mut source = args
         .source
         .or(section.source)
@@ -119,19 +161,22 @@ fn merge(args: Args) -> anyhow::Result<(StreamRequest, bool)> {
         dead_letter: args.dead_letter.or(section.dead_letter),
         config,
     };
-    Ok((request, args.quiet))
+    Ok((request, args.quiet, remote))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let registry = args.registry.clone();
-    let (request, quiet) = merge(args)?;
+    let (request, quiet, remote) = merge(args)?;
     // A registry reference is resolved (and its checksums verified) before streaming starts.
-    let from_registry = match super::predict::registry_reference(&request.model)? {
-        Some(reference) => {
-            let (version, artifact) = super::registry::load(&registry, &reference)?;
-            Some((version.name.clone(), version.version.to_string(), artifact))
-        }
-        None => None,
+    let from_registry = match &remote {
+        Some(_) => None,
+        None => match super::predict::registry_reference(&request.model)? {
+            Some(reference) => {
+                let (version, artifact) = super::registry::load(&registry, &reference)?;
+                Some((version.name.clone(), version.version.to_string(), artifact))
+            }
+            None => None,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,9 +184,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let specs = SpecRegistry::default();
-        let (pipeline, source) = match &from_registry {
-            Some((name, version, artifact)) => build_with_artifact(&request, artifact, name, version, &specs)?,
-            None => build(&request, &specs)?,
+        let scored_by = match (&remote, &from_registry) {
+            (Some(r), _) => r.url.clone(),
+            (None, Some((name, version, _))) => format!("{name}:{version}"),
+            (None, None) => request.model.display().to_string(),
+        };
+        let (pipeline, source) = match (remote, &from_registry) {
+            (Some(r), _) => streamscore::stream::build_remote(&request, r, &specs).await?,
+            (None, Some((name, version, artifact))) => {
+                build_with_artifact(&request, artifact, name, version, &specs)?
+            }
+            (None, None) => build(&request, &specs)?,
         };
         let counters = pipeline.counters();
         let shutdown = pipeline.shutdown_handle();
@@ -149,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "streaming {} → {} with model {} (batch {}, commit every {} ms)",
             request.source,
             request.sinks.join(", "),
-            request.model.display(),
+            scored_by,
             request.config.batch_size,
             request.config.commit_interval.as_millis()
         );

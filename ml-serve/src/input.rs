@@ -1,0 +1,245 @@
+//! Request bodies → frames: every body shape of the three protocols, decoded through
+//! ml-core's JSON and CSV readers so all of them obey the same validation rules.
+
+use std::sync::Arc;
+
+use ml_core::{Frame, ReadOptions, Schema};
+use serde_json::{Map, Value as Json};
+
+use crate::error::ApiError;
+
+/// The name given to the body in validation messages.
+const SOURCE: &str = "request body";
+
+fn options() -> ReadOptions {
+    ReadOptions::named(SOURCE)
+}
+
+fn core(e: ml_core::Error) -> ApiError {
+    ApiError::from_core(&e)
+}
+
+/// Parses a JSON body, answering 400 with the parser's position on malformed JSON.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Json, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+/// A body that decoded to no rows (`{"data": []}`) is answered with no predictions.
+pub(crate) type MaybeFrame = Option<Frame>;
+
+/// The Azure ML `/score` shapes: `{"data": rows}`, `{"input_data": ...}` (MLflow deployments),
+/// `{"Inputs": {"<name>": rows}}` (Azure ML designer and inference-schema's named inputs).
+pub(crate) fn azure(body: &Json, schema: &Arc<Schema>) -> Result<MaybeFrame, ApiError> {
+    let Json::Object(map) = body else {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object such as {\"data\": [{...}, ...]}",
+        ));
+    };
+    if let Some(data) = map.get("data") {
+        return any_rows(data, schema, "data");
+    }
+    if let Some(input) = map.get("input_data") {
+        return any_rows(input, schema, "input_data");
+    }
+    if let Some(inputs) = map.get("Inputs") {
+        let Json::Object(named) = inputs else {
+            return Err(ApiError::bad_request(
+                "`Inputs` must be an object holding one named input, e.g. {\"Inputs\": {\"data\": [...]}}",
+            ));
+        };
+        let mut values = named.iter();
+        return match (values.next(), values.next()) {
+            (Some((name, v)), None) => any_rows(v, schema, name),
+            (None, _) => Err(ApiError::bad_request(
+                "`Inputs` is empty: give one named input holding the rows",
+            )),
+            (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+                "`Inputs` has {} inputs, but this model takes one (the rows); give one, e.g. {{\"Inputs\": {{\"data\": [...]}}}}",
+                named.len()
+            ))),
+        };
+    }
+    // The inference server's own wording for a missing run() argument.
+    Err(ApiError::bad_request(
+        "A value is not provided for the 'data' parameter.",
+    ))
+}
+
+/// Rows in any of the forms the protocols use: a list of records or of lists in schema order,
+/// a pandas `split` object `{columns, index?, data}`, or a columnar object `{"col": [...]}`
+/// (named tensors); a single record is one row.
+pub(crate) fn any_rows(value: &Json, schema: &Arc<Schema>, what: &str) -> Result<MaybeFrame, ApiError> {
+    match value {
+        Json::Array(rows) => rows_frame(rows, schema),
+        Json::Object(map) if map.contains_key("data") && map.contains_key("columns") => {
+            split(map, schema, what)
+        }
+        Json::Object(map) if !map.is_empty() && map.values().all(Json::is_array) => {
+            columnar(map, schema, what)
+        }
+        Json::Object(_) => rows_frame(std::slice::from_ref(value), schema),
+        _ => Err(ApiError::bad_request(format!(
+            "`{what}` must be a list of rows (objects or lists in schema order: {})",
+            crate::input::names(schema)
+        ))),
+    }
+}
+
+/// A list of records or of lists in schema order.
+pub(crate) fn rows_frame(rows: &[Json], schema: &Arc<Schema>) -> Result<MaybeFrame, ApiError> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let frame = if rows[0].is_array() {
+        Frame::from_json_arrays(rows, schema.clone(), &options())
+    } else {
+        Frame::from_json_records(rows, schema.clone(), &options())
+    };
+    frame.map(Some).map_err(core)
+}
+
+/// pandas' `split` orientation: `{"columns": [...], "index": [...], "data": [[...], ...]}`.
+pub(crate) fn split(
+    map: &Map<String, Json>,
+    schema: &Arc<Schema>,
+    what: &str,
+) -> Result<MaybeFrame, ApiError> {
+    let columns: Vec<&str> = match map.get("columns") {
+        Some(Json::Array(c)) => c
+            .iter()
+            .map(|v| {
+                v.as_str().ok_or_else(|| {
+                    ApiError::bad_request(format!("`{what}.columns` must hold column names (strings)"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "`{what}.columns` must be a list of column names"
+            )));
+        }
+    };
+    let Some(Json::Array(data)) = map.get("data") else {
+        return Err(ApiError::bad_request(format!(
+            "`{what}.data` must be a list of rows (lists of values)"
+        )));
+    };
+    if let Some(index) = map.get("index")
+        && index.as_array().is_none_or(|i| i.len() != data.len())
+    {
+        return Err(ApiError::bad_request(format!(
+            "`{what}.index` must be a list with one entry per row of `{what}.data` ({} rows)",
+            data.len()
+        )));
+    }
+    if data.is_empty() {
+        return Ok(None);
+    }
+    // Columns in schema order: the rows go straight to the array reader, no copy.
+    if columns.iter().copied().eq(schema.names()) {
+        return rows_frame(data, schema);
+    }
+    let mut records = Vec::with_capacity(data.len());
+    for (r, row) in data.iter().enumerate() {
+        let Json::Array(values) = row else {
+            return Err(ApiError::bad_request(format!(
+                "`{what}.data` row {r} is not a list of values"
+            )));
+        };
+        if values.len() != columns.len() {
+            return Err(ApiError::bad_request(format!(
+                "`{what}.data` row {r} has {} values for {} columns",
+                values.len(),
+                columns.len()
+            )));
+        }
+        let record: Map<String, Json> = columns
+            .iter()
+            .zip(values)
+            .map(|(c, v)| ((*c).to_string(), v.clone()))
+            .collect();
+        records.push(Json::Object(record));
+    }
+    rows_frame(&records, schema)
+}
+
+/// Columns by name: `{"age": [31, 45], "plan": ["pro", "basic"]}`.
+pub(crate) fn columnar(
+    map: &Map<String, Json>,
+    schema: &Arc<Schema>,
+    what: &str,
+) -> Result<MaybeFrame, ApiError> {
+    let mut n = None;
+    for (name, col) in map {
+        let len = col.as_array().map_or(0, Vec::len);
+        match n {
+            None => n = Some(len),
+            Some(m) if m != len => {
+                return Err(ApiError::bad_request(format!(
+                    "`{what}`: column `{name}` has {len} values but the columns before it have {m}"
+                )));
+            }
+            _ => {}
+        }
+    }
+    let n = n.unwrap_or(0);
+    let records: Vec<Json> = (0..n)
+        .map(|r| {
+            Json::Object(
+                map.iter()
+                    .map(|(name, col)| (name.clone(), col.get(r).cloned().unwrap_or(Json::Null)))
+                    .collect(),
+            )
+        })
+        .collect();
+    rows_frame(&records, schema)
+}
+
+/// MLflow's `/invocations` JSON: exactly one of `dataframe_split`, `dataframe_records`,
+/// `instances`, `inputs` (plus optional `params`, which this model takes none of).
+pub(crate) fn mlflow(body: &Json, schema: &Arc<Schema>) -> Result<MaybeFrame, ApiError> {
+    const KEYS: [&str; 4] = ["dataframe_split", "dataframe_records", "instances", "inputs"];
+    let Json::Object(map) = body else {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object with one of the fields dataframe_split, dataframe_records, instances, inputs",
+        ));
+    };
+    let given: Vec<&str> = KEYS.iter().copied().filter(|k| map.contains_key(*k)).collect();
+    if given.len() != 1 {
+        let received: Vec<&str> = map.keys().map(String::as_str).collect();
+        // MLflow's own wording, so clients that match on it keep working.
+        return Err(ApiError::bad_request(format!(
+            "The input must be a JSON dictionary with exactly one of the input fields {{'dataframe_split', 'dataframe_records', 'instances', 'inputs'}}. Received dictionary with input fields: {received:?}."
+        )));
+    }
+    let key = given[0];
+    let value = &map[key];
+    match key {
+        "dataframe_split" => match value {
+            Json::Object(m) => split(m, schema, key),
+            _ => Err(ApiError::bad_request(
+                "`dataframe_split` must be an object {columns, index, data}",
+            )),
+        },
+        "dataframe_records" => match value {
+            Json::Array(rows) if rows.iter().all(Json::is_object) => rows_frame(rows, schema),
+            _ => Err(ApiError::bad_request(
+                "`dataframe_records` must be a list of records (objects)",
+            )),
+        },
+        _ => any_rows(value, schema, key),
+    }
+}
+
+/// A CSV body with a header row.
+pub(crate) fn csv(body: &[u8], schema: &Arc<Schema>) -> Result<MaybeFrame, ApiError> {
+    Frame::from_csv(body, schema.clone(), &options())
+        .map(Some)
+        .map_err(core)
+}
+
+/// The field names of `schema`, comma-separated, for messages.
+pub(crate) fn names(schema: &Schema) -> String {
+    schema.names().collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,326 @@
+//! What every route shares: request ids, key authentication, the concurrency limit, metrics
+//! (one middleware), and the body and scoring steps of the scoring routes (size limit → 413,
+//! slow body → 408, scoring timeout → 503).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ml_core::{Frame, Predictions};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, ErrorStyle};
+use crate::metrics::{DURATION, IN_FLIGHT, REQUESTS, ROWS};
+use crate::payload::Pending;
+use crate::state::{AppState, ServedModel};
+
+/// `x-request-id`: echoed, or generated when absent.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-ms-client-request-id`: echoed.
+pub const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-client-request-id");
+/// `x-ms-run-fn-exec-ms`: time spent decoding and scoring, milliseconds.
+pub const RUN_FN_EXEC_MS: HeaderName = HeaderName::from_static("x-ms-run-fn-exec-ms");
+/// `x-streamscore-model-version`: `name:version` of the model that answered.
+pub const MODEL_VERSION: HeaderName = HeaderName::from_static("x-streamscore-model-version");
+
+/// The longest `x-request-id` accepted (the Azure ML inference server's limit).
+const MAX_REQUEST_ID: usize = 100;
+
+/// Batches up to this many rows are scored on the request's own task: a native model scores
+/// them in microseconds, less than a hop to the blocking pool costs. Larger batches go to the
+/// blocking pool so the scoring timeout can answer while they run.
+const INLINE_ROWS: usize = 64;
+
+/// The request id, for handlers (payload logs).
+#[derive(Clone, Debug)]
+pub(crate) struct RequestId(pub(crate) HeaderValue);
+
+/// Routes that answer without a key: health, readiness, version, metrics, the API description.
+fn is_open(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/ping"
+            | "/health"
+            | "/version"
+            | "/metrics"
+            | "/swagger.json"
+            | "/v2"
+            | "/v2/health/live"
+            | "/v2/health/ready"
+    )
+}
+
+/// Routes that score, bound by the concurrency limit.
+fn is_scoring(method: &Method, path: &str) -> bool {
+    method == Method::POST && (path == "/score" || path == "/invocations" || path.ends_with("/infer"))
+}
+
+/// True when `headers` carry one of `keys` as `Authorization: Bearer <key>`. Every key is
+/// compared in constant time, so timing tells nothing about how much of a key matched.
+fn authorized(keys: &[String], headers: &HeaderMap) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+    else {
+        return false;
+    };
+    let mut ok = subtle::Choice::from(0u8);
+    for k in keys {
+        ok |= given.as_bytes().ct_eq(k.as_bytes());
+    }
+    ok.into()
+}
+
+/// The middleware around every route.
+pub(crate) async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let path = req.uri().path();
+    let style = ErrorStyle::for_path(path);
+    let scoring = is_scoring(req.method(), path);
+    let open = is_open(path);
+    let client_id = req.headers().get(&CLIENT_REQUEST_ID).cloned();
+    let given_id = req.headers().get(&REQUEST_ID).cloned();
+
+    let (mut response, request_id) = 'answer: {
+        let request_id = match given_id {
+            Some(v) if v.len() > MAX_REQUEST_ID => {
+                let e = ApiError::new(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    format!(
+                        "x-request-id is {} characters long; the limit is {MAX_REQUEST_ID}",
+                        v.len()
+                    ),
+                );
+                break 'answer (e.style(style).into_response(), None);
+            }
+            Some(v) => v,
+            None => HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or(HeaderValue::from_static("-")),
+        };
+        if !open && !state.config().keys.is_empty() && !authorized(&state.config().keys, req.headers()) {
+            let e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong key: send the header `Authorization: Bearer <key>` with the endpoint's primary or secondary key",
+            );
+            break 'answer (e.style(style).into_response(), Some(request_id));
+        }
+        let _permit = if scoring {
+            match state.inner.permits.try_acquire() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    let mut e = ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "the endpoint is scoring {} requests, its limit; retry after {} s",
+                            state.config().max_concurrent_requests,
+                            state.config().retry_after_s
+                        ),
+                    )
+                    .style(style);
+                    e.retry_after = Some(state.config().retry_after_s);
+                    break 'answer (e.into_response(), Some(request_id));
+                }
+            }
+        } else {
+            None
+        };
+        req.extensions_mut().insert(RequestId(request_id.clone()));
+        metrics::gauge!(IN_FLIGHT).increment(1.0);
+        let response = next.run(req).await;
+        metrics::gauge!(IN_FLIGHT).decrement(1.0);
+        (response, Some(request_id))
+    };
+
+    let headers = response.headers_mut();
+    if let Some(id) = request_id {
+        headers.insert(REQUEST_ID, id);
+    }
+    if let Some(id) = client_id {
+        headers.insert(CLIENT_REQUEST_ID, id);
+    }
+    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!(REQUESTS, "route" => route.clone(), "status" => status.clone()).increment(1);
+    metrics::histogram!(DURATION, "route" => route.clone(), "status" => status.clone()).record(elapsed);
+    tracing::debug!(route = %route, status = %status, ms = elapsed * 1e3, "request");
+    response
+}
+
+/// The model, or 503 while it is loading.
+pub(crate) fn model(state: &AppState, style: ErrorStyle) -> Result<Arc<ServedModel>, ApiError> {
+    state.model().ok_or_else(|| {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the model is still loading; retry shortly",
+        )
+        .style(style);
+        e.retry_after = Some(state.config().retry_after_s);
+        e
+    })
+}
+
+/// The media type of a request, lower-case without parameters (`None` when absent).
+pub(crate) fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::CONTENT_TYPE).map(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+/// JSON bodies only (an absent content type is taken as JSON); 415 otherwise.
+pub(crate) fn require_json(headers: &HeaderMap, style: ErrorStyle) -> Result<(), ApiError> {
+    match content_type(headers) {
+        None => Ok(()),
+        Some(t) if t == "application/json" || t.ends_with("+json") => Ok(()),
+        Some(t) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content type `{t}` is not supported; send JSON with `Content-Type: application/json`"),
+        )
+        .style(style)),
+    }
+}
+
+/// Reads the whole body within the size limit (413) and the body timeout (408).
+pub(crate) async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    style: ErrorStyle,
+) -> Result<Bytes, ApiError> {
+    let limit = state.config().max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than the limit of {limit} bytes; send fewer rows per request"
+            ),
+        )
+        .style(style)
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let timeout = state.config().body_timeout;
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
+            ),
+        )
+        .style(style)),
+        Ok(Err(e)) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(s) = source {
+                if s.is::<http_body_util::LengthLimitError>() {
+                    return Err(too_large());
+                }
+                source = s.source();
+            }
+            Err(ApiError::bad_request(format!("the request body could not be read: {e}")).style(style))
+        }
+        Ok(Ok(b)) => Ok(b),
+    }
+}
+
+/// A scored request.
+pub(crate) struct Scored {
+    pub(crate) predictions: Predictions,
+    pub(crate) exec_ms: f64,
+}
+
+/// Scores `frame` within the request timeout (503 `Scoring timeout after N ms` beyond it) and
+/// hands it to the payload logger when one is sampled.
+pub(crate) async fn score(
+    state: &AppState,
+    model: &Arc<ServedModel>,
+    frame: Frame,
+    request_id: &HeaderValue,
+    decode_started: Instant,
+    style: ErrorStyle,
+) -> Result<Scored, ApiError> {
+    let timeout = state.config().request_timeout;
+    let timeout_error = || {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Scoring timeout after {} ms", timeout.as_millis()),
+        )
+        .style(style);
+        e.retry_after = Some(state.config().retry_after_s);
+        e
+    };
+    let rows = frame.n_rows();
+    let (frame, result) = if rows <= INLINE_ROWS {
+        let p = model.model.predict(&frame);
+        if decode_started.elapsed() > timeout {
+            return Err(timeout_error());
+        }
+        (frame, p)
+    } else {
+        let m = model.model.clone();
+        let remaining = timeout.saturating_sub(decode_started.elapsed());
+        let task = tokio::task::spawn_blocking(move || {
+            let p = m.predict(&frame);
+            (frame, p)
+        });
+        match tokio::time::timeout(remaining, task).await {
+            Err(_) => return Err(timeout_error()),
+            Ok(Err(join)) => return Err(ApiError::internal(&join).style(style)),
+            Ok(Ok(done)) => done,
+        }
+    };
+    let predictions = result.map_err(|e| ApiError::from_core(&e).style(style))?;
+    let exec_ms = decode_started.elapsed().as_secs_f64() * 1e3;
+    metrics::counter!(ROWS).increment(rows as u64);
+    if let Some(logger) = state.payload_logger()
+        && logger.sample()
+    {
+        logger.offer(Pending {
+            frame,
+            predictions: predictions.clone(),
+            request_id: request_id.to_str().unwrap_or("-").to_string(),
+            model_name: model.name.clone(),
+            model_version: model.version.clone(),
+            latency_ms: exec_ms,
+            timestamp_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+        });
+    }
+    Ok(Scored { predictions, exec_ms })
+}
+
+/// A JSON answer with the scoring headers.
+pub(crate) fn scored_response(body: &serde_json::Value, model: &ServedModel, exec_ms: f64) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        bytes,
+    )
+        .into_response();
+    let h = response.headers_mut();
+    h.insert(MODEL_VERSION, model.version_header.clone());
+    if let Ok(v) = HeaderValue::from_str(&format!("{exec_ms:.3}")) {
+        h.insert(RUN_FN_EXEC_MS, v);
+    }
+    response
+}
