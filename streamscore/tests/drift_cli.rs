@@ -1,30 +1,10 @@
 //! `streamscore profile`, `streamscore drift` and the profile stored by `train`, as a user runs
 //! them: CSV and inference-log input, JSON and HTML output, exit status 3 on dataset drift.
 
+mod common;
+use common::{ok, p, streamscore};
+
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn streamscore(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streamscore"))
-        .args(args)
-        .output()
-        .expect("the streamscore binary runs")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = streamscore(args);
-    assert!(
-        out.status.success(),
-        "streamscore {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn train_profiles_and_drift_detects() {

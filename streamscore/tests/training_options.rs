@@ -1,45 +1,11 @@
 //! `streamscore train` options beyond the estimator: stratified and hash splits, k-fold
 //! cross-validation, imputation and categorical encoding, and sweeps described by a TOML file.
 
+mod common;
+use common::{fails, ok, p};
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn streamscore(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streamscore"))
-        .args(args)
-        .output()
-        .expect("the streamscore binary runs")
-}
-
-fn ok(args: &[&str]) -> (String, String) {
-    let out = streamscore(args);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "streamscore {args:?} failed:\n{stderr}");
-    (stdout, stderr)
-}
-
-/// Runs a command that must fail with exit 1, and returns its one-line error.
-fn fails(args: &[&str]) -> String {
-    let out = streamscore(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "streamscore {args:?} should fail:\n{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "one error line expected:\n{stderr}");
-    lines[0].to_string()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
