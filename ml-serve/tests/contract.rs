@@ -477,12 +477,14 @@ async fn timeouts_answer_503_and_408_and_the_concurrency_limit_429() {
         ..Default::default()
     };
     let server2 = TestServer::with_model(config2, "credit", slow2).await;
+    // Loading scores a sample row (the swagger example): count calls from here.
+    let base = entered2.load(std::sync::atomic::Ordering::SeqCst);
     let c2 = c.clone();
     let url = server2.url("/score");
     let big2 = big.clone();
     let first = tokio::spawn(async move { c2.post(url).json(&big2).send().await.expect("s").status() });
     // Wait until the first request is being scored (it holds the permit).
-    wait_for(&entered2, 1).await;
+    wait_for(&entered2, base + 1).await;
     let r = post_json(&c, &server2.url("/score"), &body).await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "2");
@@ -893,12 +895,14 @@ impl ml_stream::InferenceSink for SlowSink {
 async fn graceful_shutdown_finishes_requests_in_flight() {
     let (slow, entered) = Slow::wrap(credit_forest(), Duration::from_millis(300));
     let server = TestServer::with_model(ServeConfig::default(), "credit", slow).await;
+    // Loading scores a sample row (the swagger example): count calls from here.
+    let base = entered.load(std::sync::atomic::Ordering::SeqCst);
     let c = client();
     let url = server.url("/score");
     let body = json!({"data": records(&credit_csv(1, 3))});
     let c2 = c.clone();
     let in_flight = tokio::spawn(async move { c2.post(url).json(&body).send().await.map(|r| r.status()) });
-    wait_for(&entered, 1).await;
+    wait_for(&entered, base + 1).await;
     let addr = server.addr;
     server.stop().await;
     assert_eq!(in_flight.await.expect("join").expect("answered").as_u16(), 200);
