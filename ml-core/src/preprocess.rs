@@ -345,11 +345,7 @@ impl Preprocessor {
                     unknown_slot,
                     fill,
                 } => {
-                    let Column::Categorical(codes) = col else {
-                        return Err(Error::SchemaMismatch {
-                            reason: format!("field `{field}` must be categorical"),
-                        });
-                    };
+                    let codes = category_codes(col, field)?;
                     let width = categories.len() + usize::from(*unknown_slot);
                     for (r, &code) in codes.iter().enumerate() {
                         // Missing/ignored values take the imputed slot if any; they (and codes
@@ -373,11 +369,7 @@ impl Preprocessor {
                     unknown_slot,
                     fill,
                 } => {
-                    let Column::Categorical(codes) = col else {
-                        return Err(Error::SchemaMismatch {
-                            reason: format!("field `{field}` must be categorical"),
-                        });
-                    };
+                    let codes = category_codes(col, field)?;
                     let width = categories.len() + usize::from(*unknown_slot);
                     for (r, &code) in codes.iter().enumerate() {
                         out[[r, offset]] = ordinal_value(code, mask.is_some_and(|m| m[r]), width, *fill);
@@ -466,11 +458,7 @@ impl Preprocessor {
                     unknown_slot,
                     fill,
                 } => {
-                    let Column::Categorical(codes) = col else {
-                        return Err(Error::SchemaMismatch {
-                            reason: format!("field `{field}` must be categorical"),
-                        });
-                    };
+                    let codes = category_codes(col, field)?;
                     let width = categories.len() + usize::from(*unknown_slot);
                     let dst = &mut out[offset * stride..(offset + width) * stride];
                     dst.fill(0.0);
@@ -496,11 +484,7 @@ impl Preprocessor {
                     unknown_slot,
                     fill,
                 } => {
-                    let Column::Categorical(codes) = col else {
-                        return Err(Error::SchemaMismatch {
-                            reason: format!("field `{field}` must be categorical"),
-                        });
-                    };
+                    let codes = category_codes(col, field)?;
                     let width = categories.len() + usize::from(*unknown_slot);
                     let dst = &mut out[offset * stride..offset * stride + m];
                     for (i, o) in dst.iter_mut().enumerate() {
@@ -579,11 +563,7 @@ impl Preprocessor {
                     unknown_slot,
                     fill,
                 } => {
-                    let Column::Categorical(codes) = col else {
-                        return Err(Error::SchemaMismatch {
-                            reason: format!("field `{field}` must be categorical"),
-                        });
-                    };
+                    let codes = category_codes(col, field)?;
                     let width = categories.len() + usize::from(*unknown_slot);
                     for i in 0..m {
                         let code = if mask.is_some_and(|mk| mk[i]) {
@@ -607,11 +587,7 @@ impl Preprocessor {
                     unknown_slot,
                     fill,
                 } => {
-                    let Column::Categorical(codes) = col else {
-                        return Err(Error::SchemaMismatch {
-                            reason: format!("field `{field}` must be categorical"),
-                        });
-                    };
+                    let codes = category_codes(col, field)?;
                     let width = categories.len() + usize::from(*unknown_slot);
                     for i in 0..m {
                         let x =
@@ -625,6 +601,16 @@ impl Preprocessor {
             }
         }
         Ok(())
+    }
+}
+
+/// The codes of a categorical step's column; any other column is a schema mismatch.
+fn category_codes<'a>(col: &'a Column, field: &str) -> Result<&'a ndarray::Array1<u32>> {
+    match col {
+        Column::Categorical(codes) => Ok(codes),
+        _ => Err(Error::SchemaMismatch {
+            reason: format!("field `{field}` must be categorical"),
+        }),
     }
 }
 
