@@ -64,6 +64,41 @@ pub use local::LocalRegistry;
 pub use promote::{Promotion, promote};
 pub use reference::{Reference, Selector, validate_alias, validate_model_name};
 
+/// The version `reference` selects among a model's `versions` (ascending, not empty), for
+/// every registry alike; `aliases` is the model's alias table, read by the caller only when the
+/// selector is an alias.
+pub(crate) fn select_version(
+    registry: &str,
+    reference: &Reference,
+    versions: Vec<u32>,
+    aliases: Option<&BTreeMap<String, u32>>,
+) -> Result<u32> {
+    let name = &reference.name;
+    match &reference.selector {
+        Selector::Version(v) if versions.contains(v) => Ok(*v),
+        Selector::Version(v) => Err(Error::VersionNotFound {
+            registry: registry.to_string(),
+            name: name.clone(),
+            version: *v,
+            available: versions,
+        }),
+        Selector::Latest => versions
+            .last()
+            .copied()
+            .ok_or_else(|| Error::Internal("empty version list".into())),
+        Selector::Alias(alias) => {
+            let empty = BTreeMap::new();
+            let aliases = aliases.unwrap_or(&empty);
+            aliases.get(alias).copied().ok_or_else(|| Error::AliasNotFound {
+                registry: registry.to_string(),
+                name: name.clone(),
+                alias: alias.clone(),
+                existing: aliases.keys().cloned().collect(),
+            })
+        }
+    }
+}
+
 /// How often [`ModelRegistry::watch`] looks for a moved alias by default. Alias moves are rare,
 /// human-paced events (a promotion); one cheap metadata read a second keeps a server at most a
 /// second behind without measurable load.

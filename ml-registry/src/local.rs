@@ -195,28 +195,11 @@ impl LocalRegistry {
         if versions.is_empty() {
             return Err(self.not_found(name)?);
         }
-        match &reference.selector {
-            Selector::Version(v) if versions.contains(v) => Ok(*v),
-            Selector::Version(v) => Err(Error::VersionNotFound {
-                registry: self.location.clone(),
-                name: name.clone(),
-                version: *v,
-                available: versions,
-            }),
-            Selector::Latest => versions
-                .last()
-                .copied()
-                .ok_or_else(|| Error::Internal("empty version list".into())),
-            Selector::Alias(alias) => {
-                let aliases = self.read_aliases(name)?;
-                aliases.get(alias).copied().ok_or_else(|| Error::AliasNotFound {
-                    registry: self.location.clone(),
-                    name: name.clone(),
-                    alias: alias.clone(),
-                    existing: aliases.keys().cloned().collect(),
-                })
-            }
-        }
+        let aliases = match reference.selector {
+            Selector::Alias(_) => Some(self.read_aliases(name)?),
+            _ => None,
+        };
+        crate::select_version(&self.location, reference, versions, aliases.as_ref())
     }
 
     /// Removes what crashed writers left behind. Only called with the model's lock held, so no
