@@ -70,10 +70,18 @@ pub trait DriftDetector: Send + Sync + Debug {
     fn name(&self) -> &'static str;
     /// P-value or distance.
     fn kind(&self) -> ScoreKind;
-    /// The threshold used when none is configured.
-    fn default_threshold(&self) -> f64;
-    /// Whether it applies to this feature type.
-    fn applies_to(&self, feature_type: FeatureType) -> bool;
+    /// The threshold used when none is configured: Evidently's, 0.05 for a p-value and 0.1 for
+    /// a distance.
+    fn default_threshold(&self) -> f64 {
+        match self.kind() {
+            ScoreKind::PValue => 0.05,
+            ScoreKind::Distance => 0.1,
+        }
+    }
+    /// Whether it applies to this feature type. Default: every type.
+    fn applies_to(&self, _feature_type: FeatureType) -> bool {
+        true
+    }
     /// Compares current with reference.
     fn test(&self, reference: &FeatureInput<'_>, current: &FeatureInput<'_>) -> TestScore;
 }
@@ -91,9 +99,6 @@ impl DriftDetector for KsTest {
     }
     fn kind(&self) -> ScoreKind {
         ScoreKind::PValue
-    }
-    fn default_threshold(&self) -> f64 {
-        0.05
     }
     fn applies_to(&self, t: FeatureType) -> bool {
         t == FeatureType::Numerical
@@ -118,9 +123,6 @@ impl DriftDetector for WassersteinTest {
     }
     fn kind(&self) -> ScoreKind {
         ScoreKind::Distance
-    }
-    fn default_threshold(&self) -> f64 {
-        0.1
     }
     fn applies_to(&self, t: FeatureType) -> bool {
         t == FeatureType::Numerical
@@ -150,12 +152,6 @@ impl DriftDetector for PsiTest {
     fn kind(&self) -> ScoreKind {
         ScoreKind::Distance
     }
-    fn default_threshold(&self) -> f64 {
-        0.1
-    }
-    fn applies_to(&self, _: FeatureType) -> bool {
-        true
-    }
     fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
         TestScore {
             score: stats::psi(&r.buckets, &c.buckets),
@@ -174,12 +170,6 @@ impl DriftDetector for JensenShannonTest {
     }
     fn kind(&self) -> ScoreKind {
         ScoreKind::Distance
-    }
-    fn default_threshold(&self) -> f64 {
-        0.1
-    }
-    fn applies_to(&self, _: FeatureType) -> bool {
-        true
     }
     fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
         TestScore {
@@ -200,12 +190,6 @@ impl DriftDetector for HellingerTest {
     fn kind(&self) -> ScoreKind {
         ScoreKind::Distance
     }
-    fn default_threshold(&self) -> f64 {
-        0.1
-    }
-    fn applies_to(&self, _: FeatureType) -> bool {
-        true
-    }
     fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
         TestScore {
             score: stats::hellinger(&r.buckets, &c.buckets),
@@ -224,12 +208,6 @@ impl DriftDetector for ChiSquareTest {
     }
     fn kind(&self) -> ScoreKind {
         ScoreKind::PValue
-    }
-    fn default_threshold(&self) -> f64 {
-        0.05
-    }
-    fn applies_to(&self, _: FeatureType) -> bool {
-        true
     }
     fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
         let expected = smoothed(&r.buckets);
@@ -251,12 +229,6 @@ impl DriftDetector for ZTest {
     }
     fn kind(&self) -> ScoreKind {
         ScoreKind::PValue
-    }
-    fn default_threshold(&self) -> f64 {
-        0.05
-    }
-    fn applies_to(&self, _: FeatureType) -> bool {
-        true
     }
     fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
         let first = |b: &[f64]| b.first().copied().unwrap_or(0.0);
