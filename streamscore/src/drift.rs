@@ -237,12 +237,17 @@ pub fn drift(
     drift_from_profile(reference, current, predictions.as_ref(), options).map_err(drift_error)
 }
 
-/// The model of a model-artifact reference (`None` for a profile.json file).
-pub fn reference_model(spec: &str) -> Result<Option<std::sync::Arc<dyn Model>>> {
+/// The reference named by `spec` (as [`load_reference`] reads it) and, when `spec` is a model
+/// artifact directory, its model too (for prediction drift); the artifact is loaded and its
+/// checksums verified once.
+pub fn load_reference_with_model(
+    spec: &str,
+) -> Result<(ReferenceProfile, Option<std::sync::Arc<dyn Model>>)> {
     let path = Path::new(spec);
     if path.is_dir() {
-        ModelArtifact::load(path)?.load_model().map(Some)
-    } else {
-        Ok(None)
+        let artifact = ModelArtifact::load(path)?;
+        let profile = artifact_profile(&artifact, &path.display().to_string())?;
+        return Ok((profile, Some(artifact.load_model()?)));
     }
+    Ok((load_reference(spec)?, None))
 }

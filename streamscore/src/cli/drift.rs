@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ml_drift::{Correction, DriftOptions, DriftReport};
-use streamscore::drift::{artifact_profile, drift, load_reference, read_current, reference_model};
+use streamscore::drift::{artifact_profile, drift, load_reference_with_model, read_current};
 
 use super::{ensure_parent, parse_key_value, thousands};
 
@@ -99,10 +99,7 @@ pub fn run_with_report(args: Args) -> anyhow::Result<DriftReport> {
                 Some(artifact.load_model()?),
             )
         }
-        None => (
-            load_reference(&args.reference)?,
-            reference_model(&args.reference)?,
-        ),
+        None => load_reference_with_model(&args.reference)?,
     };
     let current = read_current(&args.current, &reference)?;
     let mut thresholds = BTreeMap::new();
