@@ -10,23 +10,38 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-# The Azure Blob tests run against Azurite, installed into the project-local node_modules.
-echo "== Azurite"
-if [ ! -x node_modules/.bin/azurite-blob ]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "test.sh: npm is required to install Azurite for the Azure Blob tests (e.g. apt-get install -y nodejs npm)" >&2
+# Azurite (the Azure Blob tests run against it, installed into the project-local node_modules)
+# and the project's Python environment (reference peers for the Python checks, and the ONNX
+# Runtime library from the PyPI onnxruntime wheel that the ONNX tests load; those tests fail
+# rather than skip when it is missing) install in the background while cargo lints and builds:
+# both are mostly downloads, and the Rust build needs neither before `cargo test`.
+mkdir -p target
+if [ ! -x node_modules/.bin/azurite-blob ] && ! command -v npm >/dev/null 2>&1; then
+  echo "test.sh: npm is required to install Azurite for the Azure Blob tests (e.g. apt-get install -y nodejs npm)" >&2
+  exit 1
+fi
+(
+  if [ ! -x node_modules/.bin/azurite-blob ]; then
+    npm install --no-save --no-package-lock --no-audit --no-fund --silent azurite@3.35.0
+  fi
+) > target/setup-azurite.log 2>&1 &
+azurite_setup=$!
+./scripts/python-env.sh > target/setup-python.log 2>&1 &
+python_setup=$!
+# A failing step below must not leave the set-up running on.
+trap 'kill "$azurite_setup" "$python_setup" 2>/dev/null || true' EXIT
+
+# Waits for a background set-up step; on failure prints its log and stops.
+finish_setup() {
+  local pid=$1 name=$2 log=$3
+  if ! wait "$pid"; then
+    echo "test.sh: setting up $name failed:" >&2
+    cat "$log" >&2
     exit 1
   fi
-  npm install --no-save --no-package-lock --no-audit --no-fund --silent azurite@3.35.0
-fi
-# The project's Python environment: reference peers for the Python checks, and the ONNX Runtime
-# library (PyPI onnxruntime wheel) that the ONNX tests load; those tests fail rather than skip
-# when it is missing here.
-echo "== Python environment"
-./scripts/python-env.sh
-STREAMSCORE_ORT_LIB="$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))')"
-export STREAMSCORE_ORT_LIB
-export STREAMSCORE_REQUIRE_ONNX_RUNTIME=1
+  echo "== $name ready"
+}
+
 # One feature set for lints, docs and tests, so the Azure SDK is built once.
 features="ml-registry/azure,streamscore/azure"
 
@@ -36,6 +51,11 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --features "$features"
+finish_setup "$azurite_setup" Azurite target/setup-azurite.log
+finish_setup "$python_setup" "Python environment" target/setup-python.log
+STREAMSCORE_ORT_LIB="$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))')"
+export STREAMSCORE_ORT_LIB
+export STREAMSCORE_REQUIRE_ONNX_RUNTIME=1
 echo "== cargo test"
 cargo test --workspace --locked --features "$features"
 echo "== Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs; pyarrow reads our Parquet; real HTTP clients call our server)"
