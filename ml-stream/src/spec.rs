@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! file:PATH[?follow=true&state=PATH]      JSONL or CSV by extension
+//! dir:PATH[?follow=true&state=PATH&recursive=true]   every file of a directory, in name order
 //! stdin:                                   JSON lines from standard input
 //! stdout:                                  records as JSON lines
 //! jsonl:DIR[?endpoint=E&deployment=D&max_bytes=N]   Azure ML data-collection layout

@@ -364,3 +364,123 @@ fn streams_with_a_registry_reference() {
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("credit"));
 }
+
+/// A `streamscore serve` child process, killed when the test ends (also when it fails).
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts `streamscore serve --port 0 ARGS` and waits for the address it prints first.
+    fn start(args: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = bin()
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line.trim().to_string();
+        let server = Server { child, url };
+        assert!(server.url.starts_with("http://"), "serve printed {line:?}");
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Outputs by source position, from the inference log under `out`.
+fn outputs_by_position(out: &Path) -> BTreeMap<(u32, u64), serde_json::Value> {
+    let inputs = read_lines(&out.join("local/default").join(MODEL_INPUTS)).unwrap();
+    let outputs = read_lines(&out.join("local/default").join(MODEL_OUTPUTS)).unwrap();
+    let by_corr: BTreeMap<&str, _> = outputs.iter().map(|l| (l.correlationid.as_str(), l)).collect();
+    let mut all = BTreeMap::new();
+    for line in &inputs {
+        let out_line = by_corr[line.correlationid.as_str()];
+        for (pos, row) in line.positions.iter().zip(&out_line.data) {
+            let previous = all.insert((pos.partition, pos.offset), row.clone());
+            assert!(previous.is_none(), "scored twice: {pos:?}");
+        }
+    }
+    all
+}
+
+/// `stream --remote` scores through a running `streamscore serve`, here reading a directory
+/// of two files: every event is scored exactly once, with what local scoring gives.
+#[test]
+fn stream_remote_scores_through_a_running_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.csv");
+    let model = tmp.path().join("model");
+    let events = tmp.path().join("events");
+    std::fs::create_dir(&events).unwrap();
+    ok(&["generate", "--rows", "600", "--seed", "3", "--out", p(&train)]);
+    ok(&[
+        "train",
+        "--data",
+        p(&train),
+        "--target",
+        "default",
+        "--out",
+        p(&model),
+    ]);
+    let (a, b) = (events.join("a.jsonl"), events.join("b.jsonl"));
+    ok(&["generate", "--rows", "250", "--seed", "4", "--out", p(&a)]);
+    ok(&["generate", "--rows", "150", "--seed", "5", "--out", p(&b)]);
+
+    let server = Server::start(&["--model", p(&model)]);
+    let (remote, local) = (tmp.path().join("remote"), tmp.path().join("local"));
+    let source = format!("dir:{}", p(&events));
+    ok(&[
+        "stream",
+        "--remote",
+        &server.url,
+        "--remote-batch-size",
+        "64",
+        "--source",
+        &source,
+        "--sink",
+        &format!("jsonl:{}", p(&remote)),
+        "--quiet",
+    ]);
+    ok(&[
+        "stream",
+        "--model",
+        p(&model),
+        "--source",
+        &source,
+        "--sink",
+        &format!("jsonl:{}", p(&local)),
+        "--quiet",
+    ]);
+    let (remote, local) = (outputs_by_position(&remote), outputs_by_position(&local));
+    assert_eq!(local.len(), 400);
+    let partitions: BTreeSet<u32> = local.keys().map(|(partition, _)| *partition).collect();
+    assert_eq!(partitions, BTreeSet::from([0, 1]));
+    assert_eq!(
+        remote.keys().collect::<Vec<_>>(),
+        local.keys().collect::<Vec<_>>()
+    );
+    for (position, want) in &local {
+        let got = &remote[position];
+        let want = want.as_object().unwrap();
+        for (key, w) in want {
+            let g = &got[key];
+            match (w.as_f64(), g.as_f64()) {
+                // The server sends the positive-class probability; the other is 1 - p.
+                (Some(w), Some(g)) => assert!((w - g).abs() <= 1e-12, "{position:?} {key}: {g} vs {w}"),
+                _ => assert_eq!(g, w, "{position:?} {key}"),
+            }
+        }
+    }
+}

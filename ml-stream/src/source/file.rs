@@ -14,7 +14,7 @@ use crate::traits::{Checkpoint, Event, StreamSource};
 
 /// How long follow mode waits between looks at a file that has no new data: short enough
 /// for low latency, long enough not to spin (the same order as `tail -f`'s 1 s, divided by 10).
-const FOLLOW_POLL: Duration = Duration::from_millis(100);
+pub(crate) const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 /// The line format of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,10 +143,6 @@ impl FileSource {
     /// the file (the file was truncated or replaced) is ignored: reading starts over.
     pub fn open(path: impl AsRef<Path>, options: FileSourceOptions) -> Result<FileSource> {
         let path = path.as_ref().to_path_buf();
-        let format = match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("csv") => FileFormat::Csv,
-            _ => FileFormat::JsonLines,
-        };
         let mut start = None;
         if let Some(state_path) = &options.state_file {
             match std::fs::read(state_path) {
@@ -164,7 +160,19 @@ impl FileSource {
                 Err(e) => return Err(Error::io("read state", state_path, e)),
             }
         }
-        let opened = open_at(&path, format, start)?;
+        Self::open_after(path, options, start)
+    }
+
+    /// Opens `path` positioned after the line that starts at byte `after_line` (at the first
+    /// line when `None`), ignoring `options.state_file`: the directory source keeps one state
+    /// for all its files.
+    pub(crate) fn open_after(
+        path: PathBuf,
+        options: FileSourceOptions,
+        after_line: Option<u64>,
+    ) -> Result<FileSource> {
+        let format = format_of(&path);
+        let opened = open_at(&path, format, after_line)?;
         Ok(FileSource {
             reader: BufReader::with_capacity(1 << 16, tokio::fs::File::from_std(opened.file)),
             path,
@@ -204,6 +212,31 @@ impl FileSource {
             event.headers.push((CSV_HEADER.into(), h.clone()));
         }
         event
+    }
+}
+
+/// Writes a source's state file: to a temporary name, fsynced, then renamed over the old one, so
+/// a crash never leaves a torn state file.
+pub(crate) async fn write_state(state_path: &Path, state: &impl Serialize) -> Result<()> {
+    let bytes = serde_json::to_vec(state).map_err(|e| Error::Internal(e.to_string()))?;
+    let tmp = state_path.with_extension("tmp");
+    tokio::fs::write(&tmp, &bytes)
+        .await
+        .map_err(|e| Error::io("write state", &tmp, e))?;
+    let f = tokio::fs::File::open(&tmp)
+        .await
+        .map_err(|e| Error::io("open state", &tmp, e))?;
+    f.sync_all().await.map_err(|e| Error::io("sync state", &tmp, e))?;
+    tokio::fs::rename(&tmp, state_path)
+        .await
+        .map_err(|e| Error::io("rename state", state_path, e))
+}
+
+/// The line format a file's extension names: `.csv` is CSV, anything else JSON lines.
+fn format_of(path: &Path) -> FileFormat {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("csv") => FileFormat::Csv,
+        _ => FileFormat::JsonLines,
     }
 }
 
@@ -283,19 +316,7 @@ impl StreamSource for FileSource {
             path: self.path.display().to_string(),
             last_committed_line: next_offset.saturating_sub(1),
         };
-        let bytes = serde_json::to_vec(&state).map_err(|e| Error::Internal(e.to_string()))?;
-        // Write-then-rename so a crash never leaves a torn state file.
-        let tmp = state_path.with_extension("tmp");
-        tokio::fs::write(&tmp, &bytes)
-            .await
-            .map_err(|e| Error::io("write state", &tmp, e))?;
-        let f = tokio::fs::File::open(&tmp)
-            .await
-            .map_err(|e| Error::io("open state", &tmp, e))?;
-        f.sync_all().await.map_err(|e| Error::io("sync state", &tmp, e))?;
-        tokio::fs::rename(&tmp, state_path)
-            .await
-            .map_err(|e| Error::io("rename state", state_path, e))
+        write_state(state_path, &state).await
     }
 
     fn is_exhausted(&self) -> bool {
