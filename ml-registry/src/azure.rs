@@ -35,7 +35,9 @@
 //!
 //! Failpoints ([`ml_core::failpoint`]): `registry.register.before_publish` (every artifact blob
 //! uploaded, `version.json` not yet), `registry.register.after_publish`,
-//! `registry.alias.before_publish` (new alias table ready, not yet uploaded).
+//! `registry.alias.before_publish` (new alias table ready, not yet uploaded),
+//! `registry.delete.after_unpublish` (`version.json` of a deleted version removed, under the
+//! lease; the alias table not yet rewritten, the files not yet removed).
 //!
 //! Credentials, in this order: `AZURE_STORAGE_CONNECTION_STRING` (`AccountName=..;AccountKey=..`
 //! with an optional `BlobEndpoint=..`, as Azurite's is) is turned into a short-lived account SAS
@@ -213,6 +215,10 @@ impl BlobRegistry {
         match self.container.create(None).await {
             Ok(_) => Ok(()),
             Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(()),
+            // An identity allowed to read and write blobs but not to create containers (an
+            // Entra ID role or a SAS scoped to one container): the container has to exist, and
+            // the first real operation says so if it does not.
+            Err(e) if e.http_status() == Some(StatusCode::Forbidden) => Ok(()),
             Err(e) => Err(self.backend("create container", e)),
         }
     }

@@ -278,7 +278,7 @@ pub trait ModelRegistry: Send + Sync + Debug {
     /// Finds what crashed registrations and deletions left behind and, unless `dry_run`,
     /// removes it; returns what was found. A blob store cannot tell a crashed registration's
     /// files from one still uploading, so only leftovers last written more than `older_than`
-    /// ago are listed there (see [`azure::DEFAULT_GARBAGE_AGE`](crate)); the local registry
+    /// ago are listed there (`azure::DEFAULT_GARBAGE_AGE`, one hour, is a safe choice); the local registry
     /// removes its leftovers under the model's lock, where no live writer can own them, so it
     /// ignores `older_than` (its writers also clean up on their own).
     async fn collect_garbage(&self, older_than: Duration, dry_run: bool) -> Result<Vec<Leftover>>;

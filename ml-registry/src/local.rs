@@ -20,7 +20,8 @@
 //! Failpoints ([`ml_core::failpoint`]): `registry.register.before_publish` (every file of the
 //! new version written and synced, not yet renamed into place),
 //! `registry.register.after_publish` (visible, counter not yet updated),
-//! `registry.alias.before_publish` (new alias file written, not yet renamed over the old one).
+//! `registry.alias.before_publish` (new alias file written, not yet renamed over the old one),
+//! `registry.delete.after_unpublish` (a deleted version renamed away, its files not yet removed).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -460,6 +461,7 @@ impl ModelRegistry for LocalRegistry {
             .join(VERSIONS_DIR)
             .join(format!(".deleted-{version}-{}", uuid::Uuid::new_v4().simple()));
         fs::rename(&dir, &doomed).map_err(|e| Error::io("delete version", &dir, e))?;
+        failpoint::hit("registry.delete.after_unpublish");
         fs::remove_dir_all(&doomed).map_err(|e| Error::io("remove", &doomed, e))?;
         Ok(())
     }

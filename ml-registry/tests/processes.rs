@@ -251,6 +251,43 @@ fn killed_registrations_leave_no_partial_version() {
         );
     });
     assert_eq!(ok(6).0, 5);
+
+    // Killed half way through a deletion: the version is gone for readers, its renamed
+    // directory is a leftover that `collect_garbage` finds and removes.
+    let out = child(
+        &format!("delete {} credit 2", p(&root)),
+        Some("registry.delete.after_unpublish"),
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    futures::executor::block_on(async {
+        let versions = registry.versions("credit").await.unwrap();
+        assert_eq!(
+            versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+            [1, 3, 4, 5]
+        );
+        let found = registry
+            .collect_garbage(std::time::Duration::ZERO, true)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].path.contains(".deleted-2-"), "{found:?}");
+        let removed = registry
+            .collect_garbage(std::time::Duration::ZERO, false)
+            .await
+            .unwrap();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].path, found[0].path);
+        assert!(
+            registry
+                .collect_garbage(std::time::Duration::ZERO, true)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    });
+    assert_eq!(ok(7).0, 6);
 }
 
 /// The crash scenarios on the Azure registry: real processes killed at the failpoints while
