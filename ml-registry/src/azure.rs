@@ -14,12 +14,39 @@
 //! registrars get the same number. It then uploads the artifact files and finally
 //! `version.json` with `If-None-Match: *`. Readers only see versions whose `version.json`
 //! exists, so a registrar that dies half way leaves unreferenced blobs and a skipped number,
-//! never a partial version. Aliases are rewritten with `If-Match` on `aliases.json`'s ETag.
+//! never a partial version. Aliases are rewritten with `If-Match` on `aliases.json`'s ETag, in
+//! one upload: a writer that dies before it leaves the old table whole.
 //!
-//! Credentials: `AZURE_STORAGE_CONNECTION_STRING` (`AccountName=..;AccountKey=..` with an
-//! optional `BlobEndpoint=..`, as Azurite's is) is turned into a short-lived account SAS signed
-//! locally (the key never leaves the process and is never logged), or `AZURE_STORAGE_SAS_URL`
-//! gives a ready SAS URL of the account.
+//! **Deleting a version against a concurrent alias move.** An alias move checks that the
+//! version exists *after* reading the alias table and writes the table with `If-Match` on the
+//! ETag it read. A deletion takes a 30-second lease on `aliases.json` (writers without the lease
+//! are refused while it is held), checks under the lease that no alias points at the version,
+//! deletes `version.json`, and only then rewrites the alias table (same content, new ETag) and
+//! releases the lease. An alias move that read the table before that rewrite fails its
+//! `If-Match` and starts again; one that read it after finds the version gone. So no alias can
+//! end up pointing at a deleted version. A deleter that dies holding the lease delays alias
+//! moves until the lease expires.
+//!
+//! **Leftovers of a crash.** A registration or deletion that dies leaves blobs under
+//! `versions/<N>/` without `version.json`: invisible to every reader, and never reused (the
+//! counter has moved on). [`BlobRegistry::leftovers`] lists them and
+//! [`ModelRegistry::collect_garbage`] (`streamscore models --gc`) deletes those older than a
+//! grace period, so that a registration still uploading is never touched.
+//!
+//! Failpoints ([`ml_core::failpoint`]): `registry.register.before_publish` (every artifact blob
+//! uploaded, `version.json` not yet), `registry.register.after_publish`,
+//! `registry.alias.before_publish` (new alias table ready, not yet uploaded),
+//! `registry.delete.after_unpublish` (`version.json` of a deleted version removed, under the
+//! lease; the alias table not yet rewritten, the files not yet removed).
+//!
+//! Credentials, in this order: `AZURE_STORAGE_CONNECTION_STRING` (`AccountName=..;AccountKey=..`
+//! with an optional `BlobEndpoint=..`, as Azurite's is) is turned into a short-lived account SAS
+//! signed locally (the key never leaves the process and is never logged);
+//! `AZURE_STORAGE_SAS_URL` gives a ready SAS URL of the account; otherwise
+//! `AZURE_STORAGE_ACCOUNT_URL` (or `AZURE_STORAGE_ACCOUNT`, a name) with an Entra ID credential
+//! from [`credential`] (service principal, workload identity, managed identity, Azure CLI).
+
+pub mod credential;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -64,12 +91,35 @@ enum Condition {
     None,
     IfNoneMatch,
     IfMatch(String),
+    /// `If-Match` on a blob this registrar holds the lease of.
+    Leased {
+        etag: String,
+        lease_id: String,
+    },
 }
 
+/// How long a deletion leases the alias table. The shortest lease Azure grants is 15 s; a
+/// deletion needs a few requests under it, and a deleter that dies holds alias moves up at most
+/// this long.
+const DELETE_LEASE_SECONDS: i32 = 30;
+
+/// How long a writer retries a refused conditional write of the alias table (a concurrent
+/// writer, or a deletion holding the lease) before giving up: longer than one lease.
+const ALIAS_RETRY_LIMIT: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// Default grace period of [`ModelRegistry::collect_garbage`] for blob leftovers: a
+/// registration still uploading its files is younger than this.
+pub const DEFAULT_GARBAGE_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl BlobRegistry {
-    /// Opens `blob://CONTAINER[/PREFIX]` with the credentials from the environment
-    /// (`AZURE_STORAGE_CONNECTION_STRING` or `AZURE_STORAGE_SAS_URL`).
+    /// Opens `blob://CONTAINER[/PREFIX]` with the credentials from the environment (see the
+    /// [module docs](self) for the variables and their order).
     pub fn from_location(location: &str) -> Result<BlobRegistry> {
+        BlobRegistry::from_location_with(location, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// [`BlobRegistry::from_location`] with the environment read through `var`.
+    pub fn from_location_with(location: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<BlobRegistry> {
         let bad = |reason: String| Error::Location {
             location: location.to_string(),
             reason,
@@ -81,17 +131,31 @@ impl BlobRegistry {
         if container.is_empty() {
             return Err(bad("no container name".into()));
         }
-        if let Ok(cs) = std::env::var("AZURE_STORAGE_CONNECTION_STRING") {
+        if let Some(cs) = var("AZURE_STORAGE_CONNECTION_STRING") {
             return BlobRegistry::from_connection_string(&cs, container, prefix, location);
         }
-        let account_url = if let Ok(url) = std::env::var("AZURE_STORAGE_SAS_URL") {
-            url
-        } else {
-            return Err(bad(
-                "set AZURE_STORAGE_CONNECTION_STRING (AccountName=..;AccountKey=..[;BlobEndpoint=..]) or AZURE_STORAGE_SAS_URL".into(),
-            ));
+        if let Some(url) = var("AZURE_STORAGE_SAS_URL") {
+            return BlobRegistry::new(&url, container, prefix, location);
+        }
+        let account_url = match (var("AZURE_STORAGE_ACCOUNT_URL"), var("AZURE_STORAGE_ACCOUNT")) {
+            (Some(url), _) => url,
+            (None, Some(account)) => format!("https://{account}.blob.core.windows.net"),
+            (None, None) => {
+                return Err(bad(format!(
+                    "no Azure Storage credentials: set AZURE_STORAGE_CONNECTION_STRING (AccountName=..;AccountKey=..[;BlobEndpoint=..]) or AZURE_STORAGE_SAS_URL; {}",
+                    credential::ENTRA_HELP
+                )));
+            }
         };
-        BlobRegistry::new(&account_url, container, prefix, location)
+        if !account_url.starts_with("https://") {
+            return Err(bad(format!(
+                "Entra ID credentials are only sent over https, but the account URL is {account_url:?}; use https://ACCOUNT.blob.core.windows.net, or a connection string or SAS URL for a local emulator"
+            )));
+        }
+        let chain =
+            credential::credential_chain(var).map_err(|e| bad(format!("{e}; {}", credential::ENTRA_HELP)))?;
+        let token = credential::build(&chain, var).map_err(bad)?;
+        BlobRegistry::with_credential(&account_url, Some(token), container, prefix, location)
     }
 
     /// A registry in `container` under `prefix` of the account a connection string names
@@ -113,6 +177,17 @@ impl BlobRegistry {
     /// A registry in `container` under `prefix`, for the account at `account_url` (with a SAS
     /// query). `location` is how it is named in messages and lineage.
     pub fn new(account_url: &str, container: &str, prefix: &str, location: &str) -> Result<BlobRegistry> {
+        BlobRegistry::with_credential(account_url, None, container, prefix, location)
+    }
+
+    /// [`BlobRegistry::new`] with an Entra ID token credential (the account URL must be https).
+    pub fn with_credential(
+        account_url: &str,
+        credential: Option<std::sync::Arc<dyn azure_core::credentials::TokenCredential>>,
+        container: &str,
+        prefix: &str,
+        location: &str,
+    ) -> Result<BlobRegistry> {
         let bad = |reason: String| Error::Location {
             location: location.to_string(),
             reason,
@@ -122,7 +197,7 @@ impl BlobRegistry {
             .map_err(|_| bad("the account URL cannot take a path".into()))?
             .pop_if_empty()
             .push(container);
-        let container = BlobContainerClient::new(url, None, None).map_err(|e| bad(e.to_string()))?;
+        let container = BlobContainerClient::new(url, credential, None).map_err(|e| bad(e.to_string()))?;
         let prefix = prefix.trim_matches('/');
         Ok(BlobRegistry {
             container,
@@ -140,14 +215,30 @@ impl BlobRegistry {
         match self.container.create(None).await {
             Ok(_) => Ok(()),
             Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(()),
+            // An identity allowed to read and write blobs but not to create containers (an
+            // Entra ID role or a SAS scoped to one container): the container has to exist, and
+            // the first real operation says so if it does not.
+            Err(e) if e.http_status() == Some(StatusCode::Forbidden) => Ok(()),
             Err(e) => Err(self.backend("create container", e)),
         }
     }
 
-    fn backend(&self, op: &str, e: impl fmt::Display) -> Error {
+    /// A backend error for `op`, with the whole chain of causes: the SDK wraps the reason
+    /// (a refused token, a closed port) in a generic outer error.
+    fn backend(&self, op: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        let e = e.into();
+        let mut reason = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !reason.contains(&text) {
+                reason = format!("{reason}: {text}");
+            }
+            source = cause.source();
+        }
         Error::Backend {
             registry: self.location.clone(),
-            reason: format!("{op}: {e}"),
+            reason: format!("{op}: {reason}"),
         }
     }
 
@@ -181,6 +272,10 @@ impl BlobRegistry {
             Condition::None => {}
             Condition::IfNoneMatch => options = options.if_not_exists(),
             Condition::IfMatch(etag) => options.if_match = Some(etag.into()),
+            Condition::Leased { etag, lease_id } => {
+                options.if_match = Some(etag.into());
+                options.lease_id = Some(lease_id);
+            }
         }
         match client.upload(RequestContent::from(bytes), Some(options)).await {
             Ok(_) => Ok(true),
@@ -204,6 +299,16 @@ impl BlobRegistry {
 
     /// Blob names (relative to the prefix) under `rel`.
     async fn list_blobs(&self, rel: &str) -> Result<Vec<String>> {
+        Ok(self
+            .list_blob_items(rel)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// Blob names (relative to the prefix) under `rel`, with their last-modified times.
+    async fn list_blob_items(&self, rel: &str) -> Result<Vec<(String, Option<time::OffsetDateTime>)>> {
         let options = BlobContainerClientListBlobsOptions {
             prefix: Some(self.key(rel)),
             ..Default::default()
@@ -216,10 +321,11 @@ impl BlobRegistry {
         loop {
             match pager.try_next().await {
                 Ok(Some(item)) => {
+                    let modified = item.properties.as_ref().and_then(|p| p.last_modified);
                     if let Some(name) = item.name
                         && let Some(r) = name.strip_prefix(&self.prefix)
                     {
-                        out.push(r.to_string());
+                        out.push((r.to_string(), modified));
                     }
                 }
                 Ok(None) => break,
@@ -274,14 +380,22 @@ impl BlobRegistry {
     }
 
     /// Applies `change` to the aliases of `name` with an ETag condition, retrying on races.
+    /// With `verify`, that version must exist: checked after each read of the table, so a
+    /// deletion that rewrote the table in between is seen (see the [module docs](self)).
     async fn update_aliases<T>(
         &self,
         name: &str,
+        verify: Option<u32>,
         change: impl Fn(&mut BTreeMap<String, u32>) -> Result<T>,
     ) -> Result<T> {
         let rel = format!("{name}/aliases.json");
+        let started = std::time::Instant::now();
+        let mut backoff = std::time::Duration::from_millis(10);
         loop {
             let (mut aliases, etag) = self.read_aliases(name).await?;
+            if let Some(version) = verify {
+                self.resolve_version(&Reference::version(name, version)?).await?;
+            }
             let out = change(&mut aliases)?;
             let bytes = serde_json::to_vec_pretty(&aliases).map_err(|e| Error::Internal(e.to_string()))?;
             failpoint::hit("registry.alias.before_publish");
@@ -292,7 +406,93 @@ impl BlobRegistry {
             if self.put_blob(&rel, bytes, condition).await? {
                 return Ok(out);
             }
+            // Another writer won, or a deletion holds the table's lease: read again.
+            if started.elapsed() > ALIAS_RETRY_LIMIT {
+                return Err(self.backend(
+                    &format!("update {rel}"),
+                    format!(
+                        "still refused after {} s: other writers keep changing it or a deletion holds its lease; try again",
+                        ALIAS_RETRY_LIMIT.as_secs()
+                    ),
+                ));
+            }
+            crate::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_millis(500));
         }
+    }
+
+    /// Takes the lease of `name`'s alias table (creating an empty table if there is none),
+    /// waiting while another deletion holds it.
+    async fn lease_aliases(&self, name: &str) -> Result<String> {
+        use azure_storage_blob::models::BlobClientAcquireLeaseResultHeaders;
+        let rel = format!("{name}/aliases.json");
+        if self.get_blob(&rel).await?.is_none() {
+            // Lost race: someone created it meanwhile, which is as good.
+            self.put_blob(&rel, b"{}".to_vec(), Condition::IfNoneMatch)
+                .await?;
+        }
+        let client = self.container.blob_client(&self.key(&rel));
+        let started = std::time::Instant::now();
+        let mut backoff = std::time::Duration::from_millis(10);
+        loop {
+            match client.acquire_lease(DELETE_LEASE_SECONDS, None).await {
+                Ok(r) => {
+                    return r
+                        .lease_id()
+                        .ok()
+                        .flatten()
+                        .ok_or_else(|| self.backend(&format!("lease {rel}"), "no lease id in the answer"));
+                }
+                Err(e)
+                    if e.http_status() == Some(StatusCode::Conflict)
+                        && started.elapsed() < ALIAS_RETRY_LIMIT =>
+                {
+                    crate::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_millis(500));
+                }
+                Err(e) => return Err(self.backend(&format!("lease {rel}"), e)),
+            }
+        }
+    }
+
+    /// What crashed registrations or deletions left under `name` (every model when `None`):
+    /// version folders without `version.json`, with the age of their newest blob.
+    pub async fn leftovers(&self, name: Option<&str>) -> Result<Vec<crate::Leftover>> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut by_version: BTreeMap<(String, u32), (usize, bool, Option<time::OffsetDateTime>)> =
+            BTreeMap::new();
+        let scope = match name {
+            Some(n) => {
+                validate_model_name(n)?;
+                format!("{n}/")
+            }
+            None => String::new(),
+        };
+        for (blob, modified) in self.list_blob_items(&scope).await? {
+            let mut parts = blob.splitn(4, '/');
+            let (Some(model), Some("versions"), Some(v), Some(rest)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Ok(v) = v.parse::<u32>() else { continue };
+            let entry = by_version
+                .entry((model.to_string(), v))
+                .or_insert((0, false, None));
+            entry.0 += 1;
+            entry.1 |= rest == "version.json";
+            entry.2 = entry.2.max(modified);
+        }
+        Ok(by_version
+            .into_iter()
+            .filter(|(_, (_, published, _))| !published)
+            .map(|((model, version), (blobs, _, newest))| crate::Leftover {
+                path: self.key(&format!("{model}/versions/{version}/")),
+                what: format!("{blobs} blob(s) of version {version} without version.json"),
+                age: newest.map(|t| std::time::Duration::try_from(now - t).unwrap_or_default()),
+                name: model,
+            })
+            .collect())
     }
 
     async fn read_version(&self, name: &str, version: u32) -> Result<ModelVersion> {
@@ -488,16 +688,18 @@ impl ModelRegistry for BlobRegistry {
 
     async fn set_alias(&self, name: &str, alias: &str, version: u32) -> Result<Option<u32>> {
         validate_alias(alias)?;
-        self.resolve_version(&Reference::version(name, version)?).await?;
-        self.update_aliases(name, |aliases| Ok(aliases.insert(alias.to_string(), version)))
-            .await
+        validate_model_name(name)?;
+        self.update_aliases(name, Some(version), |aliases| {
+            Ok(aliases.insert(alias.to_string(), version))
+        })
+        .await
     }
 
     async fn remove_alias(&self, name: &str, alias: &str) -> Result<u32> {
         validate_alias(alias)?;
         validate_model_name(name)?;
         let location = self.location.clone();
-        self.update_aliases(name, |aliases| {
+        self.update_aliases(name, None, |aliases| {
             aliases.remove(alias).ok_or_else(|| Error::AliasNotFound {
                 registry: location.clone(),
                 name: name.to_string(),
@@ -510,26 +712,81 @@ impl ModelRegistry for BlobRegistry {
 
     async fn delete_version(&self, name: &str, version: u32) -> Result<()> {
         self.resolve_version(&Reference::version(name, version)?).await?;
-        let (aliases, _) = self.read_aliases(name).await?;
-        let pointing: Vec<String> = aliases
-            .into_iter()
-            .filter(|(_, v)| *v == version)
-            .map(|(a, _)| a)
-            .collect();
-        if !pointing.is_empty() {
-            return Err(Error::VersionAliased {
-                name: name.to_string(),
-                version,
-                aliases: pointing,
-            });
-        }
-        // Unpublish first (version.json), then remove the files.
+        // Under the alias table's lease: check, unpublish, then rewrite the table so that every
+        // alias move that read it before sees its ETag change (see the module docs).
+        let lease_id = self.lease_aliases(name).await?;
+        let rel = format!("{name}/aliases.json");
         let base = format!("{name}/versions/{version}/");
-        self.delete_blob(&format!("{base}version.json")).await?;
+        let unpublished = async {
+            self.resolve_version(&Reference::version(name, version)?).await?;
+            let (aliases, etag) = self.read_aliases(name).await?;
+            let pointing: Vec<String> = aliases
+                .iter()
+                .filter(|(_, v)| **v == version)
+                .map(|(a, _)| a.clone())
+                .collect();
+            if !pointing.is_empty() {
+                return Err(Error::VersionAliased {
+                    name: name.to_string(),
+                    version,
+                    aliases: pointing,
+                });
+            }
+            self.delete_blob(&format!("{base}version.json")).await?;
+            failpoint::hit("registry.delete.after_unpublish");
+            let bytes = serde_json::to_vec_pretty(&aliases).map_err(|e| Error::Internal(e.to_string()))?;
+            let condition = Condition::Leased {
+                etag: etag.unwrap_or_default(),
+                lease_id: lease_id.clone(),
+            };
+            if !self.put_blob(&rel, bytes, condition).await? {
+                return Err(self.backend(
+                    &format!("rewrite {rel}"),
+                    format!("the lease expired during the deletion of version {version}: check its aliases"),
+                ));
+            }
+            Ok(())
+        }
+        .await;
+        let client = self.container.blob_client(&self.key(&rel));
+        // Best effort: an unreleased lease expires by itself.
+        let _ = client.release_lease(lease_id, None).await;
+        unpublished?;
+        // Invisible now; the files go after. A crash here leaves blobs that `leftovers` finds.
         for blob in self.list_blobs(&base).await? {
             self.delete_blob(&blob).await?;
         }
         Ok(())
+    }
+
+    async fn collect_garbage(
+        &self,
+        older_than: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<Vec<crate::Leftover>> {
+        let mut out = Vec::new();
+        for leftover in self.leftovers(None).await? {
+            // Without a time, the blob store did not say: keep it (it may be in progress).
+            if leftover.age.is_none_or(|age| age < older_than) {
+                continue;
+            }
+            if !dry_run {
+                let rel = leftover
+                    .path
+                    .strip_prefix(&self.prefix)
+                    .unwrap_or(&leftover.path)
+                    .to_string();
+                let blobs = self.list_blobs(&rel).await?;
+                if blobs.iter().any(|b| b.ends_with("/version.json")) {
+                    continue; // published meanwhile: a version, not a leftover
+                }
+                for blob in blobs {
+                    self.delete_blob(&blob).await?;
+                }
+            }
+            out.push(leftover);
+        }
+        Ok(out)
     }
 }
 

@@ -206,6 +206,20 @@ impl ModelSummary {
     }
 }
 
+/// Something a crashed writer left behind, found by [`ModelRegistry::collect_garbage`]:
+/// invisible to readers, never reused, only taking space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leftover {
+    /// The model it belongs to.
+    pub name: String,
+    /// Where it is: a path, or a blob name prefix.
+    pub path: String,
+    /// What it is.
+    pub what: String,
+    /// How long ago it was last written, where the store says.
+    pub age: Option<Duration>,
+}
+
 /// A stream of alias moves, as returned by [`ModelRegistry::watch`].
 pub type WatchStream<'a> = Pin<Box<dyn Stream<Item = Result<ModelVersion>> + Send + 'a>>;
 
@@ -260,6 +274,14 @@ pub trait ModelRegistry: Send + Sync + Debug {
     /// Deletes one version. Refused with [`Error::VersionAliased`] while an alias points at it.
     /// Its number is never given to another version.
     async fn delete_version(&self, name: &str, version: u32) -> Result<()>;
+
+    /// Finds what crashed registrations and deletions left behind and, unless `dry_run`,
+    /// removes it; returns what was found. A blob store cannot tell a crashed registration's
+    /// files from one still uploading, so only leftovers last written more than `older_than`
+    /// ago are listed there (`azure::DEFAULT_GARBAGE_AGE`, one hour, is a safe choice); the local registry
+    /// removes its leftovers under the model's lock, where no live writer can own them, so it
+    /// ignores `older_than` (its writers also clean up on their own).
+    async fn collect_garbage(&self, older_than: Duration, dry_run: bool) -> Result<Vec<Leftover>>;
 
     /// Watches what `reference` resolves to: the stream yields the current version at once,
     /// then again each time the reference resolves to another version (an alias moved, a new

@@ -20,7 +20,8 @@
 //! Failpoints ([`ml_core::failpoint`]): `registry.register.before_publish` (every file of the
 //! new version written and synced, not yet renamed into place),
 //! `registry.register.after_publish` (visible, counter not yet updated),
-//! `registry.alias.before_publish` (new alias file written, not yet renamed over the old one).
+//! `registry.alias.before_publish` (new alias file written, not yet renamed over the old one),
+//! `registry.delete.after_unpublish` (a deleted version renamed away, its files not yet removed).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -205,10 +206,35 @@ impl LocalRegistry {
     /// Removes what crashed writers left behind. Only called with the model's lock held, so no
     /// live writer owns any of it.
     fn remove_leftovers(model_dir: &Path) {
+        Self::leftovers_in(model_dir, false);
+    }
+
+    /// Dot-named entries in `model_dir/versions` and temporary files in `model_dir`: what
+    /// crashed writers leave, as (path, what it is, age). Removed unless `dry_run`; the caller
+    /// holds the model's lock.
+    fn leftovers_in(
+        model_dir: &Path,
+        dry_run: bool,
+    ) -> Vec<(PathBuf, &'static str, Option<std::time::Duration>)> {
+        let mut found = Vec::new();
+        let age = |p: &Path| {
+            fs::symlink_metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+        };
         if let Ok(entries) = fs::read_dir(model_dir.join(VERSIONS_DIR)) {
             for entry in entries.flatten() {
                 if entry.file_name().to_string_lossy().starts_with('.') {
-                    let _ = fs::remove_dir_all(entry.path());
+                    let path = entry.path();
+                    found.push((
+                        path.clone(),
+                        "version directory of an interrupted registration or deletion",
+                        age(&path),
+                    ));
+                    if !dry_run {
+                        let _ = fs::remove_dir_all(&path);
+                    }
                 }
             }
         }
@@ -216,10 +242,16 @@ impl LocalRegistry {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with('.') && name.contains(".tmp-") {
-                    let _ = fs::remove_file(entry.path());
+                    let path = entry.path();
+                    found.push((path.clone(), "temporary file of an interrupted write", age(&path)));
+                    if !dry_run {
+                        let _ = fs::remove_file(&path);
+                    }
                 }
             }
         }
+        found.sort();
+        found
     }
 }
 
@@ -365,6 +397,38 @@ impl ModelRegistry for LocalRegistry {
         Ok(version)
     }
 
+    async fn collect_garbage(
+        &self,
+        _older_than: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<Vec<crate::Leftover>> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("read registry directory", &self.root, e)),
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| validate_model_name(n).is_ok())
+            .collect();
+        names.sort();
+        for name in names {
+            let _lock = self.lock(&name)?;
+            for (path, what, age) in Self::leftovers_in(&self.root.join(&name), dry_run) {
+                out.push(crate::Leftover {
+                    name: name.clone(),
+                    path: path.display().to_string(),
+                    what: what.into(),
+                    age,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     async fn delete_version(&self, name: &str, version: u32) -> Result<()> {
         let _lock = self.lock(name)?;
         self.resolve_version(&Reference::version(name, version)?)?;
@@ -397,6 +461,7 @@ impl ModelRegistry for LocalRegistry {
             .join(VERSIONS_DIR)
             .join(format!(".deleted-{version}-{}", uuid::Uuid::new_v4().simple()));
         fs::rename(&dir, &doomed).map_err(|e| Error::io("delete version", &dir, e))?;
+        failpoint::hit("registry.delete.after_unpublish");
         fs::remove_dir_all(&doomed).map_err(|e| Error::io("remove", &doomed, e))?;
         Ok(())
     }

@@ -8,93 +8,37 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use common::azurite::Azurite;
 use ml_registry::azure::BlobRegistry;
 use ml_registry::{LocalRegistry, ModelRegistry, RegisterOptions, promote};
-
-/// Azurite's documented development account key (public, the same in every installation).
-const DEV_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-struct Azurite {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Azurite {
-    fn start() -> Azurite {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../node_modules/.bin/azurite-blob");
-        assert!(
-            bin.is_file(),
-            "{} not found: install Azurite with `npm install azurite` in the workspace root (scripts/test.sh does)",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(bin)
-            .args(["--inMemoryPersistence", "--blobHost", "127.0.0.1", "--blobPort"])
-            .arg(port.to_string())
-            .args(["--disableTelemetry", "--skipApiVersionCheck", "--silent"])
-            .args(
-                std::env::var("AZURITE_DEBUG_LOG")
-                    .map(|l| vec!["--debug".to_string(), l])
-                    .unwrap_or_default(),
-            )
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let azurite = Azurite {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "Azurite did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        azurite
-    }
-
-    fn connection_string(&self) -> String {
-        format!(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-            self.port
-        )
-    }
-
-    async fn registry(&self, container: &str, prefix: &str) -> BlobRegistry {
-        let location = format!("blob://{container}/{prefix}");
-        let r = BlobRegistry::from_connection_string(&self.connection_string(), container, prefix, &location)
-            .unwrap();
-        r.create_container_if_missing().await.unwrap();
-        r
-    }
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_suite_on_azurite() {
     let azurite = Azurite::start();
     let registry = azurite.registry("models", "suite").await;
     common::registry_suite(&registry).await;
+}
+
+#[test]
+fn deleting_a_version_while_another_client_aliases_it_leaves_no_dangling_alias() {
+    let azurite = Azurite::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(azurite.registry("race", "registry"));
+    let connection = azurite.connection_string();
+    let (moved, deleted) = common::delete_while_aliasing(
+        &|| {
+            Box::new(
+                BlobRegistry::from_connection_string(&connection, "race", "registry", "blob://race/registry")
+                    .unwrap(),
+            ) as Box<dyn ModelRegistry>
+        },
+        6,
+    );
+    eprintln!("azure: the alias move won {moved} rounds, the deletion {deleted}");
+    assert_eq!(moved + deleted, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,4 +81,131 @@ async fn promotion_local_to_azurite_to_local() {
     // The staging copy itself is verified when read back from Blob Storage.
     let from_blob = staging.get(&"credit@staging".parse().unwrap()).await.unwrap();
     assert_eq!(from_blob.artifact.model_bytes(), loaded.artifact.model_bytes());
+}
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+fn open_error(pairs: &[(&str, &str)]) -> String {
+    BlobRegistry::from_location_with("blob://models/prod", &vars(pairs))
+        .unwrap_err()
+        .to_string()
+}
+
+/// What can be checked without Entra ID itself: which credential the environment selects and
+/// what the errors say. (Azurite accepts only shared key and SAS over http, and Entra ID tokens
+/// are only sent over https, so a token never reaches it.)
+#[test]
+fn without_a_connection_string_entra_id_is_used_and_errors_say_what_to_set() {
+    let e = open_error(&[]);
+    eprintln!("{e}");
+    assert!(
+        e.starts_with(
+            "registry blob://models/prod: no Azure Storage credentials: set AZURE_STORAGE_CONNECTION_STRING"
+        ),
+        "{e}"
+    );
+    for needed in [
+        "AZURE_STORAGE_SAS_URL",
+        "AZURE_STORAGE_ACCOUNT_URL",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "managed identity",
+        "`az login`",
+    ] {
+        assert!(e.contains(needed), "{needed}: {e}");
+    }
+    let e = open_error(&[(
+        "AZURE_STORAGE_ACCOUNT_URL",
+        "http://127.0.0.1:10000/devstoreaccount1",
+    )]);
+    assert!(e.contains("Entra ID credentials are only sent over https"), "{e}");
+    let e = open_error(&[("AZURE_STORAGE_ACCOUNT", "acct"), ("AZURE_CLIENT_SECRET", "s")]);
+    assert!(
+        e.contains("the environment credential needs AZURE_TENANT_ID, AZURE_CLIENT_ID (not set)"),
+        "{e}"
+    );
+    let e = open_error(&[
+        ("AZURE_STORAGE_ACCOUNT", "acct"),
+        ("STREAMSCORE_AZURE_CREDENTIAL", "default"),
+    ]);
+    assert!(e.contains("unknown credential \"default\""), "{e}");
+
+    // Complete configurations open (no request is made until the first operation).
+    let sp = [
+        ("AZURE_STORAGE_ACCOUNT", "acct"),
+        ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+        ("AZURE_CLIENT_ID", "c"),
+        ("AZURE_CLIENT_SECRET", "s"),
+    ];
+    let r = BlobRegistry::from_location_with("blob://models/prod", &vars(&sp)).unwrap();
+    assert_eq!(r.location(), "blob://models/prod");
+    assert!(!format!("{r:?}").contains("AZURE_CLIENT_SECRET") && !format!("{r:?}").contains("\"s\""));
+    BlobRegistry::from_location_with(
+        "blob://models",
+        &vars(&[("AZURE_STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")]),
+    )
+    .unwrap();
+    // The connection string wins over Entra ID variables.
+    let azurite_style =
+        "AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1";
+    BlobRegistry::from_location_with(
+        "blob://models",
+        &vars(&[
+            ("AZURE_STORAGE_CONNECTION_STRING", azurite_style),
+            ("AZURE_STORAGE_ACCOUNT_URL", "http://ignored"),
+        ]),
+    )
+    .unwrap();
+}
+
+/// The token credential is what the registry's requests use: when no credential of the chain
+/// gives a token, the first operation fails with the chain's message, before any request is
+/// sent (the account's port is closed).
+#[tokio::test]
+async fn a_failing_entra_id_chain_fails_the_first_operation_with_what_to_set() {
+    use std::sync::Arc;
+
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+    use ml_registry::azure::credential::{ChainCredential, CredentialSource};
+
+    #[derive(Debug)]
+    struct SignedOut;
+    #[async_trait::async_trait]
+    impl TokenCredential for SignedOut {
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            assert_eq!(scopes, ["https://storage.azure.com/.default"]);
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "Please run 'az login' to set up an account",
+            ))
+        }
+    }
+    let chain = ChainCredential::new(vec![(CredentialSource::AzureCli, Arc::new(SignedOut))]);
+    let r = BlobRegistry::with_credential(
+        "https://127.0.0.1:1",
+        Some(Arc::new(chain)),
+        "models",
+        "",
+        "blob://models",
+    )
+    .unwrap();
+    let e = r.list(None).await.unwrap_err().to_string();
+    eprintln!("{e}");
+    assert!(e.starts_with("storage backend blob://models: "), "{e}");
+    assert!(
+        e.contains(
+            "no Entra ID credential gave a token (azure_cli: Please run 'az login' to set up an account)"
+        ),
+        "{e}"
+    );
 }

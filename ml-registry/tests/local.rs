@@ -14,6 +14,18 @@ fn generic_suite_on_local_registry() {
 }
 
 #[test]
+fn deleting_a_version_while_another_process_aliases_it_leaves_no_dangling_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("registry");
+    let (moved, deleted) = common::delete_while_aliasing(
+        &|| Box::new(LocalRegistry::open(&root).unwrap()) as Box<dyn ModelRegistry>,
+        12,
+    );
+    eprintln!("local: the alias move won {moved} rounds, the deletion {deleted}");
+    assert_eq!(moved + deleted, 12);
+}
+
+#[test]
 fn tampered_artifact_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let registry = LocalRegistry::open(dir.path()).unwrap();

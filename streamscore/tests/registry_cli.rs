@@ -9,7 +9,9 @@ fn streamscore(args: &[&str], registry_env: Option<&Path>) -> Output {
     cmd.args(args)
         .env_remove("STREAMSCORE_REGISTRY")
         .env_remove("AZURE_STORAGE_CONNECTION_STRING")
-        .env_remove("AZURE_STORAGE_SAS_URL");
+        .env_remove("AZURE_STORAGE_SAS_URL")
+        .env_remove("AZURE_STORAGE_ACCOUNT_URL")
+        .env_remove("AZURE_STORAGE_ACCOUNT");
     if let Some(r) = registry_env {
         cmd.env("STREAMSCORE_REGISTRY", r);
     }
@@ -154,6 +156,21 @@ fn register_promote_show_predict() {
     let out = streamscore(&["show", "credit"], Some(&reg));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("write `credit:1`"));
+    // An interrupted registration leaves a hidden directory; `models --gc` finds and removes it.
+    let leftover = reg.join("credit/versions/.tmp-0123");
+    std::fs::create_dir_all(leftover.join("artifact")).unwrap();
+    let out = ok(&["models", "--gc", "--dry-run"], Some(&reg));
+    assert!(
+        out.contains("would remove ")
+            && out.contains(".tmp-0123 (credit: version directory of an interrupted"),
+        "{out}"
+    );
+    assert!(out.contains("1 leftover(s) found"), "{out}");
+    assert!(leftover.is_dir());
+    let out = ok(&["models", "--gc", "--older-than", "0s"], Some(&reg));
+    assert!(out.contains("1 leftover(s) removed"), "{out}");
+    assert!(!leftover.exists());
+    assert!(ok(&["models", "--gc"], Some(&reg)).contains("0 leftover(s) removed"));
     let e = fails(&["models", "--registry", "blob://models/credit"], None);
     if cfg!(feature = "azure") {
         assert!(e.contains("set AZURE_STORAGE_CONNECTION_STRING"), "{e}");

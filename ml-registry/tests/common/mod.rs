@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "azure")]
+pub mod azurite;
+
 use std::collections::BTreeMap;
 
 use ml_core::{CsvTable, Estimator, InferOptions, ModelArtifact, ReadOptions};
@@ -199,4 +202,72 @@ pub async fn registry_suite(registry: &dyn ModelRegistry) {
         registry.set_alias("credit", "prod", 1).await.unwrap();
         assert_eq!(watch.next().await.unwrap().unwrap().version, 1);
     }
+}
+
+/// Deletes a version while another handle moves an alias onto it, `rounds` times, each pair
+/// released together from two threads (each with its own runtime and its own registry handle
+/// from `open`). Whatever the interleaving, exactly one of the two must succeed — the move
+/// (then the deletion is refused: the version is aliased) or the deletion (then the move is
+/// refused: no such version) — and no alias may point at a missing version. Returns how many
+/// rounds each side won.
+pub fn delete_while_aliasing(open: &(dyn Fn() -> Box<dyn ModelRegistry> + Sync), rounds: u32) -> (u32, u32) {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let main = open();
+    let rt = runtime();
+    let first = rt
+        .block_on(main.register("race", &artifact(100), &RegisterOptions::default()))
+        .unwrap();
+    rt.block_on(main.set_alias("race", "prod", first.version))
+        .unwrap();
+    let (mut moved, mut deleted) = (0, 0);
+    for round in 0..rounds {
+        let v = rt
+            .block_on(main.register(
+                "race",
+                &artifact(101 + u64::from(round)),
+                &RegisterOptions::default(),
+            ))
+            .unwrap()
+            .version;
+        let barrier = std::sync::Barrier::new(2);
+        let (alias, delete) = std::thread::scope(|s| {
+            let alias = s.spawn(|| {
+                let r = open();
+                let rt = runtime();
+                barrier.wait();
+                rt.block_on(r.set_alias("race", "prod", v))
+            });
+            let delete = s.spawn(|| {
+                let r = open();
+                let rt = runtime();
+                barrier.wait();
+                rt.block_on(r.delete_version("race", v))
+            });
+            (alias.join().unwrap(), delete.join().unwrap())
+        });
+        match (&alias, &delete) {
+            (Ok(_), Err(Error::VersionAliased { version, .. })) if *version == v => moved += 1,
+            (Err(Error::VersionNotFound { version, .. }), Ok(())) if *version == v => deleted += 1,
+            other => panic!("round {round}, version {v}: {other:?}"),
+        }
+        let summary = rt.block_on(main.list(Some("race"))).unwrap().remove(0);
+        let existing: Vec<u32> = summary.versions.iter().map(|x| x.version).collect();
+        for (alias, target) in &summary.aliases {
+            assert!(
+                existing.contains(target),
+                "round {round}: alias {alias} points at deleted version {target}"
+            );
+        }
+        let prod = rt.block_on(main.get(&r("race@prod"))).unwrap();
+        assert_eq!(
+            prod.version.version,
+            if alias.is_ok() { v } else { summary.aliases["prod"] }
+        );
+    }
+    (moved, deleted)
 }

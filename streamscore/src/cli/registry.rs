@@ -17,7 +17,8 @@ pub const REGISTRY_ENV: &str = "STREAMSCORE_REGISTRY";
 #[derive(Clone, Debug, clap::Args)]
 pub struct RegistryArg {
     /// Model registry: a directory, or blob://CONTAINER[/PREFIX] (Azure Blob Storage, with the
-    /// connection from AZURE_STORAGE_CONNECTION_STRING).
+    /// connection from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_SAS_URL, or
+    /// AZURE_STORAGE_ACCOUNT_URL with Entra ID credentials).
     #[arg(long = "registry", env = REGISTRY_ENV, default_value = ml_registry::local::DEFAULT_PATH, value_name = "PATH|blob://..")]
     pub location: String,
 }
@@ -146,9 +147,59 @@ pub fn register(args: RegisterArgs) -> anyhow::Result<()> {
 #[derive(Debug, clap::Args)]
 pub struct ModelsArgs {
     /// Show the versions of this model (default: every model).
+    #[arg(conflicts_with = "gc")]
     name: Option<String>,
+    /// Instead of listing models, delete what interrupted registrations and deletions left
+    /// behind (invisible, never reused files); blob registries only touch leftovers older than
+    /// --older-than, so that a registration still uploading is safe.
+    #[arg(long)]
+    gc: bool,
+    /// With --gc: the age a blob leftover must have (e.g. 90s, 30m, 2h).
+    #[arg(long, value_name = "DURATION", requires = "gc", default_value = "1h", value_parser = parse_age)]
+    older_than: std::time::Duration,
+    /// With --gc: only list what would be deleted.
+    #[arg(long, requires = "gc")]
+    dry_run: bool,
     #[command(flatten)]
     registry: RegistryArg,
+}
+
+/// `90s`, `30m`, `2h` or plain seconds.
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match s.trim().char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.trim().split_at(i),
+        None => (s.trim(), "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; write e.g. 90s, 30m or 2h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+/// `models --gc`: reports each leftover found, and what was done with it.
+fn collect_garbage(args: &ModelsArgs) -> anyhow::Result<()> {
+    let r = args.registry.open()?;
+    let found = block_on(r.collect_garbage(args.older_than, args.dry_run))?;
+    for l in &found {
+        let age = l
+            .age
+            .map_or(String::new(), |a| format!(", {} s old", a.as_secs()));
+        let done = if args.dry_run { "would remove" } else { "removed" };
+        println!("{done} {} ({}: {}{age})", l.path, l.name, l.what);
+    }
+    println!(
+        "{} leftover(s) {} in {}",
+        found.len(),
+        if args.dry_run { "found" } else { "removed" },
+        r.location()
+    );
+    Ok(())
 }
 
 /// The metric shown in listings: ROC AUC for classifiers, else the first numeric metric.
@@ -167,6 +218,9 @@ fn key_metric(v: &ModelVersion) -> String {
 }
 
 pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
+    if args.gc {
+        return collect_garbage(&args);
+    }
     let r = args.registry.open()?;
     let list = block_on(r.list(args.name.as_deref()))?;
     if list.is_empty() {
