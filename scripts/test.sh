@@ -27,8 +27,12 @@ echo "== Python environment"
 STREAMSCORE_ORT_LIB="$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))')"
 export STREAMSCORE_ORT_LIB
 export STREAMSCORE_REQUIRE_ONNX_RUNTIME=1
+# The kafka feature builds librdkafka from source: cmake and the libcurl headers.
+echo "== librdkafka build tools"
+./scripts/kafka-build-deps.sh
 # One feature set for lints, docs and tests, so the Azure SDK is built once.
 features="ml-registry/azure,streamscore/azure"
+features="$features,ml-stream/kafka,streamscore/kafka"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
