@@ -524,9 +524,13 @@ impl ConsumerContext for SourceContext {
             state.delivered.remove(p);
             state.committed.remove(p);
         }
+        let owned: Vec<u32> = state.assigned.iter().copied().collect();
         drop(state);
         if !revoked.is_empty() {
-            eprintln!("kafka: {}: revoked partitions {revoked:?}", self.topic);
+            eprintln!(
+                "kafka: {}: revoked {revoked:?}; owns partitions {owned:?}",
+                self.topic
+            );
         }
     }
 
@@ -535,9 +539,12 @@ impl ConsumerContext for SourceContext {
             let assigned = partitions_of(tpl);
             let mut state = self.shared.lock();
             state.assigned.extend(assigned.iter().copied());
-            let all: Vec<u32> = state.assigned.iter().copied().collect();
+            let owned: Vec<u32> = state.assigned.iter().copied().collect();
             drop(state);
-            eprintln!("kafka: {}: assigned partitions {all:?}", self.topic);
+            eprintln!(
+                "kafka: {}: assigned {assigned:?}; owns partitions {owned:?}",
+                self.topic
+            );
         }
     }
 }

@@ -114,20 +114,17 @@ impl Scorer {
         Scorer { child, lines }
     }
 
-    /// The partitions of the last assignment, if the last rebalance event was an assignment.
+    /// The partitions the process owns after its last rebalance, if it had one.
     fn assignment(&self) -> Option<Vec<u32>> {
         let lines = self.lines.lock().unwrap();
-        let last = lines
-            .iter()
-            .rev()
-            .find(|l| l.contains("assigned partitions") || l.contains("revoked partitions"))?;
+        let last = lines.iter().rev().find(|l| l.contains("owns partitions"))?;
         let list = last.strip_suffix(']')?.rsplit_once('[')?.1;
-        last.contains("assigned").then(|| {
+        Some(
             list.split(", ")
                 .filter(|s| !s.is_empty())
                 .map(|s| s.parse().unwrap())
-                .collect()
-        })
+                .collect(),
+        )
     }
 
     fn stderr(&self) -> String {
