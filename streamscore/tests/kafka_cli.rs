@@ -187,7 +187,10 @@ fn produce(bootstrap: &str, lines: &[String], range: std::ops::Range<usize>) {
 
 /// Reads the sink topic in the background: (partition, offset) of the source event → the
 /// LIMIT_BAL input of each record, in arrival order.
-fn read_scores(bootstrap: &str) -> Arc<Mutex<Vec<((u32, u64), serde_json::Value)>>> {
+/// (partition, offset) of a record's source event, and its LIMIT_BAL input.
+type Seen = Arc<Mutex<Vec<((u32, u64), serde_json::Value)>>>;
+
+fn read_scores(bootstrap: &str) -> Seen {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "checker")
