@@ -10,7 +10,7 @@
 //!   after `session.timeout.ms`; they resume from its last commit (its uncommitted events are
 //!   scored again: duplicates, recognisable by partition and offset).
 //! - **Sink**: an idempotent producer with `acks=all`; every record is one JSON message (the
-//!   [`InferenceRecord`](crate::InferenceRecord) layout) keyed by its source partition, so the
+//!   [`InferenceRecord`] layout) keyed by its source partition, so the
 //!   records of one source partition stay in order. `flush` waits for every delivery report; a
 //!   failed delivery fails every later `write`/`flush` of the sink, so the pipeline stops
 //!   instead of committing past a lost record. Dead letters go to the sink's topic as JSON.
