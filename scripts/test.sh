@@ -42,8 +42,13 @@ finish_setup() {
   echo "== $name ready"
 }
 
+# The kafka feature builds librdkafka from source: cmake and the libcurl headers.
+echo "== librdkafka build tools"
+./scripts/kafka-build-deps.sh
+
 # One feature set for lints, docs and tests, so the Azure SDK is built once.
 features="ml-registry/azure,streamscore/azure"
+features="$features,ml-stream/kafka,streamscore/kafka"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -88,6 +88,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// Kafka (or Event Hubs) refused or failed an operation.
+    #[error("kafka: {reason}")]
+    Kafka {
+        /// What failed, and why.
+        reason: String,
+    },
+
     /// A bug in streamscore.
     #[error("internal error (this is a bug in streamscore, please report it): {0}")]
     Internal(String),

@@ -7,6 +7,8 @@
 //!   `jsonl:out/`, `kafka://…`) with a scheme → factory registry for custom schemes.
 //! - [`Pipeline`] — source → decode → micro-batch → [`ml_core::Scorer`] → sinks → ordered
 //!   commit, with bounded queues, batches in flight, dead letters and graceful shutdown.
+//! - `kafka` (feature `kafka`) — Kafka and Event Hubs: a consumer-group source and a producer
+//!   sink; scale-out is the consumer group.
 //! - [`source`] and [`sink`] — the local implementations; [`datacollection`] — Azure ML's
 //!   data-collection line format and path layout, which the JSONL sink writes.
 //!
@@ -48,6 +50,8 @@ pub mod datacollection;
 pub mod decode;
 pub mod error;
 mod jsonwrite;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod pipeline;

@@ -11,7 +11,9 @@
 //! 3. the **writer** hands each scored batch to every sink (retrying with backoff, then failing
 //!    loudly), sends dead letters to the dead-letter sink, and every `commit_interval` (or
 //!    `commit_every` records) flushes every sink and only then asks the reader to commit the
-//!    positions written: at-least-once delivery.
+//!    positions written: at-least-once delivery. When the source asks for a commit now
+//!    ([`StreamSource::commit_wanted`]: a Kafka consumer giving partitions back), the writer
+//!    flushes and commits after every batch, and at once when no batch is coming.
 //!
 //! Shutdown ([`ShutdownHandle::shutdown`], or a finite source running dry) stops reading,
 //! finishes the batches in flight, flushes, and commits.
@@ -270,6 +272,7 @@ impl Pipeline {
         } = self;
         let (batch_tx, batch_rx) = mpsc::channel::<RawBatch>(config.queue_capacity);
         let (commit_tx, commit_rx) = mpsc::unbounded_channel::<Checkpoint>();
+        let urgent = Arc::new(Urgent::default());
         let reader = tokio::spawn(read_loop(
             source,
             config.clone(),
@@ -277,6 +280,7 @@ impl Pipeline {
             shutdown.clone(),
             batch_tx,
             commit_rx,
+            urgent.clone(),
         ));
 
         // Boxed so it can be dropped early: dropping it closes the batch queue, which releases a
@@ -300,9 +304,27 @@ impl Pipeline {
             since_commit: 0,
             last_commit: Instant::now(),
             commit_tx,
+            urgent: &urgent,
         };
         let mut failure = None;
-        while let Some(joined) = scored.next().await {
+        loop {
+            let joined = tokio::select! {
+                joined = scored.next() => match joined {
+                    Some(j) => j,
+                    None => break,
+                },
+                // The source wants a commit now (partitions being revoked) and no batch came.
+                () = urgent.notify.notified() => {
+                    if urgent.flag.swap(false, Ordering::SeqCst)
+                        && let Err(e) = writer.commit(&mut sinks, dead_letter.as_mut(), false).await
+                    {
+                        failure = Some(e);
+                        shutdown.shutdown();
+                        break;
+                    }
+                    continue;
+                }
+            };
             let result = match joined {
                 Ok(parts) => {
                     let mut result = Ok(());
@@ -446,6 +468,7 @@ async fn read_loop(
     shutdown: ShutdownHandle,
     batch_tx: mpsc::Sender<RawBatch>,
     mut commit_rx: mpsc::UnboundedReceiver<Checkpoint>,
+    urgent: Arc<Urgent>,
 ) -> Result<()> {
     let mut read_error = None;
     while !shutdown.is_set() && !source.is_exhausted() {
@@ -460,6 +483,10 @@ async fn read_loop(
                 break;
             }
         };
+        if source.commit_wanted() {
+            urgent.flag.store(true, Ordering::SeqCst);
+            urgent.notify.notify_one();
+        }
         if events.is_empty() {
             continue;
         }
@@ -495,7 +522,16 @@ async fn read_loop(
     }
 }
 
+/// A source's request to commit now ([`StreamSource::commit_wanted`]), from the reader to the
+/// writer.
+#[derive(Default)]
+struct Urgent {
+    flag: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
 struct Writer<'a> {
+    urgent: &'a Urgent,
     config: &'a PipelineConfig,
     counters: &'a PipelineCounters,
     pending: Checkpoint,
@@ -571,7 +607,8 @@ impl Writer<'_> {
             n += 1;
         }
         self.since_commit += n;
-        let due = self.last_commit.elapsed() >= self.config.commit_interval
+        let due = self.urgent.flag.swap(false, Ordering::SeqCst)
+            || self.last_commit.elapsed() >= self.config.commit_interval
             || self
                 .config
                 .commit_every

@@ -108,6 +108,15 @@ pub trait StreamSource: Send + Debug {
         "source".into()
     }
 
+    /// True while the source needs the positions it has handed out committed now rather than
+    /// at the next `commit_interval`: a Kafka consumer whose partitions are being revoked waits
+    /// for that commit before it lets them go, so a graceful rebalance repeats nothing. The
+    /// pipeline checks it after every read and then flushes and commits after every batch
+    /// written. The default is `false`.
+    fn commit_wanted(&self) -> bool {
+        false
+    }
+
     /// How far the source is behind its end, when it can tell cheaply: bytes not yet read of a
     /// file, events not yet read of a partitioned log. The pipeline reads it after every batch
     /// (the `lag` counter, gauge `streamscore_stream_lag`). The default is `None`.

@@ -20,7 +20,8 @@ pub struct Args {
     model: Option<PathBuf>,
     #[command(flatten)]
     registry: super::registry::RegistryArg,
-    /// Source spec: file:PATH (JSONL or CSV), dir:PATH, stdin:, ... (see the README's spec grammar).
+    /// Source spec: file:PATH (JSONL or CSV), dir:PATH, stdin:, kafka://HOST:PORT/TOPIC?group=G,
+    /// eventhubs://ENV_VAR?group=G, ... (see the README's spec grammar).
     #[arg(long)]
     source: Option<String>,
     /// Keep reading the source file as it grows (adds ?follow=true to a file: source).
