@@ -541,7 +541,7 @@ fn canonical_bits(f: f32) -> u32 {
     }
 }
 
-fn tensor<'a>(v: &'a Value) -> Result<&'a Tensor, String> {
+fn tensor(v: &Value) -> Result<&Tensor, String> {
     match v {
         Value::Tensor(t) => Ok(t),
         Value::Maps { .. } => Err("expected a tensor, got ZipMap's maps".into()),

@@ -16,13 +16,13 @@
 //! # Example
 //! ```
 //! use ml_core::onnx_ml::NativeOnnxModel;
-//! use ml_core::{Frame, Model};
+//! use ml_core::{Frame, Model, Value};
 //!
 //! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/onnx/random_forest_regressor.onnx");
-//! let model = NativeOnnxModel::load(path, None, None)?;
+//! let model = NativeOnnxModel::load(path, None, None)?; // no ONNX Runtime involved
 //! assert_eq!(model.schema().len(), 5);
-//! let rows = serde_json::json!([[0.5, -1.0, 0.25, 2.0, 0.0]]);
-//! let frame = Frame::from_json_arrays(&rows, model.schema().clone())?;
+//! let row: Vec<Value> = [0.5, -1.0, 0.25, 2.0, 0.0].map(Value::Float).to_vec();
+//! let frame = Frame::from_rows(model.schema().clone(), &[row])?;
 //! assert_eq!(model.predict(&frame)?.len(), 1);
 //! # Ok::<(), ml_core::Error>(())
 //! ```

@@ -119,7 +119,7 @@ pub(crate) fn tensor_data(t: &TensorProto) -> NodeResult<Data> {
     let raw = t.raw_data.as_deref().filter(|r| !r.is_empty());
     let chunks = |n: usize| -> NodeResult<std::slice::ChunksExact<'_, u8>> {
         let r = raw.unwrap_or_default();
-        if r.len() % n != 0 {
+        if !r.len().is_multiple_of(n) {
             return invalid(format!(
                 "tensor `{}` has {} raw bytes, not a multiple of {n}",
                 t.name(),
@@ -810,7 +810,7 @@ impl Linear {
         } else {
             (usize::try_from(a.get_int("targets", 1)).unwrap_or(0), None)
         };
-        if k == 0 || coef.is_empty() || coef.len() % k != 0 {
+        if k == 0 || coef.is_empty() || !coef.len().is_multiple_of(k) {
             return invalid(format!("{} coefficients do not make {k} rows", coef.len()));
         }
         if !intercepts.is_empty() && intercepts.len() != k {
