@@ -1,7 +1,9 @@
 //! Scoring the fixture forest (scikit-learn `RandomForestClassifier`, 100 trees of depth 8 on
-//! 20 features, exported with skl2onnx without ZipMap) through `OnnxModel` with one ONNX Runtime
-//! thread, at batch sizes 1, 64 and 4096. The time includes building the input tensor from the
-//! frame and reading the probabilities back, as a scorer pays it.
+//! 20 features, exported with skl2onnx without ZipMap) through `OnnxModel` on one thread, at
+//! batch sizes 1, 64 and 4096, with both engines in the same run: `runtime` (ONNX Runtime, one
+//! intra-op and one inter-op thread) and `native` (the graph compiled into the flat forest
+//! layout). The time includes building the input from the frame and reading the probabilities
+//! back, as a scorer pays it.
 //!
 //! Run with `cargo bench -p ml-core --features onnx --bench onnx_forest` after
 //! `./scripts/python-env.sh` (or with STREAMSCORE_ORT_LIB / ORT_DYLIB_PATH set).
@@ -13,7 +15,7 @@
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ml_core::onnx::{OnnxModel, OnnxOptions};
+use ml_core::onnx::{Engine, OnnxModel, OnnxOptions};
 use ml_core::{Frame, Model, Value};
 
 fn fixture_rows(dir: &Path) -> Vec<Vec<Value>> {
@@ -24,21 +26,27 @@ fn fixture_rows(dir: &Path) -> Vec<Vec<Value>> {
 
 fn bench(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx");
-    let model = match OnnxModel::load(dir.join("bench_rf100_d8_f20.onnx"), None, &OnnxOptions::default()) {
-        Ok(m) => m,
-        Err(e) => panic!("cannot load the benchmark model: {e}"),
-    };
     let rows = fixture_rows(&dir);
-    let mut group = c.benchmark_group("onnx_rf100_d8_f20_1thread");
-    for batch in [1usize, 64, 4096] {
-        let batch_rows: Vec<Vec<Value>> = (0..batch).map(|i| rows[i % rows.len()].clone()).collect();
-        let frame = Frame::from_rows(model.schema().clone(), &batch_rows).expect("frame");
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(batch), &frame, |b, frame| {
-            b.iter(|| model.predict(frame).expect("predict"))
-        });
+    for engine in [Engine::Runtime, Engine::Native] {
+        let options = OnnxOptions {
+            engine,
+            ..OnnxOptions::default()
+        };
+        let model = match OnnxModel::load(dir.join("bench_rf100_d8_f20.onnx"), None, &options) {
+            Ok(m) => m,
+            Err(e) => panic!("cannot load the benchmark model with the {engine} engine: {e}"),
+        };
+        let mut group = c.benchmark_group(format!("onnx_rf100_d8_f20_1thread/{engine}"));
+        for batch in [1usize, 64, 4096] {
+            let batch_rows: Vec<Vec<Value>> = (0..batch).map(|i| rows[i % rows.len()].clone()).collect();
+            let frame = Frame::from_rows(model.schema().clone(), &batch_rows).expect("frame");
+            group.throughput(Throughput::Elements(batch as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(batch), &frame, |b, frame| {
+                b.iter(|| model.predict(frame).expect("predict"))
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, bench);

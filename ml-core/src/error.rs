@@ -142,6 +142,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// An ONNX graph uses operators (or attribute values) that streamscore does not evaluate
+    /// natively, and ONNX Runtime was not asked for or is not available.
+    #[error("ONNX model {origin} cannot run natively: unsupported {}", operators.join("; "))]
+    UnsupportedOnnxOperators {
+        /// The file or artifact it came from.
+        origin: String,
+        /// Each unsupported operator with its node (and the attribute value at fault).
+        operators: Vec<String>,
+    },
+
     /// ONNX Runtime failed while scoring a batch.
     #[error("ONNX Runtime failed: {reason}")]
     OnnxRuntime {

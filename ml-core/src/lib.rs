@@ -47,6 +47,8 @@ pub mod model;
 pub mod native;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "onnx-native")]
+pub mod onnx_ml;
 pub mod preprocess;
 pub mod rng;
 pub mod schema;
@@ -64,4 +66,6 @@ pub use model::{LocalScorer, Model, OutputSpec, Predictions, Scorer};
 pub use native::NativeModel;
 #[cfg(feature = "onnx")]
 pub use onnx::{OnnxModel, OnnxOptions};
+#[cfg(feature = "onnx-native")]
+pub use onnx_ml::NativeOnnxModel;
 pub use schema::{DataType, Field, Schema, UnseenPolicy, Vocabulary};

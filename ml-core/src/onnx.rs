@@ -1,4 +1,4 @@
-//! ONNX models scored through ONNX Runtime (feature `onnx`).
+//! ONNX models scored natively or through ONNX Runtime (feature `onnx`).
 //!
 //! [`OnnxModel`] loads a `model.onnx` (scikit-learn exports from skl2onnx, XGBoost and LightGBM
 //! exports from onnxmltools, or any graph with the same input/output conventions) and implements
@@ -12,6 +12,11 @@
 //!   the order of the class labels found in the graph (ZipMap's or the classifier operator's
 //!   `classlabels_*` attribute, or labels given in [`OnnxOptions::labels`]). Regressors: one
 //!   float tensor (`variable`) and no label output.
+//! - **Engine.** [`Engine::Auto`] (the default) evaluates the graph natively
+//!   ([`crate::onnx_ml`]) when every node is a supported classical ONNX-ML operator, and falls
+//!   back to ONNX Runtime otherwise; [`Engine::Native`] and [`Engine::Runtime`] force one. A
+//!   graph that cannot run natively, with no runtime library available, is an error that lists
+//!   the unsupported operators.
 //! - **Runtime.** The ONNX Runtime library is loaded at run time (never downloaded): see
 //!   [`locate_runtime_library`] for where it is looked for. Sessions use graph optimisation
 //!   level `All` and, by default, one intra-op and one inter-op thread, so that several scorers
@@ -29,13 +34,16 @@ use ndarray::Array2;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynMapValueType, Tensor, TensorElementType, ValueType};
-use prost::Message;
 
 use crate::artifact::{ModelArtifact, ONNX_MODEL_FILE, ONNX_MODEL_KIND, SCHEMA_ATTACHMENT};
 use crate::error::{Error, Result};
-use crate::frame::{Column, Frame, MISSING_CODE};
+use crate::frame::Frame;
 use crate::model::{Model, OutputSpec, Predictions, check_frame_schema};
-use crate::schema::{DataType, Field, Schema};
+use crate::onnx_ml::{
+    Elem, InputInfo, InputLayout, NativeOnnxModel, derive_schema, graph_labels, int_column, map_inputs,
+    numeric_column, parse_model, signature_labels, string_column,
+};
+use crate::schema::Schema;
 
 /// The environment variable `ort` itself reads: the path of the ONNX Runtime library.
 pub const ORT_DYLIB_PATH_VAR: &str = "ORT_DYLIB_PATH";
@@ -46,6 +54,54 @@ pub const STREAMSCORE_ORT_LIB_VAR: &str = "STREAMSCORE_ORT_LIB";
 pub const SUPPORTED_RUNTIME_VERSIONS: &str = ">= 1.20, < 2 (tested with 1.20.1 and 1.31.1)";
 
 const INSTALL_HINT: &str = "install the library with `pip install 'onnxruntime>=1.20'` (or run ./scripts/python-env.sh for the project's .venv), or set STREAMSCORE_ORT_LIB or ORT_DYLIB_PATH to the libonnxruntime shared library";
+
+/// Which engine scores an ONNX model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// Native when every operator of the graph is supported, else ONNX Runtime.
+    #[default]
+    Auto,
+    /// Native evaluation only (an unsupported operator is an error).
+    Native,
+    /// ONNX Runtime only.
+    Runtime,
+}
+
+impl Engine {
+    /// `auto`, `native` or `runtime`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Native => "native",
+            Engine::Runtime => "runtime",
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Engine> {
+        match s {
+            "auto" => Ok(Engine::Auto),
+            "native" => Ok(Engine::Native),
+            "runtime" => Ok(Engine::Runtime),
+            other => Err(Error::invalid_parameter(
+                "engine",
+                format!("`{other}` is not an engine; use auto, native or runtime"),
+            )),
+        }
+    }
+}
+
+/// The artifact tag that records the engine a model was imported with.
+pub const ENGINE_TAG: &str = "onnx_engine";
 
 /// Options for loading an ONNX model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +116,8 @@ pub struct OnnxOptions {
     /// The ONNX Runtime library to use instead of [`locate_runtime_library`]'s search. The
     /// library is loaded once per process: a later, different path is ignored.
     pub library: Option<PathBuf>,
+    /// Which engine to use (default [`Engine::Auto`]).
+    pub engine: Engine,
 }
 
 impl Default for OnnxOptions {
@@ -69,6 +127,7 @@ impl Default for OnnxOptions {
             inter_threads: 1,
             labels: None,
             library: None,
+            engine: Engine::Auto,
         }
     }
 }
@@ -260,137 +319,16 @@ pub fn runtime_info() -> Result<(String, PathBuf)> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The parts of onnx.proto needed to find class labels and operators; prost skips every other
-// field (initializers included).
-
-#[derive(Clone, PartialEq, Message)]
-struct ModelProto {
-    #[prost(int64, tag = "1")]
-    ir_version: i64,
-    #[prost(string, tag = "2")]
-    producer_name: String,
-    #[prost(string, tag = "3")]
-    producer_version: String,
-    #[prost(message, optional, tag = "7")]
-    graph: Option<GraphProto>,
-    #[prost(message, repeated, tag = "8")]
-    opset_import: Vec<OperatorSetIdProto>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct OperatorSetIdProto {
-    #[prost(string, tag = "1")]
-    domain: String,
-    #[prost(int64, tag = "2")]
-    version: i64,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct GraphProto {
-    #[prost(message, repeated, tag = "1")]
-    node: Vec<NodeProto>,
-    #[prost(string, tag = "2")]
-    name: String,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct NodeProto {
-    #[prost(string, repeated, tag = "1")]
-    input: Vec<String>,
-    #[prost(string, repeated, tag = "2")]
-    output: Vec<String>,
-    #[prost(string, tag = "3")]
-    name: String,
-    #[prost(string, tag = "4")]
-    op_type: String,
-    #[prost(message, repeated, tag = "5")]
-    attribute: Vec<AttributeProto>,
-    #[prost(string, tag = "7")]
-    domain: String,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct AttributeProto {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(int64, repeated, tag = "8")]
-    ints: Vec<i64>,
-    #[prost(bytes = "vec", repeated, tag = "9")]
-    strings: Vec<Vec<u8>>,
-}
-
-/// Class labels named in the graph: ZipMap's first (it defines the output maps' keys), else the
-/// first classifier operator's.
-fn graph_labels(graph: &GraphProto) -> Option<Vec<String>> {
-    let labels_of = |node: &NodeProto| -> Option<Vec<String>> {
-        node.attribute.iter().find_map(|a| match a.name.as_str() {
-            "classlabels_strings" if !a.strings.is_empty() => Some(
-                a.strings
-                    .iter()
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect(),
-            ),
-            "classlabels_int64s" | "classlabels_ints" if !a.ints.is_empty() => {
-                Some(a.ints.iter().map(i64::to_string).collect())
-            }
-            _ => None,
-        })
-    };
-    graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "ZipMap")
-        .find_map(labels_of)
-        .or_else(|| graph.node.iter().find_map(labels_of))
-}
-
-// ---------------------------------------------------------------------------------------------
 // Input and output layouts.
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Elem {
-    F32,
-    F64,
-    I64,
-    Str,
-}
-
-impl Elem {
-    fn of(ty: TensorElementType) -> Option<Elem> {
-        match ty {
-            TensorElementType::Float32 => Some(Elem::F32),
-            TensorElementType::Float64 => Some(Elem::F64),
-            TensorElementType::Int64 => Some(Elem::I64),
-            TensorElementType::String => Some(Elem::Str),
-            _ => None,
-        }
+fn elem_of(ty: TensorElementType) -> Option<Elem> {
+    match ty {
+        TensorElementType::Float32 => Some(Elem::F32),
+        TensorElementType::Float64 => Some(Elem::F64),
+        TensorElementType::Int64 => Some(Elem::I64),
+        TensorElementType::String => Some(Elem::Str),
+        _ => None,
     }
-
-    fn name(self) -> &'static str {
-        match self {
-            Elem::F32 => "float",
-            Elem::F64 => "double",
-            Elem::I64 => "int64",
-            Elem::Str => "string",
-        }
-    }
-}
-
-/// One graph input as the session describes it.
-#[derive(Clone, Debug)]
-struct InputInfo {
-    name: String,
-    elem: Option<Elem>,
-    type_name: String,
-    shape: Vec<i64>,
-}
-
-#[derive(Clone, Debug)]
-enum InputLayout {
-    /// One numeric tensor `[N, F]`: schema field `j` is column `j`.
-    Matrix { name: String, elem: Elem },
-    /// One input per schema field: (input name, element type, rank, schema field index).
-    Columns(Vec<(String, Elem, usize, usize)>),
 }
 
 #[derive(Clone, Debug)]
@@ -406,7 +344,7 @@ fn describe_inputs(session: &Session) -> Vec<InputInfo> {
         .iter()
         .map(|o| {
             let (elem, type_name, shape) = match o.dtype() {
-                ValueType::Tensor { ty, shape, .. } => (Elem::of(*ty), format!("{ty:?}"), shape.to_vec()),
+                ValueType::Tensor { ty, shape, .. } => (elem_of(*ty), format!("{ty:?}"), shape.to_vec()),
                 other => (None, format!("{other:?}"), Vec::new()),
             };
             InputInfo {
@@ -417,163 +355,6 @@ fn describe_inputs(session: &Session) -> Vec<InputInfo> {
             }
         })
         .collect()
-}
-
-fn input_list(inputs: &[InputInfo]) -> String {
-    inputs
-        .iter()
-        .map(|i| {
-            format!(
-                "{} ({} {:?})",
-                i.name,
-                i.elem.map_or(i.type_name.as_str(), |e| e.name()),
-                i.shape
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The schema a model's inputs imply when none is given: one float tensor `[N, F]` → F float
-/// fields named by `columns`, else `f0..f{F-1}`; one input per column → those names, with float,
-/// int or string types.
-fn derive_schema(inputs: &[InputInfo], columns: Option<&[String]>) -> Result<Schema> {
-    let mismatch = |reason: String| Error::SchemaMismatch { reason };
-    if let [only] = inputs
-        && matches!(only.elem, Some(Elem::F32 | Elem::F64))
-        && only.shape.len() == 2
-        && only.shape[1] != 1
-    {
-        let names: Vec<String> = match (columns, only.shape[1]) {
-            (Some(c), f) if f < 0 || c.len() == f as usize => c.to_vec(),
-            (Some(c), f) => {
-                return Err(mismatch(format!(
-                    "{} column names were given but the model's input `{}` takes {f} features per row",
-                    c.len(),
-                    only.name
-                )));
-            }
-            (None, f) if f > 0 => (0..f).map(|i| format!("f{i}")).collect(),
-            (None, _) => {
-                return Err(mismatch(format!(
-                    "the model's input `{}` does not fix its number of features; name the columns (--columns a,b,c) or give a schema",
-                    only.name
-                )));
-            }
-        };
-        return Schema::new(
-            names
-                .into_iter()
-                .map(|n| Field::new(n, DataType::Float))
-                .collect(),
-        );
-    }
-    if columns.is_some() {
-        return Err(mismatch(format!(
-            "column names can only be given for a model with one float input [N, F]; this model's inputs are {}: they name the columns themselves",
-            input_list(inputs)
-        )));
-    }
-    let fields = inputs
-        .iter()
-        .map(|i| {
-            let dtype = match i.elem {
-                Some(Elem::F32 | Elem::F64) => DataType::Float,
-                Some(Elem::I64) => DataType::Int,
-                Some(Elem::Str) => DataType::String,
-                None => {
-                    return Err(mismatch(format!(
-                        "the model's input `{}` has type {}, which streamscore cannot feed (supported: float, double, int64, string tensors)",
-                        i.name, i.type_name
-                    )));
-                }
-            };
-            Ok(Field::new(i.name.clone(), dtype))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Schema::new(fields)
-}
-
-fn map_inputs(inputs: &[InputInfo], schema: &Schema) -> Result<InputLayout> {
-    let mismatch = |reason: String| Error::SchemaMismatch { reason };
-    let all_named = !inputs.is_empty() && inputs.iter().all(|i| schema.index_of(&i.name).is_some());
-    if all_named {
-        if inputs.len() != schema.len() {
-            let unused: Vec<&str> = schema
-                .names()
-                .filter(|n| !inputs.iter().any(|i| i.name == *n))
-                .collect();
-            return Err(mismatch(format!(
-                "the schema has fields the model does not read: {}; the model's inputs are {}",
-                unused.join(", "),
-                input_list(inputs)
-            )));
-        }
-        let mut cols = Vec::with_capacity(inputs.len());
-        for i in inputs {
-            let j = schema.index_of(&i.name).unwrap_or_default();
-            let field = &schema.fields()[j];
-            let elem = i.elem.ok_or_else(|| {
-                mismatch(format!(
-                    "the model's input `{}` has type {}, which streamscore cannot feed",
-                    i.name, i.type_name
-                ))
-            })?;
-            let ok = match elem {
-                Elem::F32 | Elem::F64 => field.dtype.is_numeric(),
-                Elem::I64 => matches!(field.dtype, DataType::Int | DataType::Bool),
-                Elem::Str => matches!(field.dtype, DataType::Categorical { .. } | DataType::String),
-            };
-            if !ok {
-                return Err(mismatch(format!(
-                    "the model's input `{}` is a {} tensor but field `{}` is {}",
-                    i.name,
-                    elem.name(),
-                    field.name,
-                    field.dtype.name()
-                )));
-            }
-            if i.shape.len() > 2 || (i.shape.len() == 2 && i.shape[1] > 1) {
-                return Err(mismatch(format!(
-                    "the model's input `{}` has shape {:?}; an input named after a field must be [N, 1] or [N]",
-                    i.name, i.shape
-                )));
-            }
-            cols.push((i.name.clone(), elem, i.shape.len().max(1), j));
-        }
-        return Ok(InputLayout::Columns(cols));
-    }
-    if let [only] = inputs
-        && let Some(elem @ (Elem::F32 | Elem::F64)) = only.elem
-        && only.shape.len() == 2
-    {
-        if let Some(f) = schema.fields().iter().find(|f| !f.dtype.is_numeric()) {
-            return Err(mismatch(format!(
-                "the model takes one numeric tensor `{}` but field `{}` is {}; only float, int and bool fields can go into it",
-                only.name,
-                f.name,
-                f.dtype.name()
-            )));
-        }
-        let width = only.shape[1];
-        if width >= 0 && width as usize != schema.len() {
-            return Err(mismatch(format!(
-                "the model's input `{}` takes {width} features per row but the schema has {} fields ({})",
-                only.name,
-                schema.len(),
-                schema.names().collect::<Vec<_>>().join(", ")
-            )));
-        }
-        return Ok(InputLayout::Matrix {
-            name: only.name.clone(),
-            elem,
-        });
-    }
-    Err(mismatch(format!(
-        "the model's inputs are {}, but the schema's fields are {}; name the fields after the inputs",
-        input_list(inputs),
-        schema.names().collect::<Vec<_>>().join(", ")
-    )))
 }
 
 fn map_outputs(session: &Session) -> std::result::Result<(OutputLayout, Option<usize>), String> {
@@ -590,7 +371,7 @@ fn map_outputs(session: &Session) -> std::result::Result<(OutputLayout, Option<u
                     });
                 }
             }
-            ValueType::Tensor { ty, shape, .. } => match Elem::of(*ty) {
+            ValueType::Tensor { ty, shape, .. } => match elem_of(*ty) {
                 Some(Elem::I64 | Elem::Str) => has_label = true,
                 Some(e @ (Elem::F32 | Elem::F64)) => floats.push((o.name().to_string(), e, shape.to_vec())),
                 None => {}
@@ -641,12 +422,19 @@ pub struct OnnxModel {
     schema: Schema,
     output: OutputSpec,
     labels: Arc<[String]>,
-    inputs: InputLayout,
-    outputs: OutputLayout,
-    session: Mutex<Session>,
     bytes: Arc<[u8]>,
     producer: String,
-    library: PathBuf,
+    backend: Backend,
+}
+
+enum Backend {
+    Native(Box<NativeOnnxModel>),
+    Runtime {
+        inputs: InputLayout,
+        outputs: OutputLayout,
+        session: Mutex<Session>,
+        library: PathBuf,
+    },
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -654,34 +442,10 @@ impl std::fmt::Debug for OnnxModel {
         f.debug_struct("OnnxModel")
             .field("schema", &self.schema)
             .field("output", &self.output)
-            .field("inputs", &self.inputs)
-            .field("outputs", &self.outputs)
+            .field("engine", &self.engine())
             .field("producer", &self.producer)
-            .field("library", &self.library)
+            .field("library", &self.runtime_library())
             .finish_non_exhaustive()
-    }
-}
-
-/// Checks that `bytes` decode as an ONNX model with a graph, returning it.
-fn parse_model(bytes: &[u8], origin: &str) -> Result<ModelProto> {
-    let bad = |reason: String| Error::InvalidOnnxModel {
-        origin: origin.to_string(),
-        reason,
-    };
-    if bytes.is_empty() {
-        return Err(bad("the file is empty".into()));
-    }
-    let model = ModelProto::decode(bytes).map_err(|e| {
-        bad(format!(
-            "not a valid ONNX protobuf ({e}); the file is corrupt or truncated, or not an ONNX model"
-        ))
-    })?;
-    match &model.graph {
-        Some(g) if !g.node.is_empty() => Ok(model),
-        _ => Err(bad(
-            "the file decodes but holds no graph; the file is corrupt or truncated, or not an ONNX model"
-                .into(),
-        )),
     }
 }
 
@@ -706,6 +470,60 @@ impl OnnxModel {
     ) -> Result<OnnxModel> {
         let bytes: Arc<[u8]> = bytes.into();
         let proto = parse_model(&bytes, origin)?;
+        let native = || {
+            NativeOnnxModel::from_proto(
+                &proto,
+                bytes.clone(),
+                origin,
+                schema.clone(),
+                columns,
+                options.labels.clone(),
+            )
+            .map(OnnxModel::from_native)
+        };
+        match options.engine {
+            Engine::Native => native(),
+            Engine::Runtime => {
+                OnnxModel::runtime_model(&proto, bytes.clone(), origin, schema, columns, options)
+            }
+            Engine::Auto => match native() {
+                Err(Error::UnsupportedOnnxOperators { operators, .. }) => {
+                    OnnxModel::runtime_model(&proto, bytes.clone(), origin, schema, columns, options).map_err(
+                        |e| match e {
+                            Error::OnnxRuntimeUnavailable { reason } => Error::OnnxRuntimeUnavailable {
+                                reason: format!(
+                                    "{origin} needs it: these operators do not run natively: {}. {reason}",
+                                    operators.join("; ")
+                                ),
+                            },
+                            other => other,
+                        },
+                    )
+                }
+                other => other,
+            },
+        }
+    }
+
+    fn from_native(model: NativeOnnxModel) -> OnnxModel {
+        OnnxModel {
+            schema: model.schema().clone(),
+            output: model.output().clone(),
+            labels: model.output().labels().to_vec().into(),
+            bytes: model.onnx_bytes().to_vec().into(),
+            producer: model.producer().to_string(),
+            backend: Backend::Native(Box::new(model)),
+        }
+    }
+
+    fn runtime_model(
+        proto: &crate::onnx_ml::proto::ModelProto,
+        bytes: Arc<[u8]>,
+        origin: &str,
+        schema: Option<Schema>,
+        columns: Option<&[String]>,
+        options: &OnnxOptions,
+    ) -> Result<OnnxModel> {
         let rt = runtime(options.library.as_deref())?;
         let bad = |reason: String| Error::InvalidOnnxModel {
             origin: origin.to_string(),
@@ -767,20 +585,30 @@ impl OnnxModel {
                 (OutputSpec::classification(labels.clone())?, labels)
             }
         };
-        let producer = format!("{} {}", proto.producer_name, proto.producer_version)
+        let producer = format!("{} {}", proto.producer_name(), proto.producer_version())
             .trim()
             .to_string();
         Ok(OnnxModel {
             schema,
             output,
             labels: labels.into(),
-            inputs: input_layout,
-            outputs,
-            session: Mutex::new(session),
             bytes,
             producer,
-            library: rt.library.clone(),
+            backend: Backend::Runtime {
+                inputs: input_layout,
+                outputs,
+                session: Mutex::new(session),
+                library: rt.library.clone(),
+            },
         })
+    }
+
+    /// The engine that scores the model: [`Engine::Native`] or [`Engine::Runtime`].
+    pub fn engine(&self) -> Engine {
+        match self.backend {
+            Backend::Native(_) => Engine::Native,
+            Backend::Runtime { .. } => Engine::Runtime,
+        }
     }
 
     /// The model as an artifact directory's contents: `model.onnx`, the `streamscore` flavor
@@ -811,6 +639,7 @@ impl OnnxModel {
             &self.output,
             flavors,
         )?;
+        let artifact = artifact.with_tag(ENGINE_TAG, self.engine().name());
         Ok(if self.producer.is_empty() {
             artifact
         } else {
@@ -823,7 +652,8 @@ impl OnnxModel {
     ///
     /// The schema comes from the `schema.json` attachment, else from the MLflow signature, else
     /// from the model's inputs; class labels from the signature's `probability_<label>` outputs
-    /// when present (so labels given at import time stick), else from the graph.
+    /// when present (so labels given at import time stick), else from the graph. With
+    /// [`Engine::Auto`], the engine recorded at import time ([`ENGINE_TAG`]) is used.
     pub fn from_artifact(artifact: &ModelArtifact, options: &OnnxOptions) -> Result<OnnxModel> {
         let origin = artifact
             .path()
@@ -836,6 +666,11 @@ impl OnnxModel {
         let mut options = options.clone();
         if options.labels.is_none() {
             options.labels = signature_labels(&artifact.mlmodel().signature.outputs);
+        }
+        if options.engine == Engine::Auto
+            && let Some(tag) = artifact.mlmodel().metadata.get(ENGINE_TAG)
+        {
+            options.engine = tag.parse()?;
         }
         OnnxModel::from_bytes(artifact.model_bytes().to_vec(), &origin, schema, None, &options)
     }
@@ -850,25 +685,44 @@ impl OnnxModel {
         &self.producer
     }
 
-    /// The ONNX Runtime library the model runs on.
-    pub fn runtime_library(&self) -> &Path {
-        &self.library
+    /// The ONNX Runtime library the model runs on (`None` when it runs natively).
+    pub fn runtime_library(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Native(_) => None,
+            Backend::Runtime { library, .. } => Some(library),
+        }
+    }
+
+    /// The natively compiled model, when the model runs natively.
+    pub fn native(&self) -> Option<&NativeOnnxModel> {
+        match &self.backend {
+            Backend::Native(m) => Some(m),
+            Backend::Runtime { .. } => None,
+        }
     }
 
     /// The names of the model's graph inputs, in order.
     pub fn input_names(&self) -> Vec<String> {
-        match &self.inputs {
-            InputLayout::Matrix { name, .. } => vec![name.clone()],
-            InputLayout::Columns(c) => c.iter().map(|(n, ..)| n.clone()).collect(),
+        match &self.backend {
+            Backend::Native(m) => m.input_names(),
+            Backend::Runtime { inputs, .. } => match inputs {
+                InputLayout::Matrix { name, .. } => vec![name.clone()],
+                InputLayout::Columns(c) => c.iter().map(|(n, ..)| n.clone()).collect(),
+            },
         }
     }
 
-    fn feeds<'a>(&self, frame: &'a Frame, idx: &[usize]) -> Result<Vec<(String, SessionInputValue<'a>)>> {
+    fn feeds<'a>(
+        &self,
+        inputs: &InputLayout,
+        frame: &'a Frame,
+        idx: &[usize],
+    ) -> Result<Vec<(String, SessionInputValue<'a>)>> {
         let n = frame.n_rows();
         let tensor_err = |e: ort::Error| Error::OnnxRuntime {
             reason: format!("building an input tensor: {e}"),
         };
-        match &self.inputs {
+        match inputs {
             InputLayout::Matrix { name, elem } => {
                 let f = self.schema.len();
                 let value: SessionInputValue = if *elem == Elem::F32 {
@@ -920,7 +774,12 @@ impl OnnxModel {
         }
     }
 
-    fn probabilities(&self, outputs: &ort::session::SessionOutputs<'_>, n: usize) -> Result<Array2<f64>> {
+    fn probabilities(
+        &self,
+        layout: &OutputLayout,
+        outputs: &ort::session::SessionOutputs<'_>,
+        n: usize,
+    ) -> Result<Array2<f64>> {
         let k = self.labels.len();
         let run_err = |e: ort::Error| Error::OnnxRuntime {
             reason: format!("reading the model's output: {e}"),
@@ -928,7 +787,7 @@ impl OnnxModel {
         let missing = |name: &str| Error::OnnxRuntime {
             reason: format!("the model returned no output `{name}`"),
         };
-        match &self.outputs {
+        match layout {
             OutputLayout::Tensor { name, elem } => {
                 let v = outputs.get(name).ok_or_else(|| missing(name))?;
                 let flat: Vec<f64> = if *elem == Elem::F32 {
@@ -981,82 +840,6 @@ impl OnnxModel {
     }
 }
 
-/// The labels of an output signature written by [`OutputSpec::to_mlflow_signature_json`]
-/// (`label`, then `probability_<label>` per class).
-fn signature_labels(outputs: &str) -> Option<Vec<String>> {
-    let cols: Vec<crate::schema::MlflowColumn> = serde_json::from_str(outputs).ok()?;
-    let labels: Vec<String> = cols
-        .iter()
-        .filter_map(|c| {
-            c.name
-                .as_deref()?
-                .strip_prefix("probability_")
-                .map(str::to_string)
-        })
-        .collect();
-    (labels.len() >= 2).then_some(labels)
-}
-
-/// Calls `set(row, value)` for each row of a numeric column, with NaN for missing values.
-fn numeric_column(frame: &Frame, c: usize, mut set: impl FnMut(usize, f64)) {
-    let nulls = frame.null_mask(c);
-    let missing = |r: usize| nulls.is_some_and(|m| m[r]);
-    match &frame.columns()[c] {
-        Column::Float(v) => v.iter().enumerate().for_each(|(r, &x)| set(r, x)),
-        Column::Int(v) => v
-            .iter()
-            .enumerate()
-            .for_each(|(r, &x)| set(r, if missing(r) { f64::NAN } else { x as f64 })),
-        Column::Bool(v) => v.iter().enumerate().for_each(|(r, &x)| {
-            set(
-                r,
-                if missing(r) {
-                    f64::NAN
-                } else {
-                    f64::from(u8::from(x))
-                },
-            )
-        }),
-        // Refused when the input layout was built.
-        Column::Categorical(_) | Column::String(_) => {}
-    }
-}
-
-fn int_column(frame: &Frame, c: usize, input: &str) -> Result<Vec<i64>> {
-    if let Some(r) = frame.null_mask(c).and_then(|m| m.iter().position(|&b| b)) {
-        return Err(Error::SchemaMismatch {
-            reason: format!(
-                "field `{}` is missing in row {r}, but the model's input `{input}` is an int64 tensor, which has no missing value",
-                frame.schema().fields()[c].name
-            ),
-        });
-    }
-    Ok(match &frame.columns()[c] {
-        Column::Int(v) => v.to_vec(),
-        Column::Bool(v) => v.iter().map(|&b| i64::from(b)).collect(),
-        _ => Vec::new(),
-    })
-}
-
-/// Category text per row; missing and unseen values become the empty string, which an ONNX
-/// one-hot encoder treats as an unknown category.
-fn string_column(frame: &Frame, c: usize, field: &Field) -> Vec<String> {
-    match (&frame.columns()[c], field.vocabulary()) {
-        (Column::Categorical(codes), Some(vocab)) => codes
-            .iter()
-            .map(|&code| {
-                if code == MISSING_CODE {
-                    String::new()
-                } else {
-                    vocab.value(code).unwrap_or_default().to_string()
-                }
-            })
-            .collect(),
-        (Column::String(v), _) => v.clone(),
-        _ => Vec::new(),
-    }
-}
-
 impl Model for OnnxModel {
     fn schema(&self) -> &Schema {
         &self.schema
@@ -1067,6 +850,15 @@ impl Model for OnnxModel {
     }
 
     fn predict(&self, frame: &Frame) -> Result<Predictions> {
+        let (inputs, layout, session) = match &self.backend {
+            Backend::Native(m) => return m.predict(frame),
+            Backend::Runtime {
+                inputs,
+                outputs,
+                session,
+                ..
+            } => (inputs, outputs, session),
+        };
         let idx = check_frame_schema(&self.schema, frame)?;
         let n = frame.n_rows();
         if n == 0 {
@@ -1080,12 +872,12 @@ impl Model for OnnxModel {
                 )?,
             });
         }
-        let feeds = self.feeds(frame, &idx)?;
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let feeds = self.feeds(inputs, frame, &idx)?;
+        let mut session = session.lock().unwrap_or_else(|e| e.into_inner());
         let outputs = session.run(feeds).map_err(|e| Error::OnnxRuntime {
             reason: format!("running the model: {e}"),
         })?;
-        match &self.outputs {
+        match layout {
             OutputLayout::Regression { name, elem } => {
                 let v = outputs.get(name).ok_or_else(|| Error::OnnxRuntime {
                     reason: format!("the model returned no output `{name}`"),
@@ -1109,7 +901,7 @@ impl Model for OnnxModel {
                 })
             }
             _ => {
-                let p = self.probabilities(&outputs, n)?;
+                let p = self.probabilities(layout, &outputs, n)?;
                 Predictions::from_probabilities(self.labels.clone(), p)
             }
         }

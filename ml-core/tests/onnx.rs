@@ -7,10 +7,12 @@
 //! scripts/test.sh does), and are skipped with a message otherwise.
 #![cfg(feature = "onnx")]
 
+mod onnx_graphs;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ml_core::onnx::{OnnxModel, OnnxOptions, locate_runtime_library};
+use ml_core::onnx::{Engine, OnnxModel, OnnxOptions, locate_runtime_library};
 use ml_core::{DataType, Error, Field, Frame, Model, OutputSpec, Schema, Value};
 use serde::Deserialize;
 
@@ -61,6 +63,15 @@ struct Expected {
     values: Vec<f64>,
 }
 
+/// These tests are about ONNX Runtime: they ask for it (the default engine would evaluate the
+/// fixtures natively; tests/onnx_native.rs covers that).
+fn runtime_options() -> OnnxOptions {
+    OnnxOptions {
+        engine: Engine::Runtime,
+        ..OnnxOptions::default()
+    }
+}
+
 fn fixture(name: &str) -> Fixture {
     let text = std::fs::read_to_string(fixtures().join(format!("{name}.json"))).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -70,7 +81,7 @@ fn load(name: &str, schema: Option<Schema>) -> ml_core::Result<OnnxModel> {
     OnnxModel::load(
         fixtures().join(format!("{name}.onnx")),
         schema,
-        &OnnxOptions::default(),
+        &runtime_options(),
     )
 }
 
@@ -155,6 +166,7 @@ fn every_fixture_matches_onnxruntime_and_the_estimator() {
         let fx = fixture(name);
         let model = load(name, None).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(model.kind(), "onnx");
+        assert_eq!(model.engine(), Engine::Runtime);
         check_parity(&model, &fx);
     }
 }
@@ -180,7 +192,7 @@ fn a_derived_schema_names_features_f0_and_pipeline_inputs_by_column() {
 
     let columns: Vec<String> = ["a", "b", "c", "d", "e", "f"].map(String::from).to_vec();
     let bytes = std::fs::read(fixtures().join("logistic_regression.onnx")).unwrap();
-    let named = OnnxModel::from_bytes(bytes, "lr", None, Some(&columns), &OnnxOptions::default()).unwrap();
+    let named = OnnxModel::from_bytes(bytes, "lr", None, Some(&columns), &runtime_options()).unwrap();
     assert_eq!(
         named.schema().names().collect::<Vec<_>>(),
         ["a", "b", "c", "d", "e", "f"]
@@ -244,7 +256,7 @@ fn corrupt_and_truncated_files_are_specific_errors() {
     let good = std::fs::read(fixtures().join("random_forest_classifier.onnx")).unwrap();
     let truncated = dir.path().join("truncated.onnx");
     std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
-    let e = OnnxModel::load(&truncated, None, &OnnxOptions::default()).unwrap_err();
+    let e = OnnxModel::load(&truncated, None, &runtime_options()).unwrap_err();
     assert!(matches!(e, Error::InvalidOnnxModel { .. }), "{e:?}");
     assert!(
         e.to_string().contains("truncated.onnx") && e.to_string().contains("truncated"),
@@ -257,15 +269,15 @@ fn corrupt_and_truncated_files_are_specific_errors() {
         *b ^= 0xa5;
     }
     std::fs::write(&corrupt, &bytes).unwrap();
-    let e = OnnxModel::load(&corrupt, None, &OnnxOptions::default()).unwrap_err();
+    let e = OnnxModel::load(&corrupt, None, &runtime_options()).unwrap_err();
     assert!(matches!(e, Error::InvalidOnnxModel { .. }), "{e:?}");
 
     let text = dir.path().join("model.onnx");
     std::fs::write(&text, "this is not a model\n").unwrap();
-    let e = OnnxModel::load(&text, None, &OnnxOptions::default()).unwrap_err();
+    let e = OnnxModel::load(&text, None, &runtime_options()).unwrap_err();
     assert!(matches!(e, Error::InvalidOnnxModel { .. }), "{e:?}");
 
-    let e = OnnxModel::load(dir.path().join("absent.onnx"), None, &OnnxOptions::default()).unwrap_err();
+    let e = OnnxModel::load(dir.path().join("absent.onnx"), None, &runtime_options()).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
 }
 
@@ -331,6 +343,7 @@ fn a_schema_that_does_not_fit_the_inputs_is_a_schema_mismatch() {
 fn a_missing_runtime_library_is_a_clear_error() {
     let options = OnnxOptions {
         library: Some(PathBuf::from("no-such-dir/libonnxruntime.so.1.31.1")),
+        engine: Engine::Runtime,
         ..OnnxOptions::default()
     };
     let e = OnnxModel::load(fixtures().join("logistic_regression.onnx"), None, &options).unwrap_err();
@@ -372,6 +385,7 @@ fn an_artifact_round_trip_keeps_schema_labels_and_predictions() {
     // Labels given at import time are kept by the artifact.
     let options = OnnxOptions {
         labels: Some(vec!["neg".into(), "pos".into()]),
+        engine: Engine::Runtime,
         ..OnnxOptions::default()
     };
     let relabeled = OnnxModel::load(
@@ -384,4 +398,57 @@ fn an_artifact_round_trip_keeps_schema_labels_and_predictions() {
     relabeled.to_artifact().unwrap().save(&path2).unwrap();
     let again = ml_core::load_model(&path2).unwrap();
     assert_eq!(again.output().labels(), ["neg", "pos"]);
+}
+
+#[test]
+fn auto_falls_back_to_onnx_runtime_for_an_unsupported_operator() {
+    if !runtime_present() {
+        return;
+    }
+    let bytes = onnx_graphs::model_bytes(onnx_graphs::graph_with_unsupported_operator());
+    let model =
+        OnnxModel::from_bytes(bytes.clone(), "mul.onnx", None, None, &OnnxOptions::default()).unwrap();
+    assert_eq!(model.engine(), Engine::Runtime);
+    let frame = Frame::from_rows(
+        model.schema().clone(),
+        &[vec![Value::Float(0.25)], vec![Value::Float(0.75)]],
+    )
+    .unwrap();
+    // Leaves 10 and 20, squared by Mul.
+    assert_eq!(
+        model.predict(&frame).unwrap().values().unwrap().to_vec(),
+        [100.0, 400.0]
+    );
+    // Asking for the native engine is refused, naming the operator and its node.
+    let native = OnnxOptions {
+        engine: Engine::Native,
+        ..OnnxOptions::default()
+    };
+    let e = OnnxModel::from_bytes(bytes, "mul.onnx", None, None, &native).unwrap_err();
+    assert!(
+        matches!(&e, Error::UnsupportedOnnxOperators { operators, .. } if operators == &["`Mul` (node `Mul_0`)"]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn auto_without_a_runtime_fails_naming_the_unsupported_operators_and_the_fix() {
+    let bytes = onnx_graphs::model_bytes(onnx_graphs::graph_with_unsupported_operator());
+    let options = OnnxOptions {
+        library: Some(PathBuf::from("no-such-dir/libonnxruntime.so.1.31.1")),
+        ..OnnxOptions::default()
+    };
+    let e = OnnxModel::from_bytes(bytes, "mul.onnx", None, None, &options).unwrap_err();
+    assert!(matches!(e, Error::OnnxRuntimeUnavailable { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("mul.onnx needs it")
+            && text.contains("`Mul` (node `Mul_0`)")
+            && text.contains("pip install"),
+        "{text}"
+    );
+    // A graph that runs natively needs no runtime at all, even with a wrong library named.
+    let model = OnnxModel::load(fixtures().join("random_forest_regressor.onnx"), None, &options).unwrap();
+    assert_eq!(model.engine(), Engine::Native);
+    assert!(model.runtime_library().is_none());
 }

@@ -244,12 +244,33 @@ fn a_missing_runtime_library_is_a_one_line_error_with_the_fix() {
     let out = tmp.path().join("m");
     let missing = tmp.path().join("nowhere/libonnxruntime.so");
     let e = fails(
-        &["import-onnx", p(&src), "--out", p(&out)],
+        &["import-onnx", p(&src), "--engine", "runtime", "--out", p(&out)],
         &[("ORT_DYLIB_PATH", p(&missing))],
     );
     assert!(e.starts_with("error: ONNX Runtime is not available"), "{e}");
     assert!(e.contains("ORT_DYLIB_PATH") && e.contains("pip install"), "{e}");
     assert!(!out.exists());
+}
+
+#[test]
+fn the_native_engine_needs_no_runtime_and_is_recorded_with_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = tmp.path().join("registry");
+    let src = fixtures().join("random_forest_classifier.onnx");
+    let missing = tmp.path().join("nowhere/libonnxruntime.so");
+    let out = streamscore(
+        &["import-onnx", p(&src), "--name", "rf", "--registry", p(&registry)],
+        &[("ORT_DYLIB_PATH", p(&missing))],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("engine native (TreeEnsembleClassifier)"),
+        "{stderr}"
+    );
+    let show = ok(&["show", "rf:1", "--registry", p(&registry)]);
+    let json: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(json["onnx_engine"], "native", "{show}");
 }
 
 #[test]

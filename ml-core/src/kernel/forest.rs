@@ -104,6 +104,14 @@ impl FlatForest {
         flat
     }
 
+    /// The same forest with its summed leaf values multiplied by `scale` instead of
+    /// `1 / n_trees` (1 for ensembles that add their trees, as gradient boosting and ONNX's
+    /// `SUM` aggregate do).
+    pub fn with_scale(mut self, scale: f64) -> FlatForest {
+        self.scale = scale;
+        self
+    }
+
     /// Number of input features.
     pub fn n_features(&self) -> usize {
         self.n_features

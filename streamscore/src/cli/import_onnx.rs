@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use ml_core::onnx::{OnnxModel, OnnxOptions};
+use ml_core::onnx::{Engine, OnnxModel, OnnxOptions};
 use ml_core::{Model, Schema};
 use ml_registry::RegisterOptions;
 
@@ -24,6 +24,11 @@ pub struct Args {
     /// Class labels in probability-column order, when the graph names none.
     #[arg(long, value_name = "A,B")]
     labels: Option<String>,
+    /// How the model is scored: `native` (the classical ONNX-ML operators, evaluated by
+    /// streamscore), `runtime` (ONNX Runtime), or `auto` (native when every operator is
+    /// supported, else ONNX Runtime). Recorded with the model.
+    #[arg(long, default_value = "auto", value_name = "auto|native|runtime")]
+    engine: Engine,
     /// Register the model under this name (in --registry).
     #[arg(long)]
     name: Option<String>,
@@ -49,6 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let columns = args.columns.as_deref().map(parse_list);
     let options = OnnxOptions {
         labels: args.labels.as_deref().map(parse_list),
+        engine: args.engine,
         ..OnnxOptions::default()
     };
     let bytes =
@@ -56,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let origin = args.model.display().to_string();
     let model = OnnxModel::from_bytes(bytes, &origin, schema, columns.as_deref(), &options)?;
     eprintln!(
-        "ONNX model {origin}{}: inputs {} → {} fields ({}); predicts {}",
+        "ONNX model {origin}{}: inputs {} → {} fields ({}); predicts {}; engine {}",
         if model.producer().is_empty() {
             String::new()
         } else {
@@ -68,6 +74,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         match model.output().labels() {
             [] => "a value (regression)".to_string(),
             labels => format!("classes {}", labels.join(", ")),
+        },
+        match model.native() {
+            Some(native) => format!("native ({})", native.graph().summary()),
+            None => format!(
+                "ONNX Runtime ({})",
+                model
+                    .runtime_library()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
         }
     );
     let mut artifact = model.to_artifact()?;

@@ -347,6 +347,9 @@ pub fn show(args: ShowArgs) -> anyhow::Result<()> {
             flavor.map(|f| f.model_kind).unwrap_or_default().into(),
         );
         map.insert("model_uuid".into(), artifact.mlmodel().model_uuid.clone().into());
+        if let Some(engine) = artifact.mlmodel().metadata.get("onnx_engine") {
+            map.insert("onnx_engine".into(), engine.clone().into());
+        }
         map.insert(
             "attachments".into(),
             artifact.attachment_names().collect::<Vec<_>>().into(),

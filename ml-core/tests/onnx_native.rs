@@ -1,0 +1,567 @@
+//! Native evaluation of ONNX-ML graphs (feature `onnx-native`, no ONNX Runtime) against the
+//! outputs Python onnxruntime recorded for every fixture (scripts/reference/onnx_fixtures.py,
+//! tests/fixtures/onnx/README.md), and per operator attribute against values worked out by hand.
+#![cfg(feature = "onnx-native")]
+
+use std::path::{Path, PathBuf};
+
+mod onnx_graphs;
+
+use ml_core::onnx_ml::proto::{AttributeProto, GraphProto};
+use ml_core::onnx_ml::{Data, NativeGraph, NativeOnnxModel, Tensor, Value as OnnxValue};
+use ml_core::{DataType, Error, Field, Frame, Model, OutputSpec, Schema, Value};
+use onnx_graphs::*;
+use serde::Deserialize;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
+}
+
+#[derive(Deserialize)]
+struct Fixture {
+    name: String,
+    task: String,
+    #[serde(default)]
+    labels: Vec<String>,
+    rows: Vec<Vec<Value>>,
+    onnxruntime: Expected,
+}
+
+#[derive(Deserialize)]
+struct Expected {
+    #[serde(default)]
+    label: Vec<String>,
+    #[serde(default)]
+    probabilities: Vec<Vec<f64>>,
+    #[serde(default)]
+    values: Vec<f64>,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let text = std::fs::read_to_string(fixtures().join(format!("{name}.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+const ALL: [&str; 9] = [
+    "logistic_regression",
+    "random_forest_classifier",
+    "gradient_boosting_classifier",
+    "hist_gradient_boosting_classifier",
+    "pipeline_lr",
+    "random_forest_regressor",
+    "xgb_classifier",
+    "lgbm_classifier",
+    "bench_rf100_d8_f20",
+];
+
+/// The largest difference from onnxruntime's recorded output, for probabilities or values
+/// (values relative to their magnitude when above 1: float32 keeps ~7 significant digits).
+fn max_difference(model: &dyn Model, fx: &Fixture) -> f64 {
+    let frame = Frame::from_rows(model.schema().clone(), &fx.rows).unwrap();
+    let p = model.predict(&frame).unwrap();
+    assert_eq!(p.len(), fx.rows.len(), "{}", fx.name);
+    let mut worst = 0f64;
+    if fx.task == "regression" {
+        assert_eq!(model.output(), &OutputSpec::Regression);
+        for (r, &v) in p.values().unwrap().iter().enumerate() {
+            let ort = fx.onnxruntime.values[r];
+            worst = worst.max((v - ort).abs() / ort.abs().max(1.0));
+        }
+        return worst;
+    }
+    assert_eq!(model.output().labels(), fx.labels.as_slice(), "{}", fx.name);
+    let probs = p.probabilities().unwrap();
+    for r in 0..fx.rows.len() {
+        for c in 0..fx.labels.len() {
+            worst = worst.max((probs[[r, c]] - fx.onnxruntime.probabilities[r][c]).abs());
+        }
+        let mut sorted = fx.onnxruntime.probabilities[r].clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        if sorted[0] - sorted[1] > 1e-5 {
+            assert_eq!(
+                p.label(r),
+                Some(fx.onnxruntime.label[r].as_str()),
+                "{} row {r}",
+                fx.name
+            );
+        }
+    }
+    worst
+}
+
+#[test]
+fn every_fixture_matches_the_recorded_onnxruntime_output_within_1e_6() {
+    for name in ALL {
+        let fx = fixture(name);
+        let model = NativeOnnxModel::load(fixtures().join(format!("{name}.onnx")), None, None)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let worst = max_difference(&model, &fx);
+        eprintln!(
+            "{name}: max |native - onnxruntime| = {worst:.2e} ({})",
+            model.graph().summary()
+        );
+        assert!(worst <= 1e-6, "{name}: max |native - onnxruntime| = {worst:e}");
+    }
+}
+
+#[test]
+fn categorical_fields_feed_the_pipelines_string_inputs() {
+    let fx = fixture("pipeline_lr");
+    let schema = Schema::new(vec![
+        Field::new("income", DataType::Float),
+        Field::new("age", DataType::Float),
+        Field::new("balance", DataType::Float),
+        Field::new("plan", DataType::categorical(["basic", "plus", "pro"]).unwrap()),
+        Field::new(
+            "region",
+            DataType::categorical(["east", "north", "south", "west"]).unwrap(),
+        ),
+    ])
+    .unwrap();
+    let model = NativeOnnxModel::load(fixtures().join("pipeline_lr.onnx"), Some(schema), None).unwrap();
+    let worst = max_difference(&model, &fx);
+    assert!(worst <= 1e-6, "{worst:e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-built graphs: one per operator attribute combination, with expectations worked out by
+// hand.
+
+fn run1(g: &GraphProto, x: Tensor) -> Vec<OnnxValue> {
+    let compiled = NativeGraph::compile(g).unwrap();
+    compiled
+        .run(vec![x])
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect()
+}
+
+fn floats(v: &OnnxValue) -> Vec<f32> {
+    match v {
+        OnnxValue::Tensor(Tensor {
+            data: Data::F32(d), ..
+        }) => d.clone(),
+        other => panic!("not floats: {other:?}"),
+    }
+}
+
+fn f32s(rows: &[&[f32]]) -> Tensor {
+    let cols = rows[0].len();
+    Tensor::new(
+        Data::F32(rows.iter().flat_map(|r| r.iter().copied()).collect()),
+        rows.len(),
+        cols,
+    )
+}
+
+#[test]
+fn every_split_mode_and_missing_value_track_sends_rows_the_specified_way() {
+    let below = 0.5f32.next_down();
+    let above = 0.5f32.next_up();
+    let x = f32s(&[&[below], &[0.5], &[above], &[f32::NAN]]);
+    // (mode, tracks_true, expected per row: 10 = true branch, 20 = false branch)
+    let cases: [(&str, Option<i64>, [f32; 4]); 8] = [
+        ("BRANCH_LEQ", None, [10.0, 10.0, 20.0, 20.0]),
+        ("BRANCH_LEQ", Some(1), [10.0, 10.0, 20.0, 10.0]),
+        ("BRANCH_LT", None, [10.0, 20.0, 20.0, 20.0]),
+        ("BRANCH_LT", Some(1), [10.0, 20.0, 20.0, 10.0]),
+        ("BRANCH_GTE", None, [20.0, 10.0, 10.0, 20.0]),
+        ("BRANCH_GTE", Some(1), [20.0, 10.0, 10.0, 10.0]),
+        ("BRANCH_GT", None, [20.0, 20.0, 10.0, 20.0]),
+        ("BRANCH_GT", Some(1), [20.0, 20.0, 10.0, 10.0]),
+    ];
+    for (mode, tracks, want) in cases {
+        let y = run1(&one_split(mode, tracks, vec![]), x.clone());
+        assert_eq!(floats(&y[0]), want, "{mode} tracks_true={tracks:?}");
+    }
+}
+
+#[test]
+fn regressor_aggregates_base_values_and_post_transforms() {
+    let x = f32s(&[&[0.0], &[1.0]]);
+    // Two identical trees: SUM doubles, AVERAGE keeps; base value added after.
+    let two_trees = |agg: &str, base: f32| {
+        let mut g = one_split("BRANCH_LEQ", None, vec![]);
+        let n = &mut g.node[0];
+        n.attribute
+            .retain(|a| !a.name().starts_with("nodes_") && !a.name().starts_with("target_"));
+        n.attribute.extend([
+            attr_ints("nodes_treeids", &[0, 0, 0, 1, 1, 1]),
+            attr_ints("nodes_nodeids", &[0, 1, 2, 0, 1, 2]),
+            attr_ints("nodes_featureids", &[0; 6]),
+            attr_floats("nodes_values", &[0.5, 0.0, 0.0, 0.5, 0.0, 0.0]),
+            attr_strings(
+                "nodes_modes",
+                &["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LEQ", "LEAF", "LEAF"],
+            ),
+            attr_ints("nodes_truenodeids", &[1, 0, 0, 1, 0, 0]),
+            attr_ints("nodes_falsenodeids", &[2, 0, 0, 2, 0, 0]),
+            attr_ints("target_treeids", &[0, 0, 1, 1]),
+            attr_ints("target_nodeids", &[1, 2, 1, 2]),
+            attr_ints("target_ids", &[0; 4]),
+            attr_floats("target_weights", &[10.0, 20.0, 1.0, 2.0]),
+            attr_string("aggregate_function", agg),
+            attr_floats("base_values", &[base]),
+        ]);
+        g
+    };
+    assert_eq!(floats(&run1(&two_trees("SUM", 0.0), x.clone())[0]), [11.0, 22.0]);
+    assert_eq!(
+        floats(&run1(&two_trees("SUM", 100.0), x.clone())[0]),
+        [111.0, 122.0]
+    );
+    assert_eq!(
+        floats(&run1(&two_trees("AVERAGE", 0.0), x.clone())[0]),
+        [5.5, 11.0]
+    );
+    assert_eq!(
+        floats(&run1(&two_trees("AVERAGE", 1.0), x.clone())[0]),
+        [6.5, 12.0]
+    );
+    // MIN / MAX are refused (natively), naming the node and the attribute value.
+    let e = NativeGraph::compile(&two_trees("MIN", 0.0)).unwrap_err();
+    let text = format!("{e:?}");
+    assert!(
+        text.contains("TreeEnsembleRegressor") && text.contains("MIN"),
+        "{text}"
+    );
+}
+
+/// A classifier of one split on feature 0 at 0.5 whose leaves carry `weights` as (node, class,
+/// weight) triples.
+fn classifier(labels: &[i64], weights: &[(i64, i64, f32)], post: &str, base: &[f32]) -> GraphProto {
+    let mut attrs = vec![
+        attr_ints("nodes_treeids", &[0, 0, 0]),
+        attr_ints("nodes_nodeids", &[0, 1, 2]),
+        attr_ints("nodes_featureids", &[0, 0, 0]),
+        attr_floats("nodes_values", &[0.5, 0.0, 0.0]),
+        attr_strings("nodes_modes", &["BRANCH_LEQ", "LEAF", "LEAF"]),
+        attr_ints("nodes_truenodeids", &[1, 0, 0]),
+        attr_ints("nodes_falsenodeids", &[2, 0, 0]),
+        attr_ints("class_treeids", &vec![0; weights.len()]),
+        attr_ints("class_nodeids", &weights.iter().map(|w| w.0).collect::<Vec<_>>()),
+        attr_ints("class_ids", &weights.iter().map(|w| w.1).collect::<Vec<_>>()),
+        attr_floats("class_weights", &weights.iter().map(|w| w.2).collect::<Vec<_>>()),
+        attr_ints("classlabels_int64s", labels),
+        attr_string("post_transform", post),
+    ];
+    if !base.is_empty() {
+        attrs.push(attr_floats("base_values", base));
+    }
+    graph(
+        vec![node(
+            "TreeEnsembleClassifier",
+            "ai.onnx.ml",
+            &["x"],
+            &["label", "p"],
+            attrs,
+        )],
+        vec![tensor_info("x", 1, 1)],
+        vec![
+            tensor_info("label", 7, 1),
+            tensor_info("p", 1, labels.len() as i64),
+        ],
+    )
+}
+
+fn ints(v: &OnnxValue) -> Vec<i64> {
+    match v {
+        OnnxValue::Tensor(Tensor {
+            data: Data::I64(d), ..
+        }) => d.clone(),
+        other => panic!("not ints: {other:?}"),
+    }
+}
+
+fn close(a: &[f32], b: &[f64]) -> bool {
+    // Float results: within 1e-6, relative to the magnitude above 1.
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (f64::from(*x) - y).abs() < 1e-6 * y.abs().max(1.0))
+}
+
+#[test]
+fn binary_classifiers_with_one_score_column_fill_the_second_as_onnx_runtime_does() {
+    let x = f32s(&[&[0.0], &[1.0]]);
+    // All weights positive (a probability for class 1): [1 - s, s].
+    let g = classifier(&[0, 1], &[(1, 0, 0.25), (2, 0, 0.75)], "NONE", &[]);
+    let out = run1(&g, x.clone());
+    assert_eq!(ints(&out[0]), [0, 1]);
+    assert!(close(&floats(&out[1]), &[0.75, 0.25, 0.25, 0.75]));
+    // Mixed-sign margins with LOGISTIC and one base value (gradient boosting):
+    // [σ(-(s + b)), σ(s + b)].
+    let g = classifier(&[0, 1], &[(1, 0, -1.0), (2, 0, 2.0)], "LOGISTIC", &[0.5]);
+    let out = run1(&g, x.clone());
+    let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
+    assert_eq!(ints(&out[0]), [0, 1]);
+    assert!(close(
+        &floats(&out[1]),
+        &[sig(0.5), sig(-0.5), sig(-2.5), sig(2.5)]
+    ));
+    // Mixed weights without a transform: [-s, s] when class 1 wins, [s, -s] when class 0 does.
+    let g = classifier(&[0, 1], &[(1, 0, -1.0), (2, 0, 2.0)], "NONE", &[]);
+    let out = run1(&g, x.clone());
+    assert!(close(&floats(&out[1]), &[-1.0, 1.0, -2.0, 2.0]));
+    // Two score columns and string labels: SOFTMAX over both, label = argmax.
+    let mut g = classifier(
+        &[0, 1],
+        &[(1, 0, 1.0), (1, 1, 0.0), (2, 0, 0.0), (2, 1, 3.0)],
+        "SOFTMAX",
+        &[],
+    );
+    g.node[0].attribute.retain(|a| a.name() != "classlabels_int64s");
+    g.node[0]
+        .attribute
+        .push(attr_strings("classlabels_strings", &["no", "yes"]));
+    let out = run1(&g, x);
+    match &out[0] {
+        OnnxValue::Tensor(Tensor {
+            data: Data::Str(s), ..
+        }) => assert_eq!(s, &["no", "yes"]),
+        other => panic!("{other:?}"),
+    }
+    let e1 = 1f64.exp();
+    let e3 = 3f64.exp();
+    assert!(close(
+        &floats(&out[1]),
+        &[
+            e1 / (e1 + 1.0),
+            1.0 / (e1 + 1.0),
+            1.0 / (1.0 + e3),
+            e3 / (1.0 + e3)
+        ]
+    ));
+}
+
+#[test]
+fn multiclass_base_values_and_softmax_zero_and_probit() {
+    let x = f32s(&[&[0.0]]);
+    let w = [
+        (1, 0, 1.0),
+        (1, 1, 0.0),
+        (1, 2, 2.0),
+        (2, 0, 0.0),
+        (2, 1, 0.0),
+        (2, 2, 0.0),
+    ];
+    // Base values are added before the transform: scores [1.5, 0.5, 2.5] → NONE.
+    let out = run1(&classifier(&[7, 8, 9], &w, "NONE", &[0.5, 0.5, 0.5]), x.clone());
+    assert_eq!(ints(&out[0]), [9]);
+    assert!(close(&floats(&out[1]), &[1.5, 0.5, 2.5]));
+    // SOFTMAX_ZERO keeps zero scores at zero: [1, 0, 2] → [e/(e+e²), 0, e²/(e+e²)].
+    let out = run1(&classifier(&[7, 8, 9], &w, "SOFTMAX_ZERO", &[]), x.clone());
+    let (a, b) = (1f64.exp(), 2f64.exp());
+    assert!(close(&floats(&out[1]), &[a / (a + b), 0.0, b / (a + b)]));
+    // PROBIT uses ONNX Runtime's erfinv approximation; probit(0.5) = 0 exactly, and
+    // probit(0.975) ≈ 1.96 to the approximation's accuracy.
+    let w2 = [
+        (1, 0, 0.5),
+        (1, 1, 0.975),
+        (1, 2, 0.025),
+        (2, 0, 0.0),
+        (2, 1, 0.0),
+        (2, 2, 0.0),
+    ];
+    let out = run1(&classifier(&[7, 8, 9], &w2, "PROBIT", &[]), x);
+    let p = floats(&out[1]);
+    assert!(p[0].abs() < 1e-6, "{p:?}");
+    assert!((p[1] - 1.96).abs() < 5e-3 && (p[2] + 1.96).abs() < 5e-3, "{p:?}");
+}
+
+#[test]
+fn preprocessing_operators_compute_what_the_specification_says() {
+    // Imputer (NaN → per-column values) → Scaler → Normalizer L2 → LinearRegressor.
+    let nodes = vec![
+        node(
+            "Imputer",
+            "ai.onnx.ml",
+            &["x"],
+            &["i"],
+            vec![
+                attr_floats("imputed_value_floats", &[1.0, 2.0]),
+                AttributeProto {
+                    name: Some("replaced_value_float".into()),
+                    r#type: Some(1),
+                    f: Some(f32::NAN),
+                    ..Default::default()
+                },
+            ],
+        ),
+        node(
+            "Scaler",
+            "ai.onnx.ml",
+            &["i"],
+            &["s"],
+            vec![
+                attr_floats("offset", &[1.0, 0.0]),
+                attr_floats("scale", &[3.0, 4.0]),
+            ],
+        ),
+        node(
+            "Normalizer",
+            "ai.onnx.ml",
+            &["s"],
+            &["n"],
+            vec![attr_string("norm", "L2")],
+        ),
+        node(
+            "LinearRegressor",
+            "ai.onnx.ml",
+            &["n"],
+            &["y"],
+            vec![
+                attr_floats("coefficients", &[10.0, 100.0]),
+                attr_floats("intercepts", &[1.0]),
+            ],
+        ),
+    ];
+    let g = graph(nodes, vec![tensor_info("x", 1, 2)], vec![tensor_info("y", 1, 1)]);
+    // Row [2, NaN] → [2, 2] → [3, 8] → [3, 8]/√73 → 1 + (30 + 800)/√73.
+    // Row [NaN, 0.75] → [1, 0.75] → [0, 3] → [0, 1] → 101.
+    let y = floats(&run1(&g, f32s(&[&[2.0, f32::NAN], &[f32::NAN, 0.75]]))[0]);
+    assert!(close(&y, &[1.0 + 830.0 / 73f64.sqrt(), 101.0]), "{y:?}");
+
+    // LabelEncoder string → int64 with a default, OneHotEncoder on ints, Cast, Concat, ArgMax.
+    let nodes = vec![
+        node(
+            "LabelEncoder",
+            "ai.onnx.ml",
+            &["c"],
+            &["code"],
+            vec![
+                attr_strings("keys_strings", &["a", "b", "c"]),
+                attr_ints("values_int64s", &[2, 0, 1]),
+                attr_int("default_int64", 3),
+            ],
+        ),
+        node(
+            "OneHotEncoder",
+            "ai.onnx.ml",
+            &["code"],
+            &["oh"],
+            vec![attr_ints("cats_int64s", &[0, 1, 2]), attr_int("zeros", 1)],
+        ),
+        node("Cast", "", &["code"], &["codef"], vec![attr_int("to", 1)]),
+        node(
+            "Concat",
+            "",
+            &["oh", "codef"],
+            &["cat"],
+            vec![attr_int("axis", 1)],
+        ),
+        node("ArgMax", "", &["cat"], &["am"], vec![attr_int("axis", 1)]),
+    ];
+    let g = graph(
+        nodes,
+        vec![tensor_info("c", 8, 1)],
+        vec![tensor_info("cat", 1, 4), tensor_info("am", 7, 1)],
+    );
+    let x = Tensor::new(Data::Str(vec!["a".into(), "b".into(), "zzz".into()]), 3, 1);
+    let out = run1(&g, x);
+    // a → 2 → [0,0,1,2]; b → 0 → [1,0,0,0]; unknown → 3 → [0,0,0,3] (no category: zeros).
+    assert_eq!(
+        floats(&out[0]),
+        [0.0, 0.0, 1.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0]
+    );
+    assert_eq!(ints(&out[1]), [3, 0, 3]);
+}
+
+#[test]
+fn linear_classifier_binary_forms_and_zipmap() {
+    // One coefficient row for two classes: [1 - σ(z), σ(z)] with LOGISTIC, label z > 0.
+    let nodes = vec![
+        node(
+            "LinearClassifier",
+            "ai.onnx.ml",
+            &["x"],
+            &["label", "p"],
+            vec![
+                attr_floats("coefficients", &[2.0]),
+                attr_floats("intercepts", &[-1.0]),
+                attr_strings("classlabels_strings", &["neg", "pos"]),
+                attr_string("post_transform", "LOGISTIC"),
+            ],
+        ),
+        node(
+            "ZipMap",
+            "ai.onnx.ml",
+            &["p"],
+            &["maps"],
+            vec![attr_strings("classlabels_strings", &["neg", "pos"])],
+        ),
+    ];
+    let g = graph(
+        nodes,
+        vec![tensor_info("x", 1, 1)],
+        vec![tensor_info("label", 8, 1), tensor_info("maps", 1, 2)],
+    );
+    let out = run1(&g, f32s(&[&[0.0], &[1.0]]));
+    let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
+    match &out[1] {
+        OnnxValue::Maps {
+            labels,
+            probabilities,
+            rows,
+            int_keys,
+        } => {
+            assert_eq!(labels, &["neg", "pos"]);
+            assert!(!int_keys);
+            assert_eq!(*rows, 2);
+            assert!(close(
+                probabilities,
+                &[1.0 - sig(-1.0), sig(-1.0), 1.0 - sig(1.0), sig(1.0)]
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_unsupported_operator_is_refused_at_load_naming_every_operator_and_node() {
+    let mut g = graph_with_unsupported_operator();
+    g.node
+        .push(node("TreeEnsemble", "ai.onnx.ml", &["x"], &["z"], vec![]));
+    let e = NativeOnnxModel::from_bytes(model_bytes(g), "m.onnx", None, None, None).unwrap_err();
+    match &e {
+        Error::UnsupportedOnnxOperators { origin, operators } => {
+            assert_eq!(origin, "m.onnx");
+            assert_eq!(operators.len(), 2, "{operators:?}");
+            assert!(operators[0].contains("`Mul` (node `Mul_0`)"), "{operators:?}");
+            assert!(
+                operators[1].contains("`TreeEnsemble` (node `TreeEnsemble_0`)"),
+                "{operators:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = e.to_string();
+    assert!(
+        text.contains("m.onnx cannot run natively") && text.contains("Mul"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_hand_built_model_file_loads_and_predicts_through_the_model_interface() {
+    let bytes = model_bytes(one_split("BRANCH_LT", Some(1), vec![]));
+    let model = NativeOnnxModel::from_bytes(bytes.clone(), "m.onnx", None, None, None).unwrap();
+    // One [N, 1] input is one field named after it.
+    assert_eq!(model.schema().names().collect::<Vec<_>>(), ["x"]);
+    // A nullable field feeds missing values as NaN.
+    let schema = Schema::new(vec![Field::new("x", DataType::Float).nullable()]).unwrap();
+    let model = NativeOnnxModel::from_bytes(bytes, "m.onnx", Some(schema), None, None).unwrap();
+    assert_eq!(model.output(), &OutputSpec::Regression);
+    let frame = Frame::from_rows(
+        model.schema().clone(),
+        &[
+            vec![Value::Float(0.25)],
+            vec![Value::Float(0.75)],
+            vec![Value::Null],
+        ],
+    )
+    .unwrap();
+    let p = model.predict(&frame).unwrap();
+    assert_eq!(p.values().unwrap().to_vec(), [10.0, 20.0, 10.0]);
+}
