@@ -137,7 +137,7 @@ class Model:
     >>> df = streamscore.generate(1_000, seed=3)
     >>> m = streamscore.train(df, estimator="decision_tree", params={"max_depth": 3})
     >>> m.kind
-    'decision_tree'
+    'decision_tree_classifier'
     >>> m.predict(df.head(3)).tolist() in (["0", "0", "0"], ["0", "0", "1"], ["0", "1", "0"],
     ...     ["1", "0", "0"], ["0", "1", "1"], ["1", "0", "1"], ["1", "1", "0"], ["1", "1", "1"])
     True
