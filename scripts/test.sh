@@ -65,3 +65,5 @@ echo "== cargo test"
 cargo test --workspace --locked --features "$features"
 echo "== Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs; pyarrow reads our Parquet; real HTTP clients call our server)"
 .venv/bin/python -m pytest -q ml-registry/tests/python ml-stream/tests/python ml-serve/tests/python
+echo "== Python package (wheel from the workspace's dev build, installed into a fresh venv, pytest)"
+./scripts/test-python-package.sh
