@@ -43,11 +43,15 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "azure")]
+pub mod azure_blob;
 pub mod batch;
 pub mod datacollection;
 pub mod decode;
 pub mod error;
 mod jsonwrite;
+#[cfg(feature = "azure")]
+pub mod logs_ingestion;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod pipeline;
