@@ -36,7 +36,9 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::ScoredBatch;
-use crate::datacollection::{CollectedLine, MODEL_INPUTS, MODEL_OUTPUTS, lines_for, write_line};
+use crate::datacollection::{
+    CollectedLine, MODEL_INPUTS, MODEL_OUTPUTS, lines_for, parse_time_bound, parse_time_ms, write_line,
+};
 use crate::error::{Error, Result};
 use crate::pipeline::RetryPolicy;
 use crate::spec::{Spec, SpecRegistry};
@@ -338,12 +340,6 @@ fn hour_overlaps(rel: &str, since: Option<i64>, until: Option<i64>) -> bool {
         None => true,
         Some(start) => since.is_none_or(|s| start + 3_600_000 > s) && until.is_none_or(|u| start < u),
     }
-}
-
-/// Parses an RFC 3339 time to Unix milliseconds.
-pub fn parse_time_ms(text: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 fn time_in_range(time: &str, since: Option<i64>, until: Option<i64>) -> bool {
@@ -839,24 +835,6 @@ impl StreamSource for BlobSource {
 
     fn describe(&self) -> String {
         self.store.location.clone()
-    }
-}
-
-/// Parses a `since`/`until` value: RFC 3339 (`2026-11-27T15:00:00Z`) or a date (`2026-11-27`,
-/// midnight UTC), to Unix milliseconds.
-pub fn parse_time_bound(name: &str, text: &str) -> Result<i64> {
-    if let Some(ms) = parse_time_ms(text) {
-        return Ok(ms);
-    }
-    let date_format = time::macros::format_description!("[year]-[month]-[day]");
-    match time::Date::parse(text, &date_format) {
-        Ok(d) => Ok((d.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000) as i64),
-        Err(_) => Err(Error::InvalidSetting {
-            name: if name == "since" { "since" } else { "until" },
-            reason: format!(
-                "`{text}` is not a time; use RFC 3339 (2026-11-27T15:00:00Z) or a date (2026-11-27)"
-            ),
-        }),
     }
 }
 

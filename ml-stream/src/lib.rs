@@ -49,6 +49,8 @@ pub mod batch;
 pub mod datacollection;
 pub mod decode;
 pub mod error;
+#[cfg(feature = "parquet")]
+pub mod export;
 mod jsonwrite;
 #[cfg(feature = "azure")]
 pub mod logs_ingestion;

@@ -191,7 +191,7 @@ async fn the_sink_writes_the_data_collection_layout_and_the_source_replays_exact
     );
 
     // A time range outside the data selects nothing.
-    let future = ml_stream::azure_blob::parse_time_bound("since", "2999-01-01").unwrap();
+    let future = ml_stream::datacollection::parse_time_bound("since", "2999-01-01").unwrap();
     assert!(
         store
             .read_lines(MODEL_INPUTS, Some(future), None)
@@ -215,7 +215,7 @@ async fn an_outage_is_retried_with_no_loss_and_no_duplicate_blob() {
         options,
     );
     // One fixed hour, so everything belongs in one blob per collection.
-    let time = ml_stream::azure_blob::parse_time_bound("since", "2026-11-27T10:15:00Z").unwrap();
+    let time = ml_stream::datacollection::parse_time_bound("since", "2026-11-27T10:15:00Z").unwrap();
     let mut next = 0u64;
     let mut write = async |sink: &mut BlobSink, count: u64| {
         let records: Vec<InferenceRecord> = (next..next + count).map(|i| record(i, time)).collect();
