@@ -37,11 +37,17 @@ def scored(tmp_path):
     streamscore("generate", "--rows", 2000, "--seed", 1, "--out", train)
     streamscore("train", "--data", train, "--target", "default", "--out", model)
     streamscore("generate", "--rows", 1000, "--seed", 2, "--out", events)
-    sent = [json.loads(line) for line in events.read_text().splitlines()]
+    # The file source's offsets are the byte offsets of the lines.
+    sent, at = [], 0
+    for line in events.read_bytes().splitlines(keepends=True):
+        sent.append((at, json.loads(line)))
+        at += len(line)
     return model, events, sent
 
 
-def check_dataset(table, sent):
+def check_dataset(table, sent_at):
+    offsets = [at for at, _ in sent_at]
+    sent = [event for _, event in sent_at]
     assert table.num_rows == len(sent)
     features = [name for name in sent[0] if name != "default"]
     names = table.column_names
@@ -53,7 +59,7 @@ def check_dataset(table, sent):
     assert table.schema.field("probability_1").type == pa.float64()
     rows = sorted(table.select(["_offset", "LIMIT_BAL", "probability_0", "probability_1"]).to_pylist(),
                   key=lambda r: r["_offset"])
-    assert [r["_offset"] for r in rows] == list(range(len(sent))), "every event once"
+    assert [r["_offset"] for r in rows] == offsets, "every event once"
     for r, event in zip(rows, sent):
         assert r["LIMIT_BAL"] == event["LIMIT_BAL"]
         assert abs(r["probability_0"] + r["probability_1"] - 1) < 1e-9
@@ -83,9 +89,10 @@ def test_azure_sdk_reads_the_blob_log_and_pyarrow_reads_the_export(azurite, scor
             else:
                 assert record["type"] == "azureml.inference.model_outputs"
                 outputs[record["correlationid"]] = record
+    events_sent = [event for _, event in sent]
     rows = [(row, out) for r in inputs for row, out in zip(r["data"], outputs[r["correlationid"]]["data"])]
     assert len(rows) == len(sent)
-    for (row, out), event in zip(rows, sent):
+    for (row, out), event in zip(rows, events_sent):
         assert row["LIMIT_BAL"] == event["LIMIT_BAL"] and row["AGE"] == event["AGE"]
         assert out["label"] in ("0", "1")
 
