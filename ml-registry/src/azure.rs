@@ -790,8 +790,22 @@ impl ModelRegistry for BlobRegistry {
     }
 }
 
+/// The account URL with a SAS query from the environment: `AZURE_STORAGE_CONNECTION_STRING`
+/// (`AccountName=..;AccountKey=..[;BlobEndpoint=..]`, turned into a short-lived account SAS
+/// signed here) or else `AZURE_STORAGE_SAS_URL`. Shared by every Blob client of streamscore
+/// (the registry, the inference-log sink and source). The error names the variables to set;
+/// neither it nor anything else here prints a secret.
+pub fn account_url_from_env() -> std::result::Result<String, String> {
+    if let Ok(cs) = std::env::var("AZURE_STORAGE_CONNECTION_STRING") {
+        return sas_account_url(&cs);
+    }
+    std::env::var("AZURE_STORAGE_SAS_URL").map_err(|_| {
+        "set AZURE_STORAGE_CONNECTION_STRING (AccountName=..;AccountKey=..[;BlobEndpoint=..]) or AZURE_STORAGE_SAS_URL".to_string()
+    })
+}
+
 /// `http(s)://<account url>?<account SAS>` from a connection string with an account key.
-fn sas_account_url(connection_string: &str) -> std::result::Result<String, String> {
+pub fn sas_account_url(connection_string: &str) -> std::result::Result<String, String> {
     let mut parts = BTreeMap::new();
     for kv in connection_string.split(';').filter(|s| !s.trim().is_empty()) {
         if let Some((k, v)) = kv.split_once('=') {

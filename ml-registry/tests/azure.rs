@@ -1,8 +1,7 @@
 //! The Azure Blob registry against Azurite: the generic suite, and promotion
 //! dev (local) → staging (Azurite) → prod (local).
 //!
-//! Azurite comes from the project-local `node_modules` (installed by scripts/test.sh with
-//! `npm install azurite`); each test starts its own on a free port and stops it on drop.
+//! Each test starts its own Azurite (test-support/azurite.rs) on a free port.
 
 #![cfg(feature = "azure")]
 

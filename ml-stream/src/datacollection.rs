@@ -178,6 +178,30 @@ pub fn rfc3339(ms: i64) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
+/// Parses an RFC 3339 time to Unix milliseconds.
+pub fn parse_time_ms(text: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// Parses a `since`/`until` value: RFC 3339 (`2026-11-27T15:00:00Z`) or a date (`2026-11-27`,
+/// midnight UTC), to Unix milliseconds.
+pub fn parse_time_bound(name: &str, text: &str) -> Result<i64> {
+    if let Some(ms) = parse_time_ms(text) {
+        return Ok(ms);
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    match time::Date::parse(text, &date_format) {
+        Ok(d) => Ok((d.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000) as i64),
+        Err(_) => Err(Error::InvalidSetting {
+            name: if name == "since" { "since" } else { "until" },
+            reason: format!(
+                "`{text}` is not a time; use RFC 3339 (2026-11-27T15:00:00Z) or a date (2026-11-27)"
+            ),
+        }),
+    }
+}
+
 /// The hour directory of `collection` for a time: `{root}/{endpoint}/{deployment}/{collection}/{yyyy}/{MM}/{dd}/{HH}`.
 pub fn hour_dir(root: &Path, endpoint: &str, deployment: &str, collection: &str, ms: i64) -> PathBuf {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

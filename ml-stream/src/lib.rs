@@ -45,13 +45,19 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "azure")]
+pub mod azure_blob;
 pub mod batch;
 pub mod datacollection;
 pub mod decode;
 pub mod error;
+#[cfg(feature = "parquet")]
+pub mod export;
 mod jsonwrite;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "azure")]
+pub mod logs_ingestion;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod pipeline;

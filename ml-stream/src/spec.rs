@@ -12,6 +12,7 @@
 //! eventhubs://ENV_VAR?group=G               (feature "kafka"; connection string from ENV_VAR)
 //! blob://CONTAINER/PREFIX                   (feature "azure")
 //! appinsights:                              (feature "azure")
+//! logsingestion:https://DCE?rule=DCR_ID&stream=Custom-T_CL   (feature "azure")
 //! http://HOST:PORT                          a remote endpoint
 //! ```
 
@@ -163,6 +164,7 @@ const FEATURE_SCHEMES: &[(&str, &str)] = &[
     ("eventhubs", "kafka"),
     ("blob", "azure"),
     ("appinsights", "azure"),
+    ("logsingestion", "azure"),
 ];
 
 /// Scheme → factory, for sources and sinks. [`SpecRegistry::default`] holds the built-ins;

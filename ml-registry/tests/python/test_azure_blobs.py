@@ -1,13 +1,12 @@
 """A real Azure client sees what our Azure Blob registry wrote: the `streamscore` binary (built
 with `--features azure`) registers into Azurite, then the official Python SDK lists the blobs and
-reads the metadata. Run by scripts/test.sh after the Rust tests."""
+reads the metadata. Run by scripts/test.sh after the Rust tests; the `azurite` fixture is in the
+workspace conftest.py."""
 
 import hashlib
 import json
 import os
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -16,44 +15,6 @@ blob = pytest.importorskip("azure.storage.blob", reason="azure-storage-blob is n
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(os.environ.get("STREAMSCORE_BIN", ROOT / "target" / "debug" / "streamscore"))
-AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
-# Azurite's documented development account key (public).
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def azurite(tmp_path):
-    if not AZURITE.is_file():
-        pytest.fail(f"{AZURITE} not found: run `npm install azurite` in the workspace root (scripts/test.sh does)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(AZURITE), "--inMemoryPersistence", "--blobHost", "127.0.0.1", "--blobPort", str(port),
-         "--disableTelemetry", "--skipApiVersionCheck", "--silent"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "Azurite did not start"
-                time.sleep(0.05)
-        yield (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={DEV_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-        )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def streamscore(*args, env):

@@ -41,6 +41,10 @@ pub(crate) fn register_builtin(registry: &mut SpecRegistry) {
         options.row_group_rows = spec.u64_param("row_group_rows", options.row_group_rows as u64)? as usize;
         Ok(Box::new(ParquetSink::new(options)?))
     });
+    #[cfg(feature = "azure")]
+    crate::azure_blob::register(registry);
+    #[cfg(feature = "azure")]
+    crate::logs_ingestion::register(registry);
     registry.register_sink("stdout", |spec| {
         spec.only_params(&[])?;
         Ok(Box::new(StdoutSink::new()))

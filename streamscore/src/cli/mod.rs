@@ -2,6 +2,7 @@
 
 mod demo;
 mod drift;
+mod export;
 mod generate;
 #[cfg(feature = "onnx")]
 mod import_onnx;
@@ -46,8 +47,9 @@ enum Command {
     Promote(registry::PromoteArgs),
     /// Show one version's metadata and lineage (checksums verified).
     Show(registry::ShowArgs),
-    /// Export a version as an MLflow model directory.
-    Export(registry::ExportArgs),
+    /// Export inference logs (--from DIR|blob://.. --to DIR|blob://..) as a time-partitioned
+    /// Parquet data set, or a registry version (REF --out DIR) as an MLflow model directory.
+    Export(export::Args),
     /// Import an MLflow model directory (onnx or streamscore flavor) as the next version.
     Import(registry::ImportArgs),
     /// Import an ONNX model (.onnx file) as a model artifact or a registered version.
@@ -71,7 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(a) => registry::models(a),
         Command::Promote(a) => registry::promote_cmd(a),
         Command::Show(a) => registry::show(a),
-        Command::Export(a) => registry::export(a),
+        Command::Export(a) => export::run(a),
         Command::Import(a) => registry::import(a),
         #[cfg(feature = "onnx")]
         Command::ImportOnnx(a) => import_onnx::run(a),
