@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::ScoredBatch;
 use crate::datacollection::{
-    CollectedLine, MODEL_INPUTS, MODEL_OUTPUTS, lines_for, parse_time_bound, parse_time_ms, write_line,
+    CollectedLine, MODEL_INPUTS, MODEL_OUTPUTS, parse_time_bound, parse_time_ms, serialized_lines, write_line,
 };
 use crate::error::{Error, Result};
 use crate::pipeline::RetryPolicy;
@@ -601,21 +601,10 @@ impl BlobSink {
 #[async_trait]
 impl InferenceSink for BlobSink {
     async fn write_batch(&mut self, records: &[InferenceRecord]) -> Result<()> {
-        let mut start = 0;
-        while start < records.len() {
-            let id = &records[start].correlation_id;
-            let end = start
-                + records[start..]
-                    .iter()
-                    .take_while(|r| &r.correlation_id == id)
-                    .count();
-            let group = &records[start..end];
-            let (inputs, outputs) = lines_for(group, &self.options.endpoint, &self.options.deployment);
-            let inputs = serde_json::to_vec(&inputs).map_err(|e| Error::Internal(e.to_string()))?;
-            let outputs = serde_json::to_vec(&outputs).map_err(|e| Error::Internal(e.to_string()))?;
-            self.append(MODEL_INPUTS, group[0].timestamp_ms, &inputs);
-            self.append(MODEL_OUTPUTS, group[0].timestamp_ms, &outputs);
-            start = end;
+        let lines = serialized_lines(records, &self.options.endpoint, &self.options.deployment)?;
+        for (time, inputs, outputs) in lines {
+            self.append(MODEL_INPUTS, time, &inputs);
+            self.append(MODEL_OUTPUTS, time, &outputs);
         }
         self.stage_ready().await;
         Ok(())

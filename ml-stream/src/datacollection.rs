@@ -103,6 +103,26 @@ pub fn lines_for(
     )
 }
 
+/// The serialized `model_inputs` and `model_outputs` lines of `records`, one pair per batch
+/// (a run of records sharing a correlation id), each with the batch's time: what a sink of the
+/// data-collection layout appends for [`InferenceSink::write_batch`](crate::InferenceSink::write_batch).
+pub fn serialized_lines(
+    records: &[InferenceRecord],
+    endpoint: &str,
+    deployment: &str,
+) -> crate::error::Result<Vec<(i64, Vec<u8>, Vec<u8>)>> {
+    let to_bytes = |line: &CollectedLine| {
+        serde_json::to_vec(line).map_err(|e| crate::error::Error::Internal(e.to_string()))
+    };
+    records
+        .chunk_by(|a, b| a.correlation_id == b.correlation_id)
+        .map(|batch| {
+            let (inputs, outputs) = lines_for(batch, endpoint, deployment);
+            Ok((batch[0].timestamp_ms, to_bytes(&inputs)?, to_bytes(&outputs)?))
+        })
+        .collect()
+}
+
 /// Appends the line of `collection` (`model_inputs` or `model_outputs`) for a scored batch to
 /// `buf`, with the same fields as [`lines_for`] but written straight from the batch's serialized
 /// rows (no record or value tree is built). No line break is appended.

@@ -8,12 +8,13 @@
 #[path = "../../test-support/azurite.rs"]
 mod azurite;
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use azurite::Azurite;
-use ml_core::{Column, DataType, Field, Frame, Predictions, Schema, Scorer};
+use common::{Affine, schema};
 use ml_stream::azure_blob::{BlobSink, BlobSinkOptions, BlobSource, BlobSourceOptions, BlobStore};
 use ml_stream::datacollection::{MODEL_INPUTS, MODEL_OUTPUTS};
 use ml_stream::source::channel;
@@ -21,32 +22,6 @@ use ml_stream::{
     Checkpoint, InferenceRecord, InferenceSink, Pipeline, PipelineConfig, RetryPolicy, SourcePosition,
     StreamSource,
 };
-
-/// Scores `2x + 1`, so every output can be checked against its input.
-#[derive(Debug)]
-struct Affine;
-
-#[async_trait]
-impl Scorer for Affine {
-    async fn score(&self, frame: &Frame) -> ml_core::Result<Predictions> {
-        let Some(Column::Float(x)) = frame.column("x") else {
-            return Err(ml_core::Error::Internal("no x".into()));
-        };
-        Ok(Predictions::Regression {
-            values: x.mapv(|v| 2.0 * v + 1.0),
-        })
-    }
-}
-
-fn schema() -> Arc<Schema> {
-    Arc::new(
-        Schema::new(vec![
-            Field::new("id", DataType::Int),
-            Field::new("x", DataType::Float),
-        ])
-        .unwrap(),
-    )
-}
 
 fn account_url(azurite: &Azurite) -> String {
     ml_registry::azure::sas_account_url(&azurite.connection_string()).unwrap()

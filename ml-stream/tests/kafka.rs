@@ -3,12 +3,13 @@
 //! the sinks flushed, a graceful rebalance without duplicates, delivery errors surfaced.
 #![cfg(feature = "kafka")]
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use ml_core::{Column, DataType, Field, Frame, Predictions, Schema, Scorer};
+use common::{Affine, schema};
 use ml_stream::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use ml_stream::kafka::rdkafka::message::{Header, Message, OwnedHeaders};
 use ml_stream::kafka::rdkafka::mocking::MockCluster;
@@ -17,32 +18,6 @@ use ml_stream::kafka::rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use ml_stream::kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use ml_stream::kafka::{KafkaConfig, KafkaSink, KafkaSource};
 use ml_stream::{InferenceRecord, InferenceSink, Pipeline, PipelineConfig, SourcePosition, StreamSource};
-
-/// Scores `2x + 1`: an answer the test can check for every record.
-#[derive(Debug)]
-struct Affine;
-
-#[async_trait]
-impl Scorer for Affine {
-    async fn score(&self, frame: &Frame) -> ml_core::Result<Predictions> {
-        let Some(Column::Float(x)) = frame.column("x") else {
-            return Err(ml_core::Error::Internal("no x".into()));
-        };
-        Ok(Predictions::Regression {
-            values: x.mapv(|v| 2.0 * v + 1.0),
-        })
-    }
-}
-
-fn schema() -> Arc<Schema> {
-    Arc::new(
-        Schema::new(vec![
-            Field::new("id", DataType::Int),
-            Field::new("x", DataType::Float),
-        ])
-        .unwrap(),
-    )
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

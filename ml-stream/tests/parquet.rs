@@ -1,29 +1,15 @@
 //! The Parquet sink and reader (feature `parquet`): what the pipeline writes reads back exactly.
 #![cfg(feature = "parquet")]
 
+mod common;
+
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use ml_core::{Column, DataType, Field, Frame, Predictions, Schema, Scorer};
+use common::Affine;
+use ml_core::{Column, DataType, Field, Schema};
 use ml_stream::parquet::{ParquetSink, ParquetSinkOptions, parquet_files, read_frame};
 use ml_stream::source::channel;
 use ml_stream::{Pipeline, PipelineConfig};
-
-/// Scores `2x + 1`.
-#[derive(Debug)]
-struct Affine;
-
-#[async_trait]
-impl Scorer for Affine {
-    async fn score(&self, frame: &Frame) -> ml_core::Result<Predictions> {
-        let Some(Column::Float(x)) = frame.column("x") else {
-            return Err(ml_core::Error::Internal("no x".into()));
-        };
-        Ok(Predictions::Regression {
-            values: x.mapv(|v| 2.0 * v + 1.0),
-        })
-    }
-}
 
 #[test]
 fn parquet_part_files_hold_every_record_and_read_back_as_a_frame() {

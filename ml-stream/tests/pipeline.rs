@@ -1,12 +1,14 @@
 //! The pipeline end to end with in-process sources and sinks: completeness, dead letters,
 //! backpressure, sink failures, the JSONL inference log, file sources.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ml_core::{Column, DataType, Field, Frame, Predictions, Schema, Scorer};
+use common::{Affine, schema};
 use ml_stream::datacollection::{self, MODEL_INPUTS, MODEL_OUTPUTS};
 use ml_stream::sink::{JsonlSink, JsonlSinkOptions, MemorySink};
 use ml_stream::source::{FileSource, FileSourceOptions, channel};
@@ -14,32 +16,6 @@ use ml_stream::{
     Checkpoint, DeadLetter, Event, InferenceRecord, InferenceSink, Pipeline, PipelineConfig, RetryPolicy,
     StreamSource,
 };
-
-/// Scores `2x + 1`: an answer the test can check for every record.
-#[derive(Debug)]
-struct Affine;
-
-#[async_trait]
-impl Scorer for Affine {
-    async fn score(&self, frame: &Frame) -> ml_core::Result<Predictions> {
-        let Some(Column::Float(x)) = frame.column("x") else {
-            return Err(ml_core::Error::Internal("no x".into()));
-        };
-        Ok(Predictions::Regression {
-            values: x.mapv(|v| 2.0 * v + 1.0),
-        })
-    }
-}
-
-fn schema() -> Arc<Schema> {
-    Arc::new(
-        Schema::new(vec![
-            Field::new("id", DataType::Int),
-            Field::new("x", DataType::Float),
-        ])
-        .unwrap(),
-    )
-}
 
 fn event_json(i: u64) -> String {
     format!(r#"{{"id": {i}, "x": {}}}"#, i as f64 * 0.5)

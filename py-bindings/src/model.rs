@@ -362,15 +362,13 @@ pub fn load_model(py: Python<'_>, path: PathBuf) -> PyResult<PyModel> {
     })?)
 }
 
+/// Column names and their int64 columns, as numpy arrays.
+type NamedColumns<'py> = (Vec<String>, Vec<Bound<'py, PyArray1<i64>>>);
+
 /// The synthetic credit-default data (`streamscore generate`): column names and int64 columns.
 #[pyfunction]
 #[pyo3(signature = (rows, seed, drift = 0.0))]
-pub fn generate<'py>(
-    py: Python<'py>,
-    rows: usize,
-    seed: u64,
-    drift: f64,
-) -> PyResult<(Vec<String>, Vec<Bound<'py, PyArray1<i64>>>)> {
+pub fn generate<'py>(py: Python<'py>, rows: usize, seed: u64, drift: f64) -> PyResult<NamedColumns<'py>> {
     let data = py.detach(move || {
         guarded("generating", || {
             Ok(credit_default(&CreditDefaultConfig { rows, seed, drift })?)

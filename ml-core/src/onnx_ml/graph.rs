@@ -780,35 +780,20 @@ fn eval(op: &Op, args: &[&Value]) -> Result<Vec<Value>, String> {
                 return Err("inputs have different numbers of rows".into());
             }
             let cols: usize = parts.iter().map(|t| t.cols).sum();
+            // Every input must hold the first one's element type (`concat` checks).
+            macro_rules! concat_as {
+                ($variant:ident) => {
+                    Data::$variant(concat(&parts, rows, |d| match d {
+                        Data::$variant(v) => Some(v.as_slice()),
+                        _ => None,
+                    })?)
+                };
+            }
             let data = match parts.first().map(|t| &t.data) {
-                Some(Data::F32(_)) => Data::F32(concat(&parts, rows, |d| {
-                    if let Data::F32(v) = d {
-                        Some(v.as_slice())
-                    } else {
-                        None
-                    }
-                })?),
-                Some(Data::F64(_)) => Data::F64(concat(&parts, rows, |d| {
-                    if let Data::F64(v) = d {
-                        Some(v.as_slice())
-                    } else {
-                        None
-                    }
-                })?),
-                Some(Data::I64(_)) => Data::I64(concat(&parts, rows, |d| {
-                    if let Data::I64(v) = d {
-                        Some(v.as_slice())
-                    } else {
-                        None
-                    }
-                })?),
-                Some(Data::Str(_)) => Data::Str(concat(&parts, rows, |d| {
-                    if let Data::Str(v) = d {
-                        Some(v.as_slice())
-                    } else {
-                        None
-                    }
-                })?),
+                Some(Data::F32(_)) => concat_as!(F32),
+                Some(Data::F64(_)) => concat_as!(F64),
+                Some(Data::I64(_)) => concat_as!(I64),
+                Some(Data::Str(_)) => concat_as!(Str),
                 None => return Err("no inputs".into()),
             };
             Ok(vec![Value::Tensor(Tensor::new(data, rows, cols))])

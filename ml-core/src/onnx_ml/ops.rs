@@ -198,6 +198,21 @@ impl PostTransform {
             PostTransform::SoftmaxZero => softmax_zero(s),
         }
     }
+
+    /// Applies a regressor's transform to one row of targets: a single target takes only PROBIT
+    /// (as in ONNX Runtime), two or more take it as scores do.
+    fn apply_to_targets(self, row: &mut [f64]) {
+        match row {
+            [v] if self == PostTransform::Probit => *v = probit(*v),
+            [_] => {}
+            _ => self.apply(row),
+        }
+    }
+}
+
+/// `rows × cols` float outputs from the f64 values they were computed in.
+fn f32_tensor(values: &[f64], rows: usize, cols: usize) -> Tensor {
+    Tensor::new(Data::F32(values.iter().map(|&v| v as f32).collect()), rows, cols)
 }
 
 /// ONNX Runtime's logistic: symmetric around 0 so that large negative scores keep precision.
@@ -677,19 +692,9 @@ impl Trees {
             } else if self.base.len() == 1 && k == 1 {
                 row[0] += self.base[0];
             }
-            if k == 1 {
-                if self.post == PostTransform::Probit {
-                    row[0] = probit(row[0]);
-                }
-            } else {
-                self.post.apply(row);
-            }
+            self.post.apply_to_targets(row);
         }
-        Ok(Tensor::new(
-            Data::F32(s.iter().map(|&v| v as f32).collect()),
-            x.rows,
-            k,
-        ))
+        Ok(f32_tensor(&s, x.rows, k))
     }
 
     /// Classifier: the label tensor and the `rows × classes` float scores.
@@ -857,19 +862,9 @@ impl Linear {
     pub(crate) fn regress(&self, x: &Tensor) -> Result<Tensor, String> {
         let mut s = self.raw(x)?;
         for row in s.chunks_mut(self.k) {
-            if self.k == 1 {
-                if self.post == PostTransform::Probit {
-                    row[0] = probit(row[0]);
-                }
-            } else {
-                self.post.apply(row);
-            }
+            self.post.apply_to_targets(row);
         }
-        Ok(Tensor::new(
-            Data::F32(s.iter().map(|&v| v as f32).collect()),
-            x.rows,
-            self.k,
-        ))
+        Ok(f32_tensor(&s, x.rows, self.k))
     }
 
     pub(crate) fn classify(&self, x: &Tensor) -> Result<(Tensor, Tensor), String> {

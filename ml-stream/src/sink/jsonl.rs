@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::batch::ScoredBatch;
-use crate::datacollection::{MODEL_INPUTS, MODEL_OUTPUTS, hour_dir, lines_for, write_line};
+use crate::datacollection::{MODEL_INPUTS, MODEL_OUTPUTS, hour_dir, serialized_lines, write_line};
 use crate::error::{Error, Result};
 use crate::traits::{DeadLetter, InferenceRecord, InferenceSink};
 
@@ -166,22 +166,10 @@ async fn finish(mut part: Part) -> Result<()> {
 #[async_trait]
 impl InferenceSink for JsonlSink {
     async fn write_batch(&mut self, records: &[InferenceRecord]) -> Result<()> {
-        let mut start = 0;
-        while start < records.len() {
-            let id = &records[start].correlation_id;
-            let end = start
-                + records[start..]
-                    .iter()
-                    .take_while(|r| &r.correlation_id == id)
-                    .count();
-            let group = &records[start..end];
-            let (inputs, outputs) = lines_for(group, &self.options.endpoint, &self.options.deployment);
-            let time = group[0].timestamp_ms;
-            let inputs = serde_json::to_vec(&inputs).map_err(|e| Error::Internal(e.to_string()))?;
-            let outputs = serde_json::to_vec(&outputs).map_err(|e| Error::Internal(e.to_string()))?;
+        let lines = serialized_lines(records, &self.options.endpoint, &self.options.deployment)?;
+        for (time, inputs, outputs) in lines {
             self.append(MODEL_INPUTS, time, &inputs).await?;
             self.append(MODEL_OUTPUTS, time, &outputs).await?;
-            start = end;
         }
         Ok(())
     }
