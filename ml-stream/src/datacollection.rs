@@ -103,6 +103,10 @@ pub fn lines_for(
     )
 }
 
+/// One batch's time (Unix milliseconds) and its serialized `model_inputs` and `model_outputs`
+/// lines.
+pub type BatchLines = (i64, Vec<u8>, Vec<u8>);
+
 /// The serialized `model_inputs` and `model_outputs` lines of `records`, one pair per batch
 /// (a run of records sharing a correlation id), each with the batch's time: what a sink of the
 /// data-collection layout appends for [`InferenceSink::write_batch`](crate::InferenceSink::write_batch).
@@ -110,7 +114,7 @@ pub fn serialized_lines(
     records: &[InferenceRecord],
     endpoint: &str,
     deployment: &str,
-) -> crate::error::Result<Vec<(i64, Vec<u8>, Vec<u8>)>> {
+) -> crate::error::Result<Vec<BatchLines>> {
     let to_bytes = |line: &CollectedLine| {
         serde_json::to_vec(line).map_err(|e| crate::error::Error::Internal(e.to_string()))
     };
