@@ -400,7 +400,7 @@ impl Drop for Server {
 }
 
 /// Outputs by source position, from the inference log under `out`.
-fn outputs_by_position(out: &Path) -> BTreeMap<(u32, u64), serde_json::Value> {
+fn outputs_by_position(out: &Path) -> BTreeMap<(u32, u64), serde_json::Map<String, serde_json::Value>> {
     let inputs = read_lines(&out.join("local/default").join(MODEL_INPUTS)).unwrap();
     let outputs = read_lines(&out.join("local/default").join(MODEL_OUTPUTS)).unwrap();
     let by_corr: BTreeMap<&str, _> = outputs.iter().map(|l| (l.correlationid.as_str(), l)).collect();
@@ -473,7 +473,6 @@ fn stream_remote_scores_through_a_running_server() {
     );
     for (position, want) in &local {
         let got = &remote[position];
-        let want = want.as_object().unwrap();
         for (key, w) in want {
             let g = &got[key];
             match (w.as_f64(), g.as_f64()) {
