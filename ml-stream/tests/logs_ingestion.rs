@@ -32,11 +32,14 @@ struct Recorded {
     body: Vec<u8>,
 }
 
+/// A scripted answer: status, Retry-After, body.
+type Answer = (u16, Option<&'static str>, &'static str);
+
 #[derive(Clone, Default)]
 struct Receiver {
     requests: Arc<Mutex<Vec<Recorded>>>,
     /// Answers to give, in order (status, Retry-After, body); 204 once empty.
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>, &'static str)>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
 }
 
 async fn handle(
