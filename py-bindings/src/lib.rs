@@ -4,9 +4,9 @@
 //! Python package (`py-bindings/python/streamscore`) adds the Pythonic surface: pandas and
 //! numpy input handling, docstrings with examples, the ONNX Runtime and scikit-learn glue.
 //!
-//! - [`PyModel`] (`_native.Model`) holds an `Arc<dyn Model>` and, when it has one, the
-//!   [`ModelArtifact`] it was trained or loaded as (for `save` and `metrics`).
-//! - [`PyRegistry`] (`_native.Registry`) holds a `Box<dyn ModelRegistry>`.
+//! - `PyModel` (`_native.Model`) holds an `Arc<dyn Model>` and, when it has one, the
+//!   [`ModelArtifact`](ml_core::ModelArtifact) it was trained or loaded as (for `save` and `metrics`).
+//! - `PyRegistry` (`_native.Registry`) holds a `Box<dyn ModelRegistry>`.
 //! - `train` runs [`streamscore::train::train`] (or [`streamscore::sweep::sweep`]) on the
 //!   given columns, exactly as `streamscore train` does on a CSV file.
 //!
