@@ -152,8 +152,10 @@ fn check_call(r: &Recorded, token: &str) -> Vec<serde_json::Value> {
                 "Outputs"
             ]
         );
-        let t = rec["TimeGenerated"].as_str().unwrap();
-        assert!(t.starts_with("2026-11-18T11:06:40.") && t.ends_with('Z'), "{t}");
+        // Record i was scored at 1_795_000_000_000 + i ms, i.e. 2026-11-18T11:06:40.000Z + i ms.
+        let offset = rec["Offset"].as_u64().unwrap();
+        let want = format!("2026-11-18T11:06:{:02}.{:03}Z", 40 + offset / 1000, offset % 1000);
+        assert_eq!(rec["TimeGenerated"], want.as_str());
         assert_eq!(rec["Model"], "credit");
         assert_eq!(rec["ModelVersion"], "3");
         assert_eq!(rec["Outputs"]["probability_1"], 0.75);
