@@ -3,7 +3,7 @@
 //! source position and content.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ml_stream::datacollection::{MODEL_INPUTS, MODEL_OUTPUTS, read_lines};
@@ -23,6 +23,24 @@ fn ok(args: &[&str]) {
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// Generates `rows` training rows with `seed` into `dir` and trains a model on them there;
+/// returns the model directory.
+fn trained_model(dir: &Path, rows: &str, seed: &str) -> PathBuf {
+    let train = dir.join("train.csv");
+    let model = dir.join("model");
+    ok(&["generate", "--rows", rows, "--seed", seed, "--out", p(&train)]);
+    ok(&[
+        "train",
+        "--data",
+        p(&train),
+        "--target",
+        "default",
+        "--out",
+        p(&model),
+    ]);
+    model
 }
 
 /// Byte offsets of the lines of a JSONL file (the file source's event offsets).
@@ -90,19 +108,8 @@ fn check_output(out: &Path, expected: &[u64]) -> (usize, usize) {
 #[test]
 fn killed_at_failpoints_and_resumed_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let train = tmp.path().join("train.csv");
-    let model = tmp.path().join("model");
+    let model = trained_model(tmp.path(), "2000", "11");
     let events = tmp.path().join("events.jsonl");
-    ok(&["generate", "--rows", "2000", "--seed", "11", "--out", p(&train)]);
-    ok(&[
-        "train",
-        "--data",
-        p(&train),
-        "--target",
-        "default",
-        "--out",
-        p(&model),
-    ]);
     ok(&["generate", "--rows", "12000", "--seed", "12", "--out", p(&events)]);
     let expected = line_offsets(&events);
     assert_eq!(expected.len(), 12000);
@@ -156,19 +163,8 @@ fn killed_at_failpoints_and_resumed_loses_nothing() {
 #[test]
 fn config_file_and_flags_and_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let train = tmp.path().join("train.csv");
-    let model = tmp.path().join("model");
+    let model = trained_model(tmp.path(), "1000", "1");
     let events = tmp.path().join("events.jsonl");
-    ok(&["generate", "--rows", "1000", "--seed", "1", "--out", p(&train)]);
-    ok(&[
-        "train",
-        "--data",
-        p(&train),
-        "--target",
-        "default",
-        "--out",
-        p(&model),
-    ]);
     ok(&["generate", "--rows", "500", "--seed", "2", "--out", p(&events)]);
     // Two poison lines.
     let mut text = std::fs::read_to_string(&events).unwrap();
@@ -429,20 +425,9 @@ fn outputs_by_position(out: &Path) -> BTreeMap<(u32, u64), serde_json::Map<Strin
 #[test]
 fn stream_remote_scores_through_a_running_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let train = tmp.path().join("train.csv");
-    let model = tmp.path().join("model");
+    let model = trained_model(tmp.path(), "600", "3");
     let events = tmp.path().join("events");
     std::fs::create_dir(&events).unwrap();
-    ok(&["generate", "--rows", "600", "--seed", "3", "--out", p(&train)]);
-    ok(&[
-        "train",
-        "--data",
-        p(&train),
-        "--target",
-        "default",
-        "--out",
-        p(&model),
-    ]);
     // Generated beside the directory (generate writes a schema file next to its output), then
     // moved in: the directory holds exactly two event files.
     for (name, rows, seed) in [("a.jsonl", "250", "4"), ("b.jsonl", "150", "5")] {
