@@ -7,18 +7,15 @@
 //! scripts/test.sh does), and are skipped with a message otherwise.
 #![cfg(feature = "onnx")]
 
+mod onnx_fixtures;
 mod onnx_graphs;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ml_core::onnx::{Engine, OnnxModel, OnnxOptions, locate_runtime_library};
 use ml_core::{DataType, Error, Field, Frame, Model, OutputSpec, Schema, Value};
-use serde::Deserialize;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
-}
+use onnx_fixtures::{ALL, Fixture, fixture, fixtures, pipeline_lr_schema};
 
 /// True when the runtime is there; false (skip) only outside CI.
 fn runtime_present() -> bool {
@@ -34,35 +31,6 @@ fn runtime_present() -> bool {
     }
 }
 
-#[derive(Deserialize)]
-struct Fixture {
-    name: String,
-    task: String,
-    input_layout: String,
-    #[serde(default)]
-    columns: Vec<ColumnSpec>,
-    #[serde(default)]
-    labels: Vec<String>,
-    rows: Vec<Vec<Value>>,
-    onnxruntime: Expected,
-    estimator: Expected,
-}
-
-#[derive(Deserialize)]
-struct ColumnSpec {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct Expected {
-    #[serde(default)]
-    label: Vec<String>,
-    #[serde(default)]
-    probabilities: Vec<Vec<f64>>,
-    #[serde(default)]
-    values: Vec<f64>,
-}
-
 /// These tests are about ONNX Runtime: they ask for it (the default engine would evaluate the
 /// fixtures natively; tests/onnx_native.rs covers that).
 fn runtime_options() -> OnnxOptions {
@@ -72,11 +40,6 @@ fn runtime_options() -> OnnxOptions {
     }
 }
 
-fn fixture(name: &str) -> Fixture {
-    let text = std::fs::read_to_string(fixtures().join(format!("{name}.json"))).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
 fn load(name: &str, schema: Option<Schema>) -> ml_core::Result<OnnxModel> {
     OnnxModel::load(
         fixtures().join(format!("{name}.onnx")),
@@ -84,18 +47,6 @@ fn load(name: &str, schema: Option<Schema>) -> ml_core::Result<OnnxModel> {
         &runtime_options(),
     )
 }
-
-const ALL: [&str; 9] = [
-    "logistic_regression",
-    "random_forest_classifier",
-    "gradient_boosting_classifier",
-    "hist_gradient_boosting_classifier",
-    "pipeline_lr",
-    "random_forest_regressor",
-    "xgb_classifier",
-    "lgbm_classifier",
-    "bench_rf100_d8_f20",
-];
 
 fn check_parity(model: &dyn Model, fx: &Fixture) {
     let frame = Frame::from_rows(model.schema().clone(), &fx.rows).unwrap();
@@ -205,17 +156,7 @@ fn categorical_fields_feed_string_inputs_and_frames_map_columns_by_name() {
         return;
     }
     let fx = fixture("pipeline_lr");
-    let schema = Schema::new(vec![
-        Field::new("income", DataType::Float),
-        Field::new("age", DataType::Float),
-        Field::new("balance", DataType::Float),
-        Field::new("plan", DataType::categorical(["basic", "plus", "pro"]).unwrap()),
-        Field::new(
-            "region",
-            DataType::categorical(["east", "north", "south", "west"]).unwrap(),
-        ),
-    ])
-    .unwrap();
+    let schema = pipeline_lr_schema();
     let model = load("pipeline_lr", Some(schema)).unwrap();
     check_parity(&model, &fx);
 
@@ -361,17 +302,7 @@ fn an_artifact_round_trip_keeps_schema_labels_and_predictions() {
         return;
     }
     let fx = fixture("pipeline_lr");
-    let schema = Schema::new(vec![
-        Field::new("income", DataType::Float),
-        Field::new("age", DataType::Float),
-        Field::new("balance", DataType::Float),
-        Field::new("plan", DataType::categorical(["basic", "plus", "pro"]).unwrap()),
-        Field::new(
-            "region",
-            DataType::categorical(["east", "north", "south", "west"]).unwrap(),
-        ),
-    ])
-    .unwrap();
+    let schema = pipeline_lr_schema();
     let model = load("pipeline_lr", Some(schema.clone())).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("artifact");

@@ -3,56 +3,14 @@
 //! tests/fixtures/onnx/README.md), and per operator attribute against values worked out by hand.
 #![cfg(feature = "onnx-native")]
 
-use std::path::{Path, PathBuf};
-
+mod onnx_fixtures;
 mod onnx_graphs;
 
 use ml_core::onnx_ml::proto::{AttributeProto, GraphProto};
 use ml_core::onnx_ml::{Data, NativeGraph, NativeOnnxModel, Tensor, Value as OnnxValue};
 use ml_core::{DataType, Error, Field, Frame, Model, OutputSpec, Schema, Value};
+use onnx_fixtures::{ALL, Fixture, fixture, fixtures, pipeline_lr_schema};
 use onnx_graphs::*;
-use serde::Deserialize;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
-}
-
-#[derive(Deserialize)]
-struct Fixture {
-    name: String,
-    task: String,
-    #[serde(default)]
-    labels: Vec<String>,
-    rows: Vec<Vec<Value>>,
-    onnxruntime: Expected,
-}
-
-#[derive(Deserialize)]
-struct Expected {
-    #[serde(default)]
-    label: Vec<String>,
-    #[serde(default)]
-    probabilities: Vec<Vec<f64>>,
-    #[serde(default)]
-    values: Vec<f64>,
-}
-
-fn fixture(name: &str) -> Fixture {
-    let text = std::fs::read_to_string(fixtures().join(format!("{name}.json"))).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-const ALL: [&str; 9] = [
-    "logistic_regression",
-    "random_forest_classifier",
-    "gradient_boosting_classifier",
-    "hist_gradient_boosting_classifier",
-    "pipeline_lr",
-    "random_forest_regressor",
-    "xgb_classifier",
-    "lgbm_classifier",
-    "bench_rf100_d8_f20",
-];
 
 /// The largest difference from onnxruntime's recorded output, for probabilities or values
 /// (values relative to their magnitude when above 1: float32 keeps ~7 significant digits).
@@ -107,17 +65,7 @@ fn every_fixture_matches_the_recorded_onnxruntime_output_within_1e_6() {
 #[test]
 fn categorical_fields_feed_the_pipelines_string_inputs() {
     let fx = fixture("pipeline_lr");
-    let schema = Schema::new(vec![
-        Field::new("income", DataType::Float),
-        Field::new("age", DataType::Float),
-        Field::new("balance", DataType::Float),
-        Field::new("plan", DataType::categorical(["basic", "plus", "pro"]).unwrap()),
-        Field::new(
-            "region",
-            DataType::categorical(["east", "north", "south", "west"]).unwrap(),
-        ),
-    ])
-    .unwrap();
+    let schema = pipeline_lr_schema();
     let model = NativeOnnxModel::load(fixtures().join("pipeline_lr.onnx"), Some(schema), None).unwrap();
     let worst = max_difference(&model, &fx);
     assert!(worst <= 1e-6, "{worst:e}");
