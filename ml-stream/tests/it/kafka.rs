@@ -3,7 +3,7 @@
 //! the sinks flushed, a graceful rebalance without duplicates, delivery errors surfaced.
 #![cfg(feature = "kafka")]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

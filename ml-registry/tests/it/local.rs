@@ -1,6 +1,6 @@
 //! LocalRegistry: the generic suite, tampering, and the on-disk layout.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

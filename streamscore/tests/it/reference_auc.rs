@@ -6,7 +6,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-const RECORDED: &str = include_str!("reference/sklearn_lr_auc.json");
+const RECORDED: &str = include_str!("../reference/sklearn_lr_auc.json");
 
 fn run(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_streamscore"))
@@ -75,7 +75,7 @@ fn logistic_regression_matches_scikit_learn_on_the_generated_data() {
     );
 }
 
-const RECORDED_RF: &str = include_str!("reference/sklearn_rf_auc.json");
+const RECORDED_RF: &str = include_str!("../reference/sklearn_rf_auc.json");
 
 /// Acceptance: a random forest with scikit-learn's parameters (100 trees, depth 8, seed 0)
 /// reaches a validation ROC AUC within ±0.02 of scikit-learn's `RandomForestClassifier` on the

@@ -4,7 +4,7 @@
 //! `child_process` test does its work only when `ML_REGISTRY_TEST_CHILD` is set. With the
 //! `azure` feature the same crash scenarios run against Azurite.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `streamscore profile`, `streamscore drift` and the profile stored by `train`, as a user runs
 //! them: CSV and inference-log input, JSON and HTML output, exit status 3 on dataset drift.
 
-mod common;
+use crate::common;
 use common::{ok, p, streamscore};
 
 use std::fs;

@@ -1,6 +1,6 @@
 //! The `streamscore` command as a user runs it: files in, files and one-line errors out.
 
-mod common;
+use crate::common;
 use common::{fails, ok, p, streamscore};
 
 use std::fs;

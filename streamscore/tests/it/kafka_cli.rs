@@ -5,7 +5,7 @@
 //! without duplicates. Event Hubs specs never show the connection string.
 #![cfg(feature = "kafka")]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};

@@ -2,7 +2,7 @@
 //! in both protocols, retries through injected 503s, a clear failure with the server's message
 //! on 400 and 401.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! Azurite for the Azure Blob tests: the workspace's shared guard (test-support/azurite.rs),
 //! plus a registry on it.
 
-#[path = "../../../test-support/azurite.rs"]
+#[path = "../../../../test-support/azurite.rs"]
 mod support;
 
 pub use support::Azurite;

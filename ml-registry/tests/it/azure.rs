@@ -5,7 +5,7 @@
 
 #![cfg(feature = "azure")]
 
-mod common;
+use crate::common;
 
 use common::azurite::Azurite;
 use ml_registry::azure::BlobRegistry;

@@ -1,7 +1,7 @@
 //! The pipeline end to end with in-process sources and sinks: completeness, dead letters,
 //! backpressure, sink failures, the JSONL inference log, file sources.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

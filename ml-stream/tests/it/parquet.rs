@@ -1,7 +1,7 @@
 //! The Parquet sink and reader (feature `parquet`): what the pipeline writes reads back exactly.
 #![cfg(feature = "parquet")]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

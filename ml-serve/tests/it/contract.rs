@@ -2,7 +2,7 @@
 //! Azure ML, Open Inference Protocol v2 and MLflow routes, the headers, and every error status
 //! of DESIGN §Conventions with its message.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::sync::Arc;

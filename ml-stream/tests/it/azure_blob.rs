@@ -5,10 +5,10 @@
 
 #![cfg(feature = "azure")]
 
-#[path = "../../test-support/azurite.rs"]
+#[path = "../../../test-support/azurite.rs"]
 mod azurite;
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Promotion between registries, and MLflow export/import.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

@@ -1,7 +1,7 @@
 //! `streamscore train` options beyond the estimator: stratified and hash splits, k-fold
 //! cross-validation, imputation and categorical encoding, and sweeps described by a TOML file.
 
-mod common;
+use crate::common;
 use common::{fails, ok, p};
 
 use std::fs;

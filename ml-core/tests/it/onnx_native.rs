@@ -3,8 +3,8 @@
 //! tests/fixtures/onnx/README.md), and per operator attribute against values worked out by hand.
 #![cfg(feature = "onnx-native")]
 
-mod onnx_fixtures;
-mod onnx_graphs;
+use crate::onnx_fixtures;
+use crate::onnx_graphs;
 
 use ml_core::onnx_ml::proto::{AttributeProto, GraphProto};
 use ml_core::onnx_ml::{Data, NativeGraph, NativeOnnxModel, Tensor, Value as OnnxValue};

@@ -7,8 +7,8 @@
 //! scripts/test.sh does), and are skipped with a message otherwise.
 #![cfg(feature = "onnx")]
 
-mod onnx_fixtures;
-mod onnx_graphs;
+use crate::onnx_fixtures;
+use crate::onnx_graphs;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,7 @@
+//! The integration tests of this crate, one module per area, built as one test binary: one
+//! link of the crate and its dependencies instead of one per file keeps the test build short.
+
+mod properties;
+mod report;
+mod river_reference;
+mod scipy_reference;

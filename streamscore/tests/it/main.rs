@@ -1,0 +1,13 @@
+//! The integration tests of this crate, one module per area, built as one test binary: one
+//! link of the crate and its dependencies instead of one per file keeps the test build short.
+
+mod common;
+
+mod cli;
+mod drift_cli;
+mod kafka_cli;
+mod onnx_cli;
+mod reference_auc;
+mod registry_cli;
+mod stream;
+mod training_options;
