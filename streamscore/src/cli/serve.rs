@@ -413,3 +413,59 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traffic_weights_follow_the_deployment_order_and_name_mistakes() {
+        let names = ["blue".to_string(), "green".to_string()];
+        assert_eq!(traffic(Some("green=10, blue=90"), &names).unwrap(), vec![90, 10]);
+        assert_eq!(traffic(None, &names).unwrap(), vec![100, 0]);
+        let e = traffic(Some("purple=10"), &names).unwrap_err().to_string();
+        assert!(
+            e.contains("no deployment `purple`") && e.contains("blue, green"),
+            "{e}"
+        );
+        assert!(traffic(Some("blue:90"), &names).is_err());
+        assert!(traffic(Some("blue=ninety"), &names).is_err());
+    }
+
+    #[test]
+    fn the_shadow_gets_its_own_deployment_path_in_jsonl_sinks() {
+        assert_eq!(
+            shadow_spec("jsonl:logs/", "green"),
+            "jsonl:logs/?deployment=green"
+        );
+        assert_eq!(
+            shadow_spec("jsonl:logs/?endpoint=credit", "green"),
+            "jsonl:logs/?endpoint=credit&deployment=green"
+        );
+        assert_eq!(
+            shadow_spec("jsonl:logs/?deployment=x", "green"),
+            "jsonl:logs/?deployment=x"
+        );
+        assert_eq!(shadow_spec("stdout:", "green"), "stdout:");
+    }
+
+    #[test]
+    fn the_model_is_found_under_azureml_model_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let e = azureml_model_dir(root.path()).unwrap_err().to_string();
+        assert!(e.contains("no model artifact"), "{e}");
+        // Azure ML mounts <model-name>/<version>/...
+        let dir = root.path().join("credit").join("3");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("MLmodel"), "artifact_path: model\n").unwrap();
+        assert_eq!(azureml_model_dir(root.path()).unwrap(), dir);
+        std::fs::create_dir_all(root.path().join("other")).unwrap();
+        std::fs::write(root.path().join("other").join("MLmodel"), "").unwrap();
+        assert!(
+            azureml_model_dir(root.path())
+                .unwrap_err()
+                .to_string()
+                .contains("several")
+        );
+    }
+}
