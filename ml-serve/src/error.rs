@@ -30,6 +30,21 @@ pub enum Error {
     /// The listening socket failed.
     #[error("server I/O: {0}")]
     Io(#[from] std::io::Error),
+
+    /// A new version was refused by a deployment: the old one keeps serving.
+    #[error("deployment `{deployment}` refused {version}: {reason}; the version it served keeps serving")]
+    SwapRefused {
+        /// The deployment.
+        deployment: String,
+        /// `name:version` of the refused version.
+        version: String,
+        /// Why (load failure, incompatible schema, failed warm-up prediction).
+        reason: String,
+    },
+
+    /// A model registry failed (loading or watching a version).
+    #[error("registry: {0}")]
+    Registry(String),
 }
 
 /// Which protocol's error body a route answers with.

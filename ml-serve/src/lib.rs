@@ -71,6 +71,8 @@
 #![deny(missing_docs)]
 
 mod azureml;
+pub mod batching;
+pub mod deployment;
 pub mod error;
 mod input;
 pub mod metrics;
@@ -89,6 +91,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+pub use batching::BatchConfig;
+pub use deployment::{DEPLOYMENT_HEADER, Deployment};
 pub use error::{ApiError, Error, ErrorStyle, Result};
 pub use ops::{CLIENT_REQUEST_ID, MODEL_VERSION, REQUEST_ID, RUN_FN_EXEC_MS};
 pub use payload::PayloadLogger;
@@ -124,6 +128,10 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(mlflow::ping))
         .route("/version", get(mlflow::version))
         .route("/metrics", get(prometheus))
+        .route(
+            "/admin/traffic",
+            get(deployment::get_traffic).put(deployment::set_traffic),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -10,6 +10,16 @@
 //! | `streamscore_serve_ready` | gauge (0/1) | |
 //! | `streamscore_serve_payload_records_total` | counter | |
 //! | `streamscore_serve_payload_dropped_total` | counter | |
+//! | `streamscore_serve_deployment_requests_total` | counter | `deployment` |
+//! | `streamscore_serve_traffic_weight` | gauge | `deployment` |
+//! | `streamscore_serve_swaps_total` | counter | `deployment` |
+//! | `streamscore_serve_swap_refused_total` | counter | `deployment` |
+//! | `streamscore_serve_shadow_rows_total` | counter | `deployment` |
+//! | `streamscore_serve_shadow_agreeing_rows_total` | counter | `deployment` |
+//! | `streamscore_serve_shadow_agreement_ratio` | gauge | `deployment` |
+//! | `streamscore_serve_shadow_duration_seconds` | histogram | `deployment` |
+//! | `streamscore_serve_shadow_errors_total` | counter | `deployment` |
+//! | `streamscore_serve_batch_rows` | histogram | |
 //!
 //! The `metrics` recorder is process-wide: the first server of a process installs the
 //! Prometheus recorder; when the embedding program installed another recorder first, the
@@ -36,6 +46,27 @@ pub const PAYLOAD_RECORDS: &str = "streamscore_serve_payload_records_total";
 /// Payload records dropped because the payload queue was full.
 pub const PAYLOAD_DROPPED: &str = "streamscore_serve_payload_dropped_total";
 
+/// Scoring requests answered, by deployment.
+pub const DEPLOYMENT_REQUESTS: &str = "streamscore_serve_deployment_requests_total";
+/// Traffic weight of each deployment.
+pub const TRAFFIC_WEIGHT: &str = "streamscore_serve_traffic_weight";
+/// Versions swapped in (the first load included).
+pub const SWAPS: &str = "streamscore_serve_swaps_total";
+/// New versions refused (load failure, incompatible schema, failed warm-up).
+pub const SWAP_REFUSED: &str = "streamscore_serve_swap_refused_total";
+/// Rows scored by the shadow deployment.
+pub const SHADOW_ROWS: &str = "streamscore_serve_shadow_rows_total";
+/// Rows where the shadow's answer agreed with the live answer.
+pub const SHADOW_AGREEING_ROWS: &str = "streamscore_serve_shadow_agreeing_rows_total";
+/// Share of shadow rows agreeing with the live answer so far.
+pub const SHADOW_AGREEMENT: &str = "streamscore_serve_shadow_agreement_ratio";
+/// Time the shadow deployment took to score a mirrored request, seconds.
+pub const SHADOW_DURATION: &str = "streamscore_serve_shadow_duration_seconds";
+/// Mirrored requests the shadow deployment failed to score.
+pub const SHADOW_ERRORS: &str = "streamscore_serve_shadow_errors_total";
+/// Rows per model call of the adaptive batcher.
+pub const BATCH_ROWS: &str = "streamscore_serve_batch_rows";
+
 /// Latency buckets, seconds: 100 µs to 10 s, dense around the 1–2 ms target.
 const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 10.0,
@@ -48,6 +79,13 @@ pub(crate) fn init() {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(DURATION.into()), &BUCKETS)
+            .ok()?
+            .set_buckets_for_metric(Matcher::Full(SHADOW_DURATION.into()), &BUCKETS)
+            .ok()?
+            .set_buckets_for_metric(
+                Matcher::Full(BATCH_ROWS.into()),
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+            )
             .ok()?;
         match builder.install_recorder() {
             Ok(h) => Some(h),

@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use ml_core::{Frame, Predictions};
 use subtle::ConstantTimeEq;
 
+use crate::deployment::{CHOSEN, Chosen, DEPLOYMENT_HEADER};
 use crate::error::{ApiError, ErrorStyle};
-use crate::metrics::{DURATION, IN_FLIGHT, REQUESTS, ROWS};
+use crate::metrics::{DEPLOYMENT_REQUESTS, DURATION, IN_FLIGHT, REQUESTS, ROWS};
 use crate::payload::Pending;
 use crate::state::{AppState, ServedModel};
 
@@ -135,8 +136,33 @@ pub(crate) async fn middleware(State(state): State<AppState>, mut req: Request, 
             None
         };
         req.extensions_mut().insert(RequestId(request_id.clone()));
+        // A scoring request is routed to its deployment and takes that deployment's model now,
+        // on arrival: a swap during the request does not change what answers it.
+        let chosen = if scoring {
+            match state
+                .inner
+                .deployments
+                .choose(req.headers().get(&DEPLOYMENT_HEADER))
+            {
+                Ok(deployment) => Some(Chosen {
+                    model: deployment.model(),
+                    deployment,
+                }),
+                Err(e) => break 'answer (e.style(style).into_response(), Some(request_id)),
+            }
+        } else {
+            None
+        };
         metrics::gauge!(IN_FLIGHT).increment(1.0);
-        let response = next.run(req).await;
+        let response = match chosen {
+            Some(chosen) => {
+                let name = crate::deployment::header(&chosen.deployment);
+                let mut response = CHOSEN.scope(chosen, next.run(req)).await;
+                response.headers_mut().insert(DEPLOYMENT_HEADER, name);
+                response
+            }
+            None => next.run(req).await,
+        };
         metrics::gauge!(IN_FLIGHT).decrement(1.0);
         (response, Some(request_id))
     };
@@ -156,9 +182,12 @@ pub(crate) async fn middleware(State(state): State<AppState>, mut req: Request, 
     response
 }
 
-/// The model, or 503 while it is loading.
+/// The model of the request's deployment (taken on arrival), or 503 while it is loading.
 pub(crate) fn model(state: &AppState, style: ErrorStyle) -> Result<Arc<ServedModel>, ApiError> {
-    state.model().ok_or_else(|| {
+    let model = CHOSEN
+        .try_with(|c| c.model.clone())
+        .unwrap_or_else(|_| state.model());
+    model.ok_or_else(|| {
         let mut e = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the model is still loading; retry shortly",
@@ -270,7 +299,17 @@ pub(crate) async fn score(
         e
     };
     let rows = frame.n_rows();
-    let (frame, result) = if rows <= INLINE_ROWS {
+    let batcher = state.inner.batcher.as_ref().filter(|_| rows == 1);
+    let (frame, result) = if let Some(batcher) = batcher {
+        let (frame, p) = batcher
+            .predict(model.model.clone(), frame)
+            .await
+            .map_err(|e| ApiError::internal(&e).style(style))?;
+        if decode_started.elapsed() > timeout {
+            return Err(timeout_error());
+        }
+        (frame, p)
+    } else if rows <= INLINE_ROWS {
         let p = model.model.predict(&frame);
         if decode_started.elapsed() > timeout {
             return Err(timeout_error());
@@ -292,13 +331,33 @@ pub(crate) async fn score(
     let predictions = result.map_err(|e| ApiError::from_core(&e).style(style))?;
     let exec_ms = decode_started.elapsed().as_secs_f64() * 1e3;
     metrics::counter!(ROWS).increment(rows as u64);
-    if let Some(logger) = state.payload_logger()
+    let deployment = CHOSEN.try_with(|c| c.deployment.clone()).ok();
+    if let Some(d) = &deployment {
+        metrics::counter!(DEPLOYMENT_REQUESTS, "deployment" => d.name().to_string()).increment(1);
+    }
+    let request_id = request_id.to_str().unwrap_or("-");
+    if let Some(shadow) = &state.inner.deployments.shadow
+        && deployment.as_ref().is_some_and(|d| !Arc::ptr_eq(d, shadow))
+    {
+        crate::deployment::mirror(
+            state,
+            shadow,
+            frame.clone(),
+            predictions.clone(),
+            request_id.to_string(),
+        );
+    }
+    let logger = deployment
+        .as_ref()
+        .and_then(|d| d.payload_logger())
+        .or(state.payload_logger());
+    if let Some(logger) = logger
         && logger.sample()
     {
         logger.offer(Pending {
             frame,
             predictions: predictions.clone(),
-            request_id: request_id.to_str().unwrap_or("-").to_string(),
+            request_id: request_id.to_string(),
             model_name: model.name.clone(),
             model_version: model.version.clone(),
             latency_ms: exec_ms,

@@ -19,8 +19,14 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    state.shadow_settled().await;
     if let Some(logger) = state.payload_logger() {
         logger.close().await;
+    }
+    for d in state.deployments() {
+        if let Some(logger) = d.payload_logger() {
+            logger.close().await;
+        }
     }
     tracing::info!("server stopped");
     Ok(())

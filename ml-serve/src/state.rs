@@ -1,11 +1,12 @@
 //! What the server holds: its settings, the model it serves, the keys, the limits.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ml_core::Model;
 use tokio::sync::Semaphore;
 
+use crate::deployment::{DEFAULT_DEPLOYMENT, Deployment, Deployments};
 use crate::error::{Error, Result};
 use crate::payload::PayloadLogger;
 use crate::swagger;
@@ -35,6 +36,9 @@ pub struct ServeConfig {
     /// Requests waiting to be written to the payload sinks; more are dropped and counted.
     /// Default 1024.
     pub payload_queue_capacity: usize,
+    /// Adaptive batching of concurrent single-row requests into one model call; `None`
+    /// (the default) scores each request on its own.
+    pub batching: Option<crate::batching::BatchConfig>,
 }
 
 impl Default for ServeConfig {
@@ -48,6 +52,7 @@ impl Default for ServeConfig {
             keys: Vec::new(),
             payload_sampling_rate: 1.0,
             payload_queue_capacity: 1024,
+            batching: None,
         }
     }
 }
@@ -81,6 +86,9 @@ impl ServeConfig {
         }
         if self.keys.iter().any(|k| k.trim().is_empty()) {
             return bad("keys", "a key must not be empty");
+        }
+        if let Some(b) = &self.batching {
+            b.check()?;
         }
         Ok(())
     }
@@ -136,8 +144,9 @@ pub struct AppState {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) config: ServeConfig,
-    model: RwLock<Option<Arc<ServedModel>>>,
-    pub(crate) permits: Semaphore,
+    pub(crate) deployments: Deployments,
+    pub(crate) batcher: Option<crate::batching::Batcher>,
+    pub(crate) permits: Arc<Semaphore>,
     pub(crate) payload: Option<PayloadLogger>,
     pub(crate) started: Instant,
 }
@@ -151,13 +160,39 @@ impl AppState {
 
     /// Like [`AppState::new`], handing scoring requests and responses to `payload`.
     pub fn with_payload_logger(config: ServeConfig, payload: Option<PayloadLogger>) -> Result<Self> {
+        Self::with_deployments(
+            config,
+            payload,
+            vec![(Deployment::new(DEFAULT_DEPLOYMENT)?, 100)],
+            None,
+            0,
+        )
+    }
+
+    /// A server of several deployments with their traffic weights (summing to 100), and
+    /// optionally a shadow deployment (one of them) that gets a copy of the live traffic.
+    /// `traffic_seed` seeds the draws of the traffic split. Live requests are logged to
+    /// `payload`, unless their deployment has its own logger.
+    pub fn with_deployments(
+        config: ServeConfig,
+        payload: Option<PayloadLogger>,
+        deployments: Vec<(Deployment, u32)>,
+        shadow: Option<&str>,
+        traffic_seed: u64,
+    ) -> Result<Self> {
         config.check()?;
         crate::metrics::init();
+        let permits = Arc::new(Semaphore::new(config.max_concurrent_requests));
+        let batcher = config
+            .batching
+            .clone()
+            .map(|b| crate::batching::Batcher::start(b, permits.clone(), config.max_concurrent_requests));
         Ok(AppState {
             inner: Arc::new(Inner {
-                permits: Semaphore::new(config.max_concurrent_requests),
+                permits,
+                deployments: Deployments::new(deployments, shadow, traffic_seed)?,
+                batcher,
                 config,
-                model: RwLock::new(None),
                 payload,
                 started: Instant::now(),
             }),
@@ -171,27 +206,52 @@ impl AppState {
         Ok(state)
     }
 
-    /// Starts serving `model` (requests in flight finish with the model they started with).
+    /// Starts serving `model` in the first deployment (requests in flight finish with the
+    /// model they started with).
     pub fn set_model(&self, model: ServedModel) {
-        crate::metrics::model_loaded(&model.name, &model.version);
         tracing::info!(
             model = %model.name,
             version = %model.version,
             after_ms = self.inner.started.elapsed().as_millis() as u64,
             "model loaded; ready"
         );
-        let mut slot = self.inner.model.write().unwrap_or_else(|e| e.into_inner());
-        *slot = Some(Arc::new(model));
+        self.inner.deployments.list[0].set_model(model);
     }
 
-    /// The model being served, if loaded.
+    /// The model the first deployment serves, if loaded.
     pub fn model(&self) -> Option<Arc<ServedModel>> {
-        self.inner.model.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.deployments.list[0].model()
     }
 
-    /// True once a model is loaded.
+    /// True once every deployment has a model.
     pub fn is_ready(&self) -> bool {
-        self.model().is_some()
+        self.inner.deployments.list.iter().all(|d| d.model().is_some())
+    }
+
+    /// The deployment called `name`.
+    pub fn deployment(&self, name: &str) -> Option<Arc<Deployment>> {
+        self.inner.deployments.get(name).cloned()
+    }
+
+    /// Every deployment, in the order given.
+    pub fn deployments(&self) -> Vec<Arc<Deployment>> {
+        self.inner.deployments.list.clone()
+    }
+
+    /// The traffic weights, one per deployment in order.
+    pub fn traffic(&self) -> Vec<u32> {
+        self.inner.deployments.weights()
+    }
+
+    /// Sets the traffic weights, one per deployment in order, summing to 100.
+    pub fn set_traffic(&self, weights: Vec<u32>) -> Result<()> {
+        self.inner.deployments.set_weights(weights)
+    }
+
+    /// Waits until every request mirrored to the shadow deployment so far has been scored and
+    /// handed to its payload logger.
+    pub async fn shadow_settled(&self) {
+        self.inner.deployments.shadow_settled().await;
     }
 
     /// The settings.
