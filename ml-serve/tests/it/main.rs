@@ -5,3 +5,5 @@ mod support;
 
 mod contract;
 mod remote;
+mod azureml_package;
+mod deployments;

@@ -3,7 +3,7 @@
 //! port the YAML names. (No container engine runs in the tests; this checks what can be
 //! checked without one.)
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

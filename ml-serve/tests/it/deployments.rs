@@ -1,7 +1,7 @@
 //! Deployments: the weighted traffic split and the header pin, hot swaps while the registry
 //! alias moves under load, refused versions, shadow traffic, the admin route, adaptive batching.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;
