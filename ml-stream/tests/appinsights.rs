@@ -22,12 +22,15 @@ use serde_json::Value;
 
 const IKEY: &str = "11111111-2222-3333-4444-555555555555";
 
+/// Each call's status and envelopes.
+type Calls = Arc<Mutex<Vec<(u16, Vec<Value>)>>>;
+
 /// Answers each call with the next scripted status (200 once the script is done) and keeps
 /// every call's envelopes with the status it got.
 #[derive(Clone, Default)]
 struct Receiver {
     script: Arc<Mutex<VecDeque<u16>>>,
-    calls: Arc<Mutex<Vec<(u16, Vec<Value>)>>>,
+    calls: Calls,
 }
 
 impl Receiver {
