@@ -84,6 +84,7 @@ pub mod payload;
 pub mod server;
 pub mod state;
 mod swagger;
+pub mod telemetry;
 
 use axum::Router;
 use axum::extract::Request;
@@ -138,6 +139,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             ops::middleware,
         ))
+        .layer(axum::middleware::from_fn(telemetry::track_requests))
         .with_state(state)
 }
 

@@ -97,6 +97,24 @@ pub(crate) fn init() {
     });
 }
 
+/// Installs the Prometheus recorder once per process, wrapped by `wrap` (a recorder that
+/// forwards to it and elsewhere); false when a recorder was installed before.
+pub(crate) fn init_wrapped<R: metrics::Recorder + Send + Sync + 'static>(
+    wrap: impl FnOnce(metrics_exporter_prometheus::PrometheusRecorder) -> R,
+) -> bool {
+    let mut installed = false;
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DURATION.into()), &BUCKETS)
+            .ok()?
+            .build_recorder();
+        let handle = recorder.handle();
+        installed = metrics::set_global_recorder(wrap(recorder)).is_ok();
+        installed.then_some(handle)
+    });
+    installed
+}
+
 /// The Prometheus text of every metric.
 pub(crate) fn render() -> Option<String> {
     HANDLE.get().and_then(Option::as_ref).map(|h| {

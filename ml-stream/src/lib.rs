@@ -9,6 +9,8 @@
 //!   commit, with bounded queues, batches in flight, dead letters and graceful shutdown.
 //! - `kafka` (feature `kafka`) — Kafka and Event Hubs: a consumer-group source and a producer
 //!   sink; scale-out is the consumer group.
+//! - `appinsights` (feature `azure`) — Application Insights: requests, custom metrics (the
+//!   `metrics` facade forwarded), custom events, and the `appinsights:` sink.
 //! - [`source`] and [`sink`] — the local implementations; [`datacollection`] — Azure ML's
 //!   data-collection line format and path layout, which the JSONL sink writes.
 //!
@@ -46,6 +48,8 @@
 #![deny(missing_docs)]
 
 #[cfg(feature = "azure")]
+pub mod appinsights;
+#[cfg(feature = "azure")]
 pub mod azure_blob;
 pub mod batch;
 pub mod datacollection;
@@ -75,3 +79,14 @@ pub use spec::{Spec, SpecRegistry};
 pub use traits::{
     Checkpoint, DeadLetter, Event, InferenceRecord, InferenceSink, SourcePosition, StreamSource,
 };
+
+/// A custom event (`AlertFired`, `ModelPromoted`, `ModelRefused`, ...) to Application Insights
+/// through the process-wide exporter (feature `azure`, installed by
+/// `appinsights::AppInsights::install_global`); does nothing without one, or without the
+/// feature. Property values that parse as numbers are also sent as measurements.
+pub fn track_event(name: &str, properties: &[(&str, String)]) {
+    #[cfg(feature = "azure")]
+    appinsights::track_event(name, properties);
+    #[cfg(not(feature = "azure"))]
+    let _ = (name, properties);
+}

@@ -11,7 +11,7 @@
 //! kafka://HOST:PORT[,HOST:PORT]/TOPIC?group=G       (feature "kafka")
 //! eventhubs://ENV_VAR?group=G               (feature "kafka"; connection string from ENV_VAR)
 //! blob://CONTAINER/PREFIX                   (feature "azure")
-//! appinsights:                              (feature "azure")
+//! appinsights:[?sampling_rate=R&kind=trace|event&endpoint=URL]   (feature "azure")
 //! logsingestion:https://DCE?rule=DCR_ID&stream=Custom-T_CL   (feature "azure")
 //! http://HOST:PORT                          a remote endpoint
 //! ```

@@ -44,6 +44,7 @@ pub use ml_registry as registry;
 pub mod config;
 pub mod datagen;
 pub mod drift;
+pub mod monitor;
 pub mod predict;
 pub mod stream;
 pub mod sweep;

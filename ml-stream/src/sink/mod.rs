@@ -45,6 +45,8 @@ pub(crate) fn register_builtin(registry: &mut SpecRegistry) {
     crate::azure_blob::register(registry);
     #[cfg(feature = "azure")]
     crate::logs_ingestion::register(registry);
+    #[cfg(feature = "azure")]
+    crate::appinsights::register(registry);
     registry.register_sink("stdout", |spec| {
         spec.only_params(&[])?;
         Ok(Box::new(StdoutSink::new()))

@@ -6,6 +6,7 @@ mod export;
 mod generate;
 #[cfg(feature = "onnx")]
 mod import_onnx;
+mod monitoring;
 mod predict;
 mod profile;
 mod registry;

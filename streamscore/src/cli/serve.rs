@@ -317,6 +317,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
         let addr = listener.local_addr()?;
+        // Before the server's state: the metrics recorder that also forwards to Application
+        // Insights must be installed before the server installs the plain one.
+        let monitoring = super::monitoring::Monitoring::start(None).await?;
         // The first line on standard output: tests and scripts read the port from it.
         println!("http://{addr}");
         std::io::stdout().flush().ok();
@@ -403,6 +406,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         };
         ml_serve::serve(listener, state, shutdown).await?;
+        monitoring.stop().await;
         loader.abort();
         if let Ok(followers) = loader.await {
             followers.iter().for_each(tokio::task::JoinHandle::abort);

@@ -70,6 +70,13 @@ pub struct Args {
     /// Requests in flight to --remote at once [default: 1].
     #[arg(long, requires = "remote")]
     parallel_requests: Option<usize>,
+    /// Serve Prometheus metrics (GET /metrics) on this port while streaming; 0 picks a free
+    /// port. The address is printed.
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// Address the --metrics-port server binds.
+    #[arg(long, default_value = "127.0.0.1")]
+    metrics_host: String,
 }
 
 /// The remote scorer settings from the flags, when --remote is given.
@@ -167,6 +174,7 @@ fn merge(args: Args) -> anyhow::Result<(StreamRequest, bool, Option<ml_stream::R
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let registry = args.registry.clone();
+    let metrics_at = args.metrics_port.map(|port| (args.metrics_host.clone(), port));
     let (request, quiet, remote) = merge(args)?;
     // A registry reference is resolved (and its checksums verified) before streaming starts.
     let from_registry = match &remote {
@@ -184,6 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let monitoring = super::monitoring::Monitoring::start(metrics_at).await?;
         let specs = SpecRegistry::default();
         let scored_by = match (&remote, &from_registry) {
             (Some(r), _) => r.url.clone(),
@@ -254,6 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 eprintln!();
             }
         }
+        monitoring.stop().await;
         let report = result?;
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
