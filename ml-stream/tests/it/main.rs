@@ -8,3 +8,4 @@ mod kafka;
 mod logs_ingestion;
 mod parquet;
 mod pipeline;
+mod appinsights;

@@ -3,7 +3,7 @@
 //! shutdown, and the `appinsights:` sink in a pipeline.
 #![cfg(feature = "azure")]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
