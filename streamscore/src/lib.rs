@@ -45,6 +45,7 @@ pub mod config;
 pub mod datagen;
 pub mod drift;
 pub mod predict;
+pub mod run;
 pub mod stream;
 pub mod sweep;
 pub mod train;

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch.
 
+mod config;
 mod demo;
 mod drift;
 mod export;
@@ -9,6 +10,8 @@ mod import_onnx;
 mod predict;
 mod profile;
 mod registry;
+mod retrain;
+mod run;
 mod serve;
 mod stream;
 mod train;
@@ -57,6 +60,13 @@ enum Command {
     ImportOnnx(import_onnx::Args),
     /// Serve a model over HTTP: Azure ML /score, Open Inference Protocol v2, MLflow /invocations.
     Serve(serve::Args),
+    /// Run the loop on a config: score, monitor drift and performance, alert, retrain, gate,
+    /// promote and hot-swap the endpoint.
+    Run(run::Args),
+    /// Run one retrain-gate-promote cycle by hand on the config's labelled events.
+    Retrain(retrain::Args),
+    /// Check a streamscore.toml (every overlay) and print the effective config.
+    Config(config::Args),
 }
 
 /// Runs a parsed command line.
@@ -78,6 +88,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "onnx")]
         Command::ImportOnnx(a) => import_onnx::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Retrain(a) => retrain::run(a),
+        Command::Config(a) => config::run(a),
     }
 }
 
