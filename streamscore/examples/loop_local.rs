@@ -36,14 +36,14 @@ fn main() -> anyhow::Result<()> {
     futures::executor::block_on(registry.set_alias("credit", "prod", v1.version))?;
 
     // 2. The endpoint state and the loop around it: drift windows of 1000 events, one rule
-    //    (dataset drift → retrain), retrain once 1500 labelled events since the alert came in.
+    //    (dataset drift → retrain), retrain once 3000 labelled events since the alert came in.
     let state = AppState::new(ServeConfig::default())?;
     let mut settings = LoopSettings {
         window: 1_000,
         min_labelled: 1_500,
         ..LoopSettings::default()
     };
-    settings.rules[0].cooldown = 6_000;
+    settings.rules[0].cooldown = 10_000;
     let mut orchestrator = Orchestrator::start(settings, Arc::new(registry), state.clone())?;
 
     // 3. 16 000 events, drifted from event 8 000 on, labels 1–5 s after each prediction.
