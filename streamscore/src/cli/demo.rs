@@ -156,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let specs = SpecRegistry::default();
     let logs = dir.join("inference-logs");
     let export = dir.join("parquet-export");
-    let mut sinks = vec![
+    let mut sinks = [
         specs.sink(&format!("jsonl:{}", logs.display()))?,
         specs.sink(&format!("parquet:{}", export.display()))?,
     ];
