@@ -196,10 +196,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut last_drift: Option<bool> = None;
     for e in timeline {
         if e.kind == "drift_report" {
-            let drift = e.fields["dataset_drift"] == true;
+            // The default alert rule's threshold.
+            let drift = e.number("share_drifted_features").unwrap_or(0.0) > 0.25;
             if last_drift != Some(drift) {
                 println!(
-                    "  event {:>7}  drift report (v{}): dataset drift {} — {:.0} % of features drifted{}",
+                    "  event {:>7}  drift report (v{}): drift {} — {:.0} % of features drifted{}",
                     e.at_event,
                     e.fields["version"],
                     if drift { "DETECTED" } else { "no" },
@@ -282,7 +283,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The report that fired the alert, rendered as HTML; else the latest one.
 fn drifted_report(o: &Orchestrator) -> Option<String> {
-    o.last_report().map(|r| r.to_html())
+    o.alert_report().or(o.last_report()).map(|r| r.to_html())
 }
 
 /// Inference records of a scored batch (one correlation id per event, as the labels name it).

@@ -105,6 +105,7 @@ pub struct Orchestrator {
     trigger_tx: mpsc::Sender<(Alert, String)>,
     timeline: Vec<LoopEvent>,
     last_report: Option<DriftReport>,
+    alert_report: Option<DriftReport>,
     counters: LoopCounters,
 }
 
@@ -172,6 +173,7 @@ impl Orchestrator {
             trigger_tx,
             timeline: Vec::new(),
             last_report: None,
+            alert_report: None,
             counters: LoopCounters::default(),
         };
         let v = me.serving.version;
@@ -217,6 +219,11 @@ impl Orchestrator {
     /// The latest drift report.
     pub fn last_report(&self) -> Option<&DriftReport> {
         self.last_report.as_ref()
+    }
+
+    /// The drift report of the first window that fired an alert.
+    pub fn alert_report(&self) -> Option<&DriftReport> {
+        self.alert_report.as_ref()
     }
 
     /// The counters.
@@ -387,6 +394,9 @@ impl Orchestrator {
                 let cooling = self.last_fired[i].is_some_and(|at| self.counters.scored - at < rule.cooldown);
                 fired.push((i, value, cooling));
             }
+        }
+        if self.alert_report.is_none() && fired.iter().any(|(_, _, cooling)| !cooling) {
+            self.alert_report = Some(report.clone());
         }
         self.last_report = Some(report);
         self.window_failed = 0;
