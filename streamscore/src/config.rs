@@ -402,7 +402,8 @@ impl Config {
 }
 
 fn from_table(table: toml::Table) -> anyhow::Result<Config> {
-    Config::deserialize(table).map_err(|e| anyhow::anyhow!("{}", suggest(e.to_string().trim_end())))
+    Config::deserialize(table)
+        .map_err(|e| anyhow::anyhow!("{}", suggest(e.to_string().trim_end()).replace('\n', " ")))
 }
 
 /// Merges `overlay` into `base`: tables key by key, other values replaced.
@@ -419,7 +420,9 @@ pub fn merge(base: &mut toml::Table, overlay: toml::Table) {
 
 /// Adds "did you mean `x`?" to serde's "unknown field `y`, expected one of `a`, `b`".
 fn suggest(message: &str) -> String {
-    let Some(rest) = message.split("unknown field `").nth(1) else {
+    // The candidates are on the first line; toml adds "in `section`" on the next.
+    let first = message.lines().next().unwrap_or_default();
+    let Some(rest) = first.split("unknown field `").nth(1) else {
         return message.to_string();
     };
     let Some((unknown, tail)) = rest.split_once('`') else {

@@ -40,7 +40,8 @@ enum Command {
     Profile(profile::Args),
     /// Compare current data with a reference profile and report drift.
     Drift(drift::Args),
-    /// Run the whole local flow on generated data: generate, train, evaluate, save, predict.
+    /// Run the whole loop on generated data: train with a sweep, register, promote, serve, stream
+    /// with drift half way, alert, retrain, gate, promote, hot-swap.
     Demo(demo::Args),
     /// Register a model artifact directory as the next version of a model.
     Register(registry::RegisterArgs),
