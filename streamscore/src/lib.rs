@@ -46,6 +46,7 @@ pub mod datagen;
 pub mod drift;
 pub mod monitor;
 pub mod predict;
+pub mod run;
 pub mod stream;
 pub mod sweep;
 pub mod train;

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch.
 
+mod config;
 mod demo;
 mod drift;
 mod export;
@@ -10,6 +11,8 @@ mod monitoring;
 mod predict;
 mod profile;
 mod registry;
+mod retrain;
+mod run;
 mod serve;
 mod stream;
 mod train;
@@ -38,7 +41,8 @@ enum Command {
     Profile(profile::Args),
     /// Compare current data with a reference profile and report drift.
     Drift(drift::Args),
-    /// Run the whole local flow on generated data: generate, train, evaluate, save, predict.
+    /// Run the whole loop on generated data: train with a sweep, register, promote, serve, stream
+    /// with drift half way, alert, retrain, gate, promote, hot-swap.
     Demo(demo::Args),
     /// Register a model artifact directory as the next version of a model.
     Register(registry::RegisterArgs),
@@ -58,6 +62,13 @@ enum Command {
     ImportOnnx(import_onnx::Args),
     /// Serve a model over HTTP: Azure ML /score, Open Inference Protocol v2, MLflow /invocations.
     Serve(serve::Args),
+    /// Run the loop on a config: score, monitor drift and performance, alert, retrain, gate,
+    /// promote and hot-swap the endpoint.
+    Run(run::Args),
+    /// Run one retrain-gate-promote cycle by hand on the config's labelled events.
+    Retrain(retrain::Args),
+    /// Check a streamscore.toml (every overlay) and print the effective config.
+    Config(config::Args),
 }
 
 /// Runs a parsed command line.
@@ -79,6 +90,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "onnx")]
         Command::ImportOnnx(a) => import_onnx::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Retrain(a) => retrain::run(a),
+        Command::Config(a) => config::run(a),
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Args {
     keep: Option<String>,
 }
 
+// Builders for running the command from Rust; the loop demo no longer calls them.
+#[allow(dead_code)]
 impl Args {
     /// Arguments for `demo`.
     pub fn new(model: PathBuf, data: PathBuf, out: PathBuf) -> Self {

@@ -131,6 +131,14 @@ impl Args {
         }
     }
 
+    /// Sweeps `trials` trials over `space` (`NAME=SPEC` entries) on `metric` (for `demo`).
+    pub fn with_sweep(mut self, trials: usize, metric: &str, space: &[&str]) -> Self {
+        self.sweep_args.sweep = Some(trials);
+        self.sweep_args.metric = Some(metric.into());
+        self.sweep_args.space = space.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     /// Also register the model as `name` in `registry` (for `demo`).
     pub fn with_register(mut self, name: &str, registry: super::registry::RegistryArg) -> Self {
         self.register = Some(name.to_string());
