@@ -11,3 +11,4 @@ mod reference_auc;
 mod registry_cli;
 mod stream;
 mod training_options;
+mod loop_e2e;
