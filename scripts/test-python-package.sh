@@ -24,7 +24,8 @@ t1=$SECONDS
 echo "python package: built $(basename "$wheel") in $((t1 - t0)) s"
 
 # A fresh venv each run holding the wheel. Its third-party packages (numpy, pandas, pytest,
-# scikit-learn, skl2onnx, onnxruntime, mypy: py-bindings/tests/requirements.txt) are those of
+# scikit-learn, skl2onnx, onnxruntime, mypy, river, and nbclient with ipykernel for the example
+# notebook: py-bindings/tests/requirements.txt) are those of
 # the project venv, reached through a .pth file: installing them again costs minutes on a 2-core
 # machine. STREAMSCORE_PY_ISOLATED=1 installs them into the fresh venv instead.
 rm -rf "$venv"
@@ -41,7 +42,8 @@ t2=$SECONDS
 echo "python package: fresh venv with the wheel in $((t2 - t1)) s"
 
 # Outside the source tree, so `import streamscore` is the installed wheel; the ONNX Runtime
-# library is found next to the venv's onnxruntime package, as a user's would be.
+# library is found next to the venv's onnxruntime package, as a user's would be. The suite
+# executes examples/notebook.ipynb (test_notebook.py) in a kernel of this fresh venv's Python.
 (
   cd py-bindings/tests
   env -u STREAMSCORE_ORT_LIB -u VIRTUAL_ENV STREAMSCORE_BIN="$PWD/../../target/debug/streamscore" \

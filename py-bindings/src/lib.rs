@@ -10,6 +10,11 @@
 //! - `train` runs [`streamscore::train::train`] (or [`streamscore::sweep::sweep`]) on the
 //!   given columns, exactly as `streamscore train` does on a CSV file.
 //!
+//! - `ReferenceProfile`, `DriftReport`, `detect_drift`: the drift workflow of `streamscore drift`;
+//!   `ADWIN`, `PageHinkley`, `KSWIN`, `DDM`: ml-drift's streaming detectors.
+//! - `Server` and `Stream`: the endpoint and the stream pipeline on background threads;
+//!   Python objects with `write_batch` are sinks of both.
+//!
 //! Errors become the exception hierarchy `StreamscoreError` → `SchemaError`, `ModelError`,
 //! `RegistryError` with the Rust message; a panic inside Rust is caught and raised as
 //! `StreamscoreError`, never as pyo3's `PanicException`. The GIL is released around training,
@@ -28,8 +33,12 @@
 #![deny(missing_docs)]
 
 mod convert;
+mod detectors;
+mod drift;
 mod model;
 mod registry;
+mod runtime;
+mod sink;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -69,6 +78,27 @@ pub(crate) enum Error {
     Registry(ml_registry::Error),
     /// A Python exception already raised (input conversion, interruption).
     Py(PyErr),
+    /// A stream or endpoint error (sources, sinks, settings).
+    Other(String),
+}
+
+impl From<ml_stream::Error> for Error {
+    fn from(e: ml_stream::Error) -> Self {
+        match e {
+            ml_stream::Error::Core(core) => Error::Core(core),
+            other => Error::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<ml_serve::Error> for Error {
+    fn from(e: ml_serve::Error) -> Self {
+        match e {
+            ml_serve::Error::Core(core) => Error::Core(core),
+            ml_serve::Error::Stream(s) => s.into(),
+            other => Error::Other(other.to_string()),
+        }
+    }
 }
 
 impl From<ml_core::Error> for Error {
@@ -97,6 +127,7 @@ impl From<Error> for PyErr {
         use ml_core::Error as C;
         match e {
             Error::Py(e) => e,
+            Error::Other(e) => StreamscoreError::new_err(e),
             Error::Registry(e) => RegistryError::new_err(e.to_string()),
             Error::Core(
                 e @ (C::Validation(_)
@@ -143,6 +174,17 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::PyModel>()?;
     m.add_class::<model::PySchema>()?;
     m.add_class::<registry::PyRegistry>()?;
+    m.add_class::<drift::PyProfile>()?;
+    m.add_class::<drift::PyDriftReport>()?;
+    m.add_class::<detectors::PyAdwin>()?;
+    m.add_class::<detectors::PyPageHinkley>()?;
+    m.add_class::<detectors::PyKswin>()?;
+    m.add_class::<detectors::PyDdm>()?;
+    m.add_class::<runtime::PyServer>()?;
+    m.add_class::<runtime::PyStream>()?;
+    m.add_function(wrap_pyfunction!(drift::detect_drift, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::start_server, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::start_stream, m)?)?;
     m.add_function(wrap_pyfunction!(model::train, m)?)?;
     m.add_function(wrap_pyfunction!(model::load_model, m)?)?;
     m.add_function(wrap_pyfunction!(model::generate, m)?)?;

@@ -149,6 +149,14 @@ impl PyModel {
         })
     }
 
+    /// The profile of the training data stored with the model (for drift detection).
+    #[getter]
+    fn profile(&self) -> PyResult<crate::drift::PyProfile> {
+        Ok(crate::drift::PyProfile {
+            inner: Arc::new(crate::drift::model_profile(self)?),
+        })
+    }
+
     /// Saves the model as an artifact directory (created; must not hold another model).
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let mut artifact = self.artifact.clone();

@@ -17,6 +17,13 @@ Inputs: a pandas DataFrame (columns matched by name; categoricals and object col
 categories), a 2-D numpy array (columns in the model's schema order; float64 C-contiguous
 arrays are read in place), a list of dicts, or a dict of columns. Outputs are numpy arrays.
 
+Drift: :func:`detect_drift` compares data with a :class:`ReferenceProfile` (or a model's
+:attr:`Model.profile`) and returns a :class:`DriftReport` that a notebook shows as HTML; the
+streaming detectors :class:`ADWIN`, :class:`PageHinkley`, :class:`KSWIN` and :class:`DDM`
+take one value (``update``) or a numpy array (``update_many``). Serving and streaming:
+:func:`serve` runs the HTTP endpoint and :func:`stream` a scoring pipeline on a background
+thread; Python objects with ``write_batch(records)`` are sinks of both.
+
 Errors: :class:`StreamscoreError` and its subclasses :class:`SchemaError` (input that does not
 fit), :class:`ModelError` (training, loading, ONNX) and :class:`RegistryError`.
 """
@@ -38,16 +45,27 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
+    "ADWIN",
+    "DDM",
+    "DriftReport",
+    "KSWIN",
     "Model",
     "ModelError",
+    "PageHinkley",
+    "ReferenceProfile",
     "Registry",
     "RegistryError",
     "Schema",
     "SchemaError",
+    "Server",
+    "Stream",
     "StreamscoreError",
     "credit_schema",
+    "detect_drift",
     "generate",
     "load_model",
+    "serve",
+    "stream",
     "train",
     "__version__",
 ]
@@ -196,6 +214,12 @@ class Model:
         if classes is None:
             return out
         return np.asarray(classes)[out]
+
+    @property
+    def profile(self) -> "ReferenceProfile":
+        """The profile of the training data stored with the model (models trained by
+        streamscore carry one), the reference of :func:`detect_drift`."""
+        return ReferenceProfile(self._inner.profile)
 
     def save(self, path: PathLike) -> None:
         """Saves the model as an artifact directory (MLflow layout with checksums), readable
@@ -546,3 +570,8 @@ def generate(rows: int, seed: int = 0, drift: float = 0.0) -> "pd.DataFrame":
         else:
             data[name] = values
     return pd.DataFrame(data)
+
+
+# Defined after everything above: these modules import from this one.
+from ._drift import ADWIN, DDM, KSWIN, DriftReport, PageHinkley, ReferenceProfile, detect_drift  # noqa: E402
+from ._serving import Server, Stream, serve, stream  # noqa: E402
