@@ -3,6 +3,7 @@
 //! else — the scoring answers are the same.
 #![cfg(feature = "azure")]
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::collections::VecDeque;

@@ -1,6 +1,6 @@
 //! Several processes at once, and processes killed at named failpoints.
 //!
-//! The child processes are this test binary itself, re-run with `--exact child_process`: the
+//! The child processes are this test binary itself, re-run with `--exact processes::child_process`: the
 //! `child_process` test does its work only when `ML_REGISTRY_TEST_CHILD` is set. With the
 //! `azure` feature the same crash scenarios run against Azurite.
 
@@ -76,11 +76,16 @@ fn open(location: &str) -> Box<dyn ModelRegistry> {
 
 fn child(spec: &str, failpoint_name: Option<&str>) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["child_process", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, spec)
-        .env_remove(failpoint::ENV_VAR)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "processes::child_process",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD, spec)
+    .env_remove(failpoint::ENV_VAR)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     if let Some(f) = failpoint_name {
         cmd.env(failpoint::ENV_VAR, f);
     }

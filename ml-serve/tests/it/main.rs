@@ -3,7 +3,7 @@
 
 mod support;
 
-mod contract;
-mod remote;
 mod azureml_package;
+mod contract;
 mod deployments;
+mod remote;

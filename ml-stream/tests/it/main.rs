@@ -3,9 +3,9 @@
 
 mod common;
 
+mod appinsights;
 mod azure_blob;
 mod kafka;
 mod logs_ingestion;
 mod parquet;
 mod pipeline;
-mod appinsights;

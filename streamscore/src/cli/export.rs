@@ -9,7 +9,9 @@ use clap::Parser;
 use ml_stream::datacollection::parse_time_bound;
 use ml_stream::export::{in_range, join, read_local, write_partitioned};
 
-use super::registry::{ExportArgs as ModelExportArgs, block_on};
+use super::registry::ExportArgs as ModelExportArgs;
+#[cfg(feature = "azure")]
+use super::registry::block_on;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use streamscore::config::Config;
 use streamscore::run::{
-    JsonlEventSink, Label, LoopEvent, LoopSettings, Orchestrator, ScoringEvent, http, simulate,
+    AppInsightsEventSink, JsonlEventSink, Label, LoopEvent, LoopSettings, Orchestrator, ScoringEvent, http,
+    simulate,
 };
 
 #[derive(Debug, clap::Args)]
@@ -139,6 +140,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let serve = config.serve.clone().unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // Before the endpoint's state: the recorder that also forwards the `metrics` signals to
+    // Application Insights (APPLICATIONINSIGHTS_CONNECTION_STRING) goes in first.
+    let monitoring = runtime.block_on(super::monitoring::Monitoring::start(None))?;
     let state = ml_serve::AppState::new(ml_serve::ServeConfig {
         keys: serve.keys.clone(),
         ..Default::default()
@@ -152,10 +160,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     {
         orchestrator.add_sink(Box::new(JsonlEventSink::from_spec(&spec)?));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    // AlertFired / ModelPromoted / ModelRefused custom events; sends nothing without an exporter.
+    orchestrator.add_sink(Box::new(AppInsightsEventSink));
     let host = serve.host.clone().unwrap_or_else(|| "127.0.0.1".into());
     let listener = runtime.block_on(tokio::net::TcpListener::bind((
         host.as_str(),
@@ -184,6 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let _ = stop.send(());
     runtime.block_on(server)??;
+    runtime.block_on(monitoring.stop());
     println!(
         "scored {} events ({} refused), {} drift reports, {} alerts, {} retrains, {} promotions",
         counters.scored,

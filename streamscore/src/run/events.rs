@@ -41,6 +41,49 @@ pub trait EventSink: Send + Sync + std::fmt::Debug {
     fn emit(&self, event: &LoopEvent) -> anyhow::Result<()>;
 }
 
+/// Sends the loop's decisions to Application Insights as custom events through the
+/// process-wide exporter ([`ml_stream::track_event`]): `alert` as `AlertFired`, `promoted` as
+/// `ModelPromoted`, `not_promoted` as `ModelRefused`, with the event's fields as properties
+/// (numbers also as measurements). Drift reports go out as metrics and `DriftDetected` from the
+/// orchestrator itself. Without an installed exporter (feature `azure`,
+/// `APPLICATIONINSIGHTS_CONNECTION_STRING`) it sends nothing.
+#[derive(Debug, Default)]
+pub struct AppInsightsEventSink;
+
+impl AppInsightsEventSink {
+    /// The custom event name for a loop event kind, if it is one that is sent.
+    pub fn event_name(kind: &str) -> Option<&'static str> {
+        match kind {
+            "alert" => Some("AlertFired"),
+            "promoted" => Some("ModelPromoted"),
+            "not_promoted" => Some("ModelRefused"),
+            _ => None,
+        }
+    }
+}
+
+impl EventSink for AppInsightsEventSink {
+    fn emit(&self, event: &LoopEvent) -> anyhow::Result<()> {
+        let Some(name) = AppInsightsEventSink::event_name(&event.kind) else {
+            return Ok(());
+        };
+        let text: Vec<(String, String)> = event
+            .fields
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                )
+            })
+            .chain([("at_event".to_string(), event.at_event.to_string())])
+            .collect();
+        let properties: Vec<(&str, String)> = text.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        ml_stream::track_event(name, &properties);
+        Ok(())
+    }
+}
+
 /// Writes each event as one JSON line to a file, flushed per event.
 #[derive(Debug)]
 pub struct JsonlEventSink {

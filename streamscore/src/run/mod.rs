@@ -40,7 +40,7 @@ mod rules;
 pub use actions::{
     ActionOutcome, Alert, AlertAction, CommandAction, LogAction, RetrainAction, WebhookAction, builtin,
 };
-pub use events::{EventSink, JsonlEventSink, LoopEvent};
+pub use events::{AppInsightsEventSink, EventSink, JsonlEventSink, LoopEvent};
 pub use labels::{JoinCounts, Joined, Label, LabelJoin, Pending, RollingPerformance};
 pub use orchestrator::{LoopCounters, Orchestrator, ScoredBatch, ScoringEvent, TriggerHandle};
 pub use retrain::{LabelledRow, RetrainOutcome, RetrainSpec, retrain_cycle};
