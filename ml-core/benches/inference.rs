@@ -36,7 +36,34 @@
 //!   19.8M rows/s; scaling folded into the weights and read straight from the frame's
 //!   columns: 25.3M; with a branch-free sigmoid and an exp the compiler vectorizes: 34.7M.
 //!
-//! Peers measured on this machine (ONNX Runtime 1 thread, same forest shape, from the shared
+//! Forest, before and after the second kernel revision (16 rows in flight per tree instead of
+//! 8; threshold and feature of a split side by side in one 16-byte record; one bounds check
+//! per call instead of one per visit; consecutive trees grouped by 8 and padded to the
+//! group's depth for the single-row walk). One run each, same machine, same clock
+//! (`BENCH_CLOCK=thread-cpu`, `-- forest --warm-up-time 1 --measurement-time 3`), load average
+//! 8 to 10 on 2 vCPUs, so differences under about 20% are noise (`unoptimized`, unchanged
+//! code, read 64.7k before and 46.3k after at 4096); medians, rows per second or time per
+//! batch:
+//!
+//! | forest, batch | `frame`         | `features`      | `kernel`        | `kernel_linked` |
+//! |---------------|-----------------|-----------------|-----------------|-----------------|
+//! | 1             | 4.21 → 3.70 µs  | 3.13 → 2.80 µs  | 2.19 → 1.99 µs  | 3.16 → 3.71 µs  |
+//! | 64            | 474k → 422k     | 449k → 478k     | 522k → 607k     | 223k → 240k     |
+//! | 4096          | 469k → 464k     | 521k → 540k     | 419k → 606k     | 227k → 287k     |
+//!
+//! On a quiet 16-core Intel Xeon (wall clock, before this revision): `frame` 3.84 µs at 1,
+//! 710k rows/s at 64, 670k at 4096; `kernel` 1.69 µs, 657k, 623k; ONNX Runtime 1 thread 10.5
+//! µs and 290k. The targets (1.5M rows/s at 4096, 2 µs at batch 1 for `frame`) are not met
+//! on either machine. A profile of `frame` at 4096 after this revision (perf, same machine):
+//! 64% of the time in the forest kernel, 1.5% in preprocessing; the most expensive single
+//! spot (17% of all samples) is adding the leaf values after a 16-row walk, that is waiting
+//! for the walk's last level, since one walk (16 rows × 8 levels, about 1000 instructions)
+//! is too long for the out-of-order window to overlap with the next; the 16 positions and
+//! row offsets also spill to the stack. Next to try: two trees' walks interleaved per block
+//! of rows, or the leaf values added one tree later (software pipelining), and `u16`/`u32`
+//! positions so that the lanes fit in registers.
+//!
+//! Peers measured on the 2-vCPU development machine (ONNX Runtime 1 thread, same forest shape, from the shared
 //! recipes): 158k rows/s at batch 4096, ~15 µs per row at batch 1; logistic regression 86M
 //! rows/s at batch 4096.
 

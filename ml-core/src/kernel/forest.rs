@@ -18,28 +18,48 @@
 //!
 //! # Traversal
 //! Walking one tree for one row is a chain of dependent loads (node → feature value → next
-//! node). A chain keeps the core waiting on each load, so the kernels walk [`LANES`]
-//! independent chains at once: [`LANES`] rows through the same tree for batches (the tree stays
-//! in L1 while a block of rows goes through it), or one row through [`LANES`] trees for single
-//! rows and a batch's remainder. Every walk takes a fixed number of steps, so no branch depends
-//! on the data.
+//! node). A chain keeps the core waiting on each load, so the kernels walk independent chains
+//! at once: [`LANES`] rows through the same tree for batches (the tree stays in L1 while a
+//! block of rows goes through it), or one row through [`TREE_LANES`] trees for single rows and
+//! a batch's remainder. Every walk takes a fixed number of steps, so no branch depends on the
+//! data. The input is bounds-checked once per call (the last row's highest feature any split
+//! reads); the walks then read it unchecked.
 
 use super::Rows;
 use crate::estimator::tree::{LEAF, TreeEnsemble};
 
-/// Independent walks interleaved per step. A step is a chain of two dependent L1 loads and a
-/// compare (about 12 cycles of latency) but only about 8 instructions, so 8 chains in flight
-/// keep the core busy; more only add register pressure.
-pub const LANES: usize = 8;
+/// Rows walked through one tree at once in a batch. A step is a chain of two dependent L1
+/// loads and a compare (about 12 cycles of latency) but only about 6 instructions, so 16
+/// chains in flight keep the core busy; 8 left it waiting on loads (see the benchmark notes).
+pub const LANES: usize = 16;
 
-/// Trees at most this deep are padded to perfect trees; a depth-12 tree pads to at most 4095
-/// split nodes and 4096 leaves (about 48 KiB plus the leaf values).
+/// Trees walked at once for a single row (and a batch's last rows that do not fill
+/// [`LANES`]). Consecutive trees are grouped by this many, and the perfect trees of a group
+/// are padded to the group's deepest, so that a group walks in lockstep.
+pub const TREE_LANES: usize = 8;
+
+/// Trees at most this deep are padded to perfect trees; a depth-12 tree pads to 4096 node
+/// slots (64 KiB) plus its leaf values.
 pub const MAX_PERFECT_DEPTH: usize = 12;
+
+/// A split node: threshold and feature side by side, so one cache line read gives both.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Split {
+    /// `x <= threshold` goes left, anything else (NaN too) right.
+    threshold: f64,
+    /// Feature index.
+    feature: u32,
+}
+
+const NO_SPLIT: Split = Split {
+    threshold: 0.0,
+    feature: 0,
+};
 
 /// One tree's place in the flat arrays.
 #[derive(Clone, Debug, PartialEq)]
 struct TreeRef {
-    /// First node in `feature` / `threshold` (and `children` for linked trees).
+    /// First node in `splits` (and `children` / `leaf_value` for linked trees).
     first_node: usize,
     /// First leaf value in `values` (perfect trees).
     first_value: usize,
@@ -55,10 +75,14 @@ pub struct FlatForest {
     n_features: usize,
     n_outputs: usize,
     trees: Vec<TreeRef>,
-    /// Split feature per node.
-    feature: Vec<u32>,
-    /// Split threshold per node: `x <= threshold` goes left, anything else (NaN too) right.
-    threshold: Vec<f64>,
+    /// Per group of [`TREE_LANES`] consecutive trees: the common depth when the group is full
+    /// and every tree in it perfect (padded to that depth), for the lockstep walk.
+    group_depth: Vec<Option<usize>>,
+    /// The largest feature index any node reads (0 for a forest of leaves): the kernels check
+    /// once per call that this feature of the last row is inside the input.
+    max_feature: usize,
+    /// Split per node (padding and leaf slots: feature 0, threshold 0).
+    splits: Vec<Split>,
     /// Linked nodes only: `[left, right]` per node, global indices; a leaf points to itself.
     children: Vec<[u32; 2]>,
     /// Linked nodes only: offset of a leaf's values in `values`.
@@ -67,6 +91,64 @@ pub struct FlatForest {
     values: Vec<f64>,
     /// `1 / n_trees`, as [`TreeEnsemble::predict_row_into`] computes it.
     scale: f64,
+}
+
+/// Calls `$body` with `$slots` bound to the const `1 << $depth` for depths 1 to
+/// [`MAX_PERFECT_DEPTH`]; `$other` otherwise.
+macro_rules! with_slots {
+    ($depth:expr, $slots:ident => $body:expr, _ => $other:expr) => {
+        match $depth {
+            1 => {
+                const $slots: usize = 1 << 1;
+                $body
+            }
+            2 => {
+                const $slots: usize = 1 << 2;
+                $body
+            }
+            3 => {
+                const $slots: usize = 1 << 3;
+                $body
+            }
+            4 => {
+                const $slots: usize = 1 << 4;
+                $body
+            }
+            5 => {
+                const $slots: usize = 1 << 5;
+                $body
+            }
+            6 => {
+                const $slots: usize = 1 << 6;
+                $body
+            }
+            7 => {
+                const $slots: usize = 1 << 7;
+                $body
+            }
+            8 => {
+                const $slots: usize = 1 << 8;
+                $body
+            }
+            9 => {
+                const $slots: usize = 1 << 9;
+                $body
+            }
+            10 => {
+                const $slots: usize = 1 << 10;
+                $body
+            }
+            11 => {
+                const $slots: usize = 1 << 11;
+                $body
+            }
+            12 => {
+                const $slots: usize = 1 << 12;
+                $body
+            }
+            _ => $other,
+        }
+    };
 }
 
 impl FlatForest {
@@ -86,21 +168,36 @@ impl FlatForest {
             n_features: ensemble.n_features,
             n_outputs: k,
             trees: Vec::with_capacity(ensemble.n_trees()),
-            feature: Vec::new(),
-            threshold: Vec::new(),
+            group_depth: Vec::new(),
+            max_feature: 0,
+            splits: Vec::new(),
             children: Vec::new(),
             leaf_value: Vec::new(),
             values: Vec::new(),
             scale: 1.0 / ensemble.n_trees() as f64,
         };
-        for &root in &ensemble.roots {
-            let depth = subtree_depth(ensemble, root as usize);
-            if depth <= max_perfect_depth {
-                flat.push_perfect(ensemble, root as usize, depth);
-            } else {
-                flat.push_linked(ensemble, root as usize, depth);
+        let depths: Vec<usize> = ensemble
+            .roots
+            .iter()
+            .map(|&root| subtree_depth(ensemble, root as usize))
+            .collect();
+        for (roots, depths) in ensemble.roots.chunks(TREE_LANES).zip(depths.chunks(TREE_LANES)) {
+            let deepest = depths.iter().copied().max().unwrap_or(0);
+            // A full group of trees that all fit the perfect layout is padded to one depth
+            // and walked in lockstep; padding only repeats leaves, so no prediction changes.
+            let lockstep = roots.len() == TREE_LANES && deepest <= max_perfect_depth;
+            flat.group_depth.push(lockstep.then_some(deepest));
+            for (&root, &depth) in roots.iter().zip(depths) {
+                if lockstep {
+                    flat.push_perfect(ensemble, root as usize, deepest);
+                } else if depth <= max_perfect_depth {
+                    flat.push_perfect(ensemble, root as usize, depth);
+                } else {
+                    flat.push_linked(ensemble, root as usize, depth);
+                }
             }
         }
+        flat.max_feature = flat.splits.iter().map(|s| s.feature as usize).max().unwrap_or(0);
         flat
     }
 
@@ -127,18 +224,18 @@ impl FlatForest {
         self.trees.iter().filter(|t| t.perfect).count()
     }
 
+    /// Appends the tree under `root` padded to a complete tree of `depth` (at least its own).
     fn push_perfect(&mut self, e: &TreeEnsemble, root: usize, depth: usize) {
         let k = e.n_outputs;
-        let first_node = self.feature.len();
+        let first_node = self.splits.len();
         let first_value = self.values.len();
         let n_split = (1usize << depth) - 1;
         // One unused slot after the splits makes the tree's slice a power of two long, so
         // the walk can index it with a mask the compiler sees is in bounds.
         let slots = 1usize << depth;
-        self.feature.resize(first_node + slots, 0);
-        self.threshold.resize(first_node + slots, 0.0);
+        self.splits.resize(first_node + slots, NO_SPLIT);
         // `children` and `leaf_value` are read for linked nodes only but share the node
-        // numbering, so they grow with the other arrays.
+        // numbering, so they grow with `splits`.
         self.children.resize(first_node + slots, [0, 0]);
         self.leaf_value.resize(first_node + slots, 0);
         self.values.resize(first_value + (k << depth), 0.0);
@@ -156,8 +253,10 @@ impl FlatForest {
                     self.values[dst..dst + k].copy_from_slice(&e.values[off..off + k]);
                 }
             } else {
-                self.feature[first_node + pos] = e.feature[node];
-                self.threshold[first_node + pos] = e.threshold[node];
+                self.splits[first_node + pos] = Split {
+                    threshold: e.threshold[node],
+                    feature: e.feature[node],
+                };
                 stack.push((e.left[node] as usize, 2 * pos + 1, level + 1));
                 stack.push((e.right[node] as usize, 2 * pos + 2, level + 1));
             }
@@ -172,7 +271,7 @@ impl FlatForest {
 
     fn push_linked(&mut self, e: &TreeEnsemble, root: usize, depth: usize) {
         let k = e.n_outputs;
-        let first_node = self.feature.len();
+        let first_node = self.splits.len();
         // Depth-first, left first: a parent's left child is the next node, so the likelier
         // half of each path is already in the cache line being read.
         let mut order = Vec::new();
@@ -192,14 +291,15 @@ impl FlatForest {
             let me = (first_node + i) as u32;
             if e.left[node] == LEAF {
                 let off = e.value_offset[node] as usize;
-                self.feature.push(0);
-                self.threshold.push(0.0);
+                self.splits.push(NO_SPLIT);
                 self.children.push([me, me]);
                 self.leaf_value.push(self.values.len() as u32);
                 self.values.extend_from_slice(&e.values[off..off + k]);
             } else {
-                self.feature.push(e.feature[node]);
-                self.threshold.push(e.threshold[node]);
+                self.splits.push(Split {
+                    threshold: e.threshold[node],
+                    feature: e.feature[node],
+                });
                 let child = |c: u32| new_index.get(&(c as usize)).copied().unwrap_or(me);
                 self.children.push([child(e.left[node]), child(e.right[node])]);
                 self.leaf_value.push(0);
@@ -217,6 +317,22 @@ impl FlatForest {
     /// n_outputs`, row-major) and scales it by `1 / n_trees`; `out` must hold zeros on entry.
     /// The caller checked that `x` has `n_features` columns and `out` the right length.
     pub(crate) fn predict_into<X: Rows>(&self, x: &X, out: &mut [f64]) {
+        let n = x.n_rows();
+        if n == 0 {
+            return;
+        }
+        // The one bounds check the walks rely on: every value a node can ask for, of every
+        // row, lies inside `x`'s data (the largest offset is the last row's `max_feature`).
+        let last = (n - 1)
+            .checked_mul(x.row_stride())
+            .and_then(|a| a.checked_add(self.max_feature.checked_mul(X::FEATURE_STRIDE)?));
+        assert!(
+            matches!(last, Some(i) if i < x.data().len()) && out.len() >= n * self.n_outputs,
+            "forest input of {} values for {n} rows of {} features, output of {}",
+            x.data().len(),
+            self.n_features,
+            out.len()
+        );
         match self.n_outputs {
             1 => self.predict_k::<X, 1>(x, out),
             2 => self.predict_k::<X, 2>(x, out),
@@ -226,6 +342,7 @@ impl FlatForest {
     }
 
     /// `K` is the number of outputs known at compile time (0: `self.n_outputs` at run time).
+    /// Requires the check in [`FlatForest::predict_into`].
     #[inline(always)]
     fn predict_k<X: Rows, const K: usize>(&self, x: &X, out: &mut [f64]) {
         let n = x.n_rows();
@@ -234,81 +351,84 @@ impl FlatForest {
         // L1 for a whole block... and per row, leaf values are added in tree order.
         for tree in &self.trees {
             for r0 in (0..full).step_by(LANES) {
-                let leaves = self.walk_rows(tree, x, r0);
+                let base: [usize; LANES] = std::array::from_fn(|j| (r0 + j) * x.row_stride());
+                let leaves = self.walk_rows::<X>(tree, x.data(), base);
                 for (j, &leaf) in leaves.iter().enumerate() {
-                    self.add_leaf::<K>(tree, leaf, &mut out[(r0 + j) * self.n_outputs..]);
+                    // SAFETY: r0 + j < n, and `out` holds n rows (checked in predict_into).
+                    unsafe { self.add_leaf::<K>(tree, leaf, out, (r0 + j) * self.n_outputs) };
                 }
             }
         }
-        // The remaining rows (all of them for a batch under LANES rows) go through LANES trees
-        // at a time; leaf values are still added in tree order.
+        // The remaining rows (all of them for a batch under LANES rows) go through
+        // TREE_LANES trees at a time; leaf values are still added in tree order.
         for r in full..n {
-            let row_out = &mut out[r * self.n_outputs..(r + 1) * self.n_outputs];
-            for group in self.trees.chunks(LANES) {
-                let leaves = self.walk_trees(group, x, r);
+            let base = r * x.row_stride();
+            for (group, depth) in self.trees.chunks(TREE_LANES).zip(&self.group_depth) {
+                let leaves = match depth {
+                    Some(d) => {
+                        with_slots!(*d, SLOTS => self.walk_perfect_trees::<X, SLOTS>(group, x.data(), base),
+                        _ => [0; TREE_LANES])
+                    }
+                    None => self.walk_trees::<X>(group, x.data(), base),
+                };
                 for (tree, &leaf) in group.iter().zip(&leaves) {
-                    self.add_leaf::<K>(tree, leaf, row_out);
+                    // SAFETY: r < n, and `out` holds n rows (checked in predict_into).
+                    unsafe { self.add_leaf::<K>(tree, leaf, out, r * self.n_outputs) };
                 }
             }
         }
     }
 
+    /// Adds the values of `leaf` (perfect trees: bottom slot index; linked trees: node index)
+    /// to `out[at..at + n_outputs]`.
+    ///
+    /// # Safety
+    /// `at + n_outputs <= out.len()`, and `leaf` is a leaf a walk of `tree` returned.
     #[inline(always)]
-    fn add_leaf<const K: usize>(&self, tree: &TreeRef, leaf: usize, out: &mut [f64]) {
+    unsafe fn add_leaf<const K: usize>(&self, tree: &TreeRef, leaf: usize, out: &mut [f64], at: usize) {
         let k = if K == 0 { self.n_outputs } else { K };
         let off = if tree.perfect {
             tree.first_value + leaf * k
         } else {
             self.leaf_value[leaf] as usize
         };
-        for (o, v) in out[..k].iter_mut().zip(&self.values[off..off + k]) {
-            *o += v;
+        for c in 0..k {
+            // SAFETY: `at + k <= out.len()` (the caller's promise); a perfect tree's leaves
+            // are its `2^depth` bottom slots with `k` values each from `first_value`, and a
+            // linked leaf's `leaf_value` points at `k` values, all stored by the constructor.
+            unsafe { *out.get_unchecked_mut(at + c) += *self.values.get_unchecked(off + c) };
         }
     }
 
-    /// The leaf (perfect trees: bottom slot index; linked trees: node index) that each of the
-    /// rows `r0..r0 + LANES` reaches in `tree`.
+    /// The leaf that each of the LANES rows starting at `base[j]` in `data` reaches in `tree`.
+    /// Requires the check in [`FlatForest::predict_into`] for those rows.
     #[inline(always)]
-    fn walk_rows<X: Rows>(&self, tree: &TreeRef, x: &X, r0: usize) -> [usize; LANES] {
+    fn walk_rows<X: Rows>(&self, tree: &TreeRef, data: &[f64], base: [usize; LANES]) -> [usize; LANES] {
         if tree.perfect {
-            match tree.depth {
-                1 => self.walk_perfect_rows::<X, 2>(tree, x, r0),
-                2 => self.walk_perfect_rows::<X, 4>(tree, x, r0),
-                3 => self.walk_perfect_rows::<X, 8>(tree, x, r0),
-                4 => self.walk_perfect_rows::<X, 16>(tree, x, r0),
-                5 => self.walk_perfect_rows::<X, 32>(tree, x, r0),
-                6 => self.walk_perfect_rows::<X, 64>(tree, x, r0),
-                7 => self.walk_perfect_rows::<X, 128>(tree, x, r0),
-                8 => self.walk_perfect_rows::<X, 256>(tree, x, r0),
-                9 => self.walk_perfect_rows::<X, 512>(tree, x, r0),
-                10 => self.walk_perfect_rows::<X, 1024>(tree, x, r0),
-                11 => self.walk_perfect_rows::<X, 2048>(tree, x, r0),
-                12 => self.walk_perfect_rows::<X, 4096>(tree, x, r0),
-                _ => [0; LANES],
-            }
+            with_slots!(tree.depth, SLOTS => self.walk_perfect_rows::<X, SLOTS>(tree, data, base),
+                _ => [0; LANES])
         } else {
             let mut node = [tree.first_node; LANES];
             for _ in 0..tree.depth {
-                for (j, i) in node.iter_mut().enumerate() {
-                    let v = x.get(r0 + j, self.feature[*i] as usize);
-                    *i = self.children[*i][goes_right(v, self.threshold[*i])] as usize;
+                for (i, &b) in node.iter_mut().zip(&base) {
+                    let s = self.splits[*i];
+                    // SAFETY: `s.feature <= max_feature` and `b` starts a row, which
+                    // predict_into checked keeps the read inside `data`.
+                    let v = unsafe { *data.get_unchecked(b + s.feature as usize * X::FEATURE_STRIDE) };
+                    *i = self.children[*i][goes_right(v, s.threshold)] as usize;
                 }
             }
             node
         }
     }
 
-    /// The tree's node arrays as fixed-size arrays of `SLOTS` (= 2^depth) entries.
+    /// A perfect tree's splits as a fixed-size array of `SLOTS` (= 2^depth) entries.
     #[inline(always)]
-    fn perfect_arrays<const SLOTS: usize>(&self, tree: &TreeRef) -> (&[u32; SLOTS], &[f64; SLOTS]) {
-        let range = tree.first_node..tree.first_node + SLOTS;
-        match (
-            <&[u32; SLOTS]>::try_from(&self.feature[range.clone()]),
-            <&[f64; SLOTS]>::try_from(&self.threshold[range]),
-        ) {
-            (Ok(f), Ok(t)) => (f, t),
-            // Unreachable: the slices are SLOTS long.
-            _ => (&[0; SLOTS], &[0.0; SLOTS]),
+    fn perfect_splits<const SLOTS: usize>(&self, tree: &TreeRef) -> &[Split; SLOTS] {
+        match <&[Split; SLOTS]>::try_from(&self.splits[tree.first_node..tree.first_node + SLOTS]) {
+            Ok(s) => s,
+            // Unreachable: the slice is SLOTS long.
+            Err(_) => &[NO_SPLIT; SLOTS],
         }
     }
 
@@ -319,73 +439,68 @@ impl FlatForest {
     fn walk_perfect_rows<X: Rows, const SLOTS: usize>(
         &self,
         tree: &TreeRef,
-        x: &X,
-        r0: usize,
+        data: &[f64],
+        base: [usize; LANES],
     ) -> [usize; LANES] {
-        let (feature, threshold) = self.perfect_arrays::<SLOTS>(tree);
+        let splits = self.perfect_splits::<SLOTS>(tree);
         let mut pos = [0usize; LANES];
         for _ in 0..SLOTS.trailing_zeros() {
-            for (j, p) in pos.iter_mut().enumerate() {
+            for (p, &b) in pos.iter_mut().zip(&base) {
                 // `p` is a split node here (p < SLOTS - 1): the mask changes nothing.
-                let i = *p & (SLOTS - 1);
-                let v = x.get(r0 + j, feature[i] as usize);
-                *p = 2 * *p + 1 + goes_right(v, threshold[i]);
+                let s = &splits[*p & (SLOTS - 1)];
+                // SAFETY: `s.feature <= max_feature` and `b` starts a row, which predict_into
+                // checked keeps the read inside `data`.
+                let v = unsafe { *data.get_unchecked(b + s.feature as usize * X::FEATURE_STRIDE) };
+                *p = 2 * *p + 1 + goes_right(v, s.threshold);
             }
         }
-        pos.map(|p| p - (SLOTS - 1))
+        pos.map(|p| (p - (SLOTS - 1)) & (SLOTS - 1))
     }
 
-    /// [`FlatForest::walk_trees`] for a group of LANES perfect trees of depth `log2(SLOTS)`.
+    /// The leaf that the row starting at `base` reaches in each tree of `group`: TREE_LANES
+    /// perfect trees of depth `log2(SLOTS)` walked in lockstep.
     #[inline(always)]
     fn walk_perfect_trees<X: Rows, const SLOTS: usize>(
         &self,
         group: &[TreeRef],
-        x: &X,
-        r: usize,
-    ) -> [usize; LANES] {
-        let arrays: [(&[u32; SLOTS], &[f64; SLOTS]); LANES] =
-            std::array::from_fn(|j| self.perfect_arrays::<SLOTS>(&group[j]));
-        let mut pos = [0usize; LANES];
+        data: &[f64],
+        base: usize,
+    ) -> [usize; TREE_LANES] {
+        let splits: [&[Split; SLOTS]; TREE_LANES] =
+            std::array::from_fn(|j| self.perfect_splits::<SLOTS>(&group[j]));
+        let mut pos = [0usize; TREE_LANES];
         for _ in 0..SLOTS.trailing_zeros() {
-            for (p, (feature, threshold)) in pos.iter_mut().zip(&arrays) {
-                let i = *p & (SLOTS - 1);
-                let v = x.get(r, feature[i] as usize);
-                *p = 2 * *p + 1 + goes_right(v, threshold[i]);
+            for (p, splits) in pos.iter_mut().zip(&splits) {
+                let s = &splits[*p & (SLOTS - 1)];
+                // SAFETY: as in walk_perfect_rows.
+                let v = unsafe { *data.get_unchecked(base + s.feature as usize * X::FEATURE_STRIDE) };
+                *p = 2 * *p + 1 + goes_right(v, s.threshold);
             }
         }
-        pos.map(|p| p - (SLOTS - 1))
+        pos.map(|p| (p - (SLOTS - 1)) & (SLOTS - 1))
     }
 
-    /// The leaf that row `r` reaches in each tree of `group` (at most LANES trees).
+    /// The leaf that the row starting at `base` reaches in each tree of `group` (at most
+    /// TREE_LANES trees of any layouts and depths).
     #[inline(always)]
-    fn walk_trees<X: Rows>(&self, group: &[TreeRef], x: &X, r: usize) -> [usize; LANES] {
-        // The common case (a full group of perfect trees of one depth, as a forest grown to a
-        // fixed max_depth on enough rows has) gets the unrolled walk.
-        let depth = group[0].depth;
-        if group.len() == LANES && group.iter().all(|t| t.perfect && t.depth == depth) {
-            match depth {
-                6 => return self.walk_perfect_trees::<X, 64>(group, x, r),
-                7 => return self.walk_perfect_trees::<X, 128>(group, x, r),
-                8 => return self.walk_perfect_trees::<X, 256>(group, x, r),
-                9 => return self.walk_perfect_trees::<X, 512>(group, x, r),
-                10 => return self.walk_perfect_trees::<X, 1024>(group, x, r),
-                _ => {}
-            }
-        }
-        let mut pos = [0usize; LANES];
+    fn walk_trees<X: Rows>(&self, group: &[TreeRef], data: &[f64], base: usize) -> [usize; TREE_LANES] {
+        let mut pos = [0usize; TREE_LANES];
         let steps = group.iter().map(|t| t.depth).max().unwrap_or(0);
+        let value = |s: Split| {
+            // SAFETY: as in walk_perfect_rows.
+            unsafe { *data.get_unchecked(base + s.feature as usize * X::FEATURE_STRIDE) }
+        };
         for step in 0..steps {
             for (t, p) in group.iter().zip(pos.iter_mut()) {
                 if t.perfect {
                     if step < t.depth {
-                        let i = t.first_node + *p;
-                        let v = x.get(r, self.feature[i] as usize);
-                        *p = 2 * *p + 1 + goes_right(v, self.threshold[i]);
+                        let s = self.splits[t.first_node + *p];
+                        *p = 2 * *p + 1 + goes_right(value(s), s.threshold);
                     }
                 } else {
                     let i = if step == 0 { t.first_node } else { *p };
-                    let v = x.get(r, self.feature[i] as usize);
-                    *p = self.children[i][goes_right(v, self.threshold[i])] as usize;
+                    let s = self.splits[i];
+                    *p = self.children[i][goes_right(value(s), s.threshold)] as usize;
                 }
             }
         }
@@ -421,4 +536,156 @@ fn subtree_depth(e: &TreeEnsemble, node: usize) -> usize {
         }
     }
     deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{BLOCK_ROWS, FeatureMajor, Kernel};
+    use crate::rng::Rng;
+    use ndarray::Array2;
+
+    /// Values that probe every corner of `x <= t`: NaN, infinities, the extremes, signed
+    /// zeros, subnormals, and ordinary numbers.
+    const SPECIAL: [f64; 12] = [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MAX,
+        f64::MIN,
+        f64::MIN_POSITIVE,
+        5e-324,
+        -5e-324,
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+    ];
+
+    fn value(rng: &mut Rng) -> f64 {
+        if rng.bernoulli(0.3) {
+            SPECIAL[rng.below(SPECIAL.len() as u64) as usize]
+        } else {
+            // A few distinct values, so that inputs often equal thresholds exactly.
+            rng.below(9) as f64 * 0.25 - 1.0
+        }
+    }
+
+    /// Appends a random tree of at most `depth` splits below (nodes after their parent, as
+    /// fitted ensembles store them) and returns its root.
+    fn grow(e: &mut TreeEnsemble, depth: usize, rng: &mut Rng) -> u32 {
+        let me = e.feature.len();
+        e.feature.push(0);
+        e.threshold.push(0.0);
+        e.left.push(LEAF);
+        e.right.push(LEAF);
+        e.value_offset.push(0);
+        if depth == 0 || rng.bernoulli(0.15) {
+            e.value_offset[me] = e.values.len() as u32;
+            for _ in 0..e.n_outputs {
+                e.values.push(rng.uniform_range(-2.0, 2.0));
+            }
+        } else {
+            e.feature[me] = rng.below(e.n_features as u64) as u32;
+            e.threshold[me] = value(rng);
+            let l = grow(e, depth - 1, rng);
+            let r = grow(e, depth - 1, rng);
+            e.left[me] = l;
+            e.right[me] = r;
+        }
+        me as u32
+    }
+
+    fn random_forest(seed: u64) -> TreeEnsemble {
+        let mut rng = Rng::new(seed);
+        let n_features = 1 + rng.below(6) as usize;
+        let mut e = TreeEnsemble {
+            n_features,
+            n_outputs: 1 + rng.below(3) as usize,
+            roots: vec![],
+            feature: vec![],
+            threshold: vec![],
+            left: vec![],
+            right: vec![],
+            value_offset: vec![],
+            values: vec![],
+            feature_importances: vec![0.0; n_features],
+        };
+        // Tree counts that fill lockstep groups, leave a partial one, and mix depths (0, and
+        // past MAX_PERFECT_DEPTH for the linked layout) within a group.
+        let n_trees = [1, 7, 8, 16, 19][rng.below(5) as usize];
+        let depths = [0, 1, 3, 5, 8, 8, 13];
+        let uniform = rng.bernoulli(0.5).then(|| depths[rng.below(6) as usize]);
+        for _ in 0..n_trees {
+            let depth = uniform.unwrap_or_else(|| depths[rng.below(depths.len() as u64) as usize]);
+            let root = grow(&mut e, depth, &mut rng);
+            e.roots.push(root);
+        }
+        e.validate().expect("a valid random ensemble");
+        e
+    }
+
+    /// The straightforward walk: per row, per tree in order, follow `x <= t` to a leaf, add
+    /// its values, then scale by `1 / n_trees`.
+    fn reference(e: &TreeEnsemble, x: &Array2<f64>) -> Vec<f64> {
+        let k = e.n_outputs;
+        let mut out = vec![0.0; x.nrows() * k];
+        for (r, row) in x.rows().into_iter().enumerate() {
+            for &root in &e.roots {
+                let mut i = root as usize;
+                while e.left[i] != LEAF {
+                    i = if row[e.feature[i] as usize] <= e.threshold[i] {
+                        e.left[i]
+                    } else {
+                        e.right[i]
+                    } as usize;
+                }
+                let off = e.value_offset[i] as usize;
+                for c in 0..k {
+                    out[r * k + c] += e.values[off + c];
+                }
+            }
+            let scale = 1.0 / e.roots.len() as f64;
+            out[r * k..(r + 1) * k].iter_mut().for_each(|o| *o *= scale);
+        }
+        out
+    }
+
+    fn assert_bits(got: &[f64], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert_eq!(g.to_bits(), w.to_bits(), "{what}, value {i}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn every_layout_and_batch_size_matches_a_plain_walk_on_special_values() {
+        for seed in 0..24 {
+            let e = random_forest(seed);
+            let mut rng = Rng::new(1000 + seed);
+            let x = Array2::from_shape_fn((67, e.n_features), |_| value(&mut rng));
+            let k = e.n_outputs;
+            for max_perfect in [0, 5, MAX_PERFECT_DEPTH] {
+                let flat = FlatForest::with_max_perfect_depth(&e, max_perfect);
+                let kernel = Kernel::Forest(flat.clone());
+                for n in 1..=67 {
+                    let rows = x.slice(ndarray::s![67 - n.., ..]).to_owned();
+                    let want = reference(&e, &rows);
+                    let what = format!("seed {seed}, max perfect depth {max_perfect}, {n} rows");
+                    // Row-major input (the feature-matrix path).
+                    let mut out = vec![0.0; n * k];
+                    kernel.predict_matrix_into(rows.view(), &mut out, 1).unwrap();
+                    assert_bits(&out, &want, &format!("{what}, row-major"));
+                    // Feature-major blocks (the frame path), the unused rows holding NaN.
+                    let mut block = vec![f64::NAN; e.n_features * BLOCK_ROWS];
+                    for ((r, f), v) in rows.indexed_iter() {
+                        block[f * BLOCK_ROWS + r] = *v;
+                    }
+                    let mut out = vec![0.0; n * k];
+                    flat.predict_into(&FeatureMajor { data: &block, n }, &mut out);
+                    assert_bits(&out, &want, &format!("{what}, feature-major"));
+                }
+            }
+        }
+    }
 }

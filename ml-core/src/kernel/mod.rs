@@ -27,7 +27,7 @@ use std::ops::Range;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-pub use self::forest::{FlatForest, LANES, MAX_PERFECT_DEPTH};
+pub use self::forest::{FlatForest, LANES, MAX_PERFECT_DEPTH, TREE_LANES};
 pub use self::linear::LinearKernel;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -47,8 +47,12 @@ pub const MIN_PARALLEL_ROWS: usize = 2048;
 pub(crate) trait Rows: Sync {
     /// Number of rows.
     fn n_rows(&self) -> usize;
-    /// The value of feature `f` in row `r`.
-    fn get(&self, r: usize, f: usize) -> f64;
+    /// Distance in `data` between one feature of a row and the next.
+    const FEATURE_STRIDE: usize;
+    /// The values: feature `f` of row `r` at `data()[r * row_stride() + f * FEATURE_STRIDE]`.
+    fn data(&self) -> &[f64];
+    /// Distance in `data` between one row and the next.
+    fn row_stride(&self) -> usize;
     /// `z[r] += w * x(r, f)` for every row.
     fn axpy(&self, f: usize, w: f64, z: &mut [f64]);
 }
@@ -62,14 +66,21 @@ pub(crate) struct FeatureMajor<'a> {
 }
 
 impl Rows for FeatureMajor<'_> {
+    const FEATURE_STRIDE: usize = BLOCK_ROWS;
+
     #[inline(always)]
     fn n_rows(&self) -> usize {
         self.n
     }
 
     #[inline(always)]
-    fn get(&self, r: usize, f: usize) -> f64 {
-        self.data[f * BLOCK_ROWS + r]
+    fn data(&self) -> &[f64] {
+        self.data
+    }
+
+    #[inline(always)]
+    fn row_stride(&self) -> usize {
+        1
     }
 
     #[inline(always)]
@@ -89,14 +100,21 @@ pub(crate) struct RowMajor<'a> {
 }
 
 impl Rows for RowMajor<'_> {
+    const FEATURE_STRIDE: usize = 1;
+
     #[inline(always)]
     fn n_rows(&self) -> usize {
         self.n
     }
 
     #[inline(always)]
-    fn get(&self, r: usize, f: usize) -> f64 {
-        self.data[r * self.d + f]
+    fn data(&self) -> &[f64] {
+        self.data
+    }
+
+    #[inline(always)]
+    fn row_stride(&self) -> usize {
+        self.d
     }
 
     #[inline(always)]
