@@ -99,6 +99,7 @@ pub(crate) fn init() {
 
 /// Installs the Prometheus recorder once per process, wrapped by `wrap` (a recorder that
 /// forwards to it and elsewhere); false when a recorder was installed before.
+#[cfg(feature = "azure")]
 pub(crate) fn init_wrapped<R: metrics::Recorder + Send + Sync + 'static>(
     wrap: impl FnOnce(metrics_exporter_prometheus::PrometheusRecorder) -> R,
 ) -> bool {

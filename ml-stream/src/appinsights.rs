@@ -741,12 +741,7 @@ impl Worker {
             let (reason, retry_after) = match sent {
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let retry_after = r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    let retry_after = crate::logs_ingestion::retry_after(r.headers());
                     let text = r.text().await.unwrap_or_default();
                     match status {
                         200 => {

@@ -367,12 +367,7 @@ impl LogsIngestionSink {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) => {
                     let status = r.status();
-                    let retry_after = r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    let retry_after = retry_after(r.headers());
                     let text = r.text().await.unwrap_or_default();
                     let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
                     let message = json["error"]["message"]
@@ -454,6 +449,16 @@ impl InferenceSink for LogsIngestionSink {
             self.options.endpoint, self.options.rule_id, self.options.stream
         )
     }
+}
+
+/// The wait a `Retry-After` header asks for, in seconds (the form Azure's ingestion endpoints
+/// send).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 pub(crate) fn register(registry: &mut SpecRegistry) {

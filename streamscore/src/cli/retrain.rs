@@ -2,7 +2,6 @@
 //! the config's `[stream] source` and `[labels] source`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use streamscore::config::Config;
 use streamscore::run::{LoopSettings, Orchestrator, simulate};
@@ -26,17 +25,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // By hand: no rules fire while the labelled events are read back.
     settings.rules.clear();
     settings.retrain_every = None;
-    let location = config
-        .registry
-        .as_ref()
-        .and_then(|r| r.path.clone())
-        .unwrap_or_else(|| ml_registry::local::DEFAULT_PATH.to_string());
-    let registry: Arc<dyn ml_registry::ModelRegistry> = Arc::from(super::registry::open(&location)?);
-    let source = config
-        .stream
-        .as_ref()
-        .and_then(|s| s.source.clone())
-        .ok_or_else(|| anyhow::anyhow!("{}: [stream] source is required", args.config.display()))?;
+    let registry = super::run::open_registry(&config)?;
+    let source = super::run::stream_source(&config, &args.config)?;
     let label_source = config
         .labels
         .as_ref()

@@ -120,21 +120,30 @@ pub fn describe(e: &LoopEvent) -> Option<String> {
     Some(format!("  event {:>7}  {text}", e.at_event))
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = Config::load_env(&args.config, args.env.as_deref())?;
-    let settings = LoopSettings::from_config(&config)?;
-    let registry_location = config
+/// The registry of the config's `[registry] path` (the local default when unset).
+pub(super) fn open_registry(config: &Config) -> anyhow::Result<Arc<dyn ml_registry::ModelRegistry>> {
+    let location = config
         .registry
         .as_ref()
         .and_then(|r| r.path.clone())
         .unwrap_or_else(|| ml_registry::local::DEFAULT_PATH.to_string());
-    let registry: Arc<dyn ml_registry::ModelRegistry> = Arc::from(super::registry::open(&registry_location)?);
-    let source = config
+    Ok(Arc::from(super::registry::open(&location)?))
+}
+
+/// The config's `[stream] source`, required by the loop's commands.
+pub(super) fn stream_source(config: &Config, file: &Path) -> anyhow::Result<String> {
+    config
         .stream
         .as_ref()
         .and_then(|s| s.source.clone())
-        .ok_or_else(|| anyhow::anyhow!("{}: [stream] source is required", args.config.display()))?;
-    let events = read_events(&source)?;
+        .ok_or_else(|| anyhow::anyhow!("{}: [stream] source is required", file.display()))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config::load_env(&args.config, args.env.as_deref())?;
+    let settings = LoopSettings::from_config(&config)?;
+    let registry = open_registry(&config)?;
+    let events = read_events(&stream_source(&config, &args.config)?)?;
     let labels = match config.labels.as_ref().and_then(|l| l.source.clone()) {
         Some(spec) => read_labels(&spec)?,
         None => Vec::new(),
