@@ -14,13 +14,15 @@ python="${PYTHON:-python3}"
 t0=$SECONDS
 rm -rf "$wheels"
 # --profile dev: the workspace's profile (dependencies at opt-level 2), not a release build.
-# The interpreter only names the wheel: it is abi3 (CPython >= 3.9). `kafka` on top of the
-# pyproject's features gives the feature set of scripts/test.sh's cargo steps, so nothing of
-# the workspace but the binding crate compiles again. This wheel is installed on this machine
+# The interpreter only names the wheel: it is abi3 (CPython >= 3.9). `--features` replaces the
+# pyproject's feature list, so it names all of them: `azure` (the pyproject's) and `kafka` give
+# the feature set of scripts/test.sh's cargo steps, so nothing of the workspace but the binding
+# crate compiles again (with `kafka` alone, every crate that `azure` touches compiled a second
+# time: 3+ minutes on a 2-core machine). This wheel is installed on this machine
 # only, so the manylinux repair (which would copy librdkafka's system libraries into it and
 # needs patchelf) is skipped.
 .venv/bin/maturin build --quiet --manifest-path py-bindings/Cargo.toml --profile dev --locked \
-  --features kafka --auditwheel skip --out "$wheels" --interpreter .venv/bin/python
+  --features azure,kafka --auditwheel skip --out "$wheels" --interpreter .venv/bin/python
 wheel=$(ls "$wheels"/streamscore-*.whl)
 t1=$SECONDS
 echo "python package: built $(basename "$wheel") in $((t1 - t0)) s"

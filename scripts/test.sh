@@ -31,6 +31,9 @@ python_setup=$!
 # A failing step below must not leave the set-up running on.
 trap 'kill "$azurite_setup" "$python_setup" 2>/dev/null || true' EXIT
 
+# Prints a step's name with the seconds since the start, so a CI log shows where the time goes.
+step() { echo "== $* [${SECONDS} s]"; }
+
 # Waits for a background set-up step; on failure prints its log and stops.
 finish_setup() {
   local pid=$1 name=$2 log=$3
@@ -39,31 +42,32 @@ finish_setup() {
     cat "$log" >&2
     exit 1
   fi
-  echo "== $name ready"
+  step "$name ready"
 }
 
 # The kafka feature builds librdkafka from source: cmake and the libcurl headers.
-echo "== librdkafka build tools"
+step "librdkafka build tools"
 ./scripts/kafka-build-deps.sh
 
 # One feature set for lints, docs and tests, so the Azure SDK is built once.
 features="ml-registry/azure,streamscore/azure"
 features="$features,ml-stream/kafka,streamscore/kafka"
 
-echo "== cargo fmt --check"
+step "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+step "cargo clippy"
 cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
-echo "== cargo doc"
+step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --features "$features"
 finish_setup "$azurite_setup" Azurite target/setup-azurite.log
 finish_setup "$python_setup" "Python environment" target/setup-python.log
 STREAMSCORE_ORT_LIB="$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))')"
 export STREAMSCORE_ORT_LIB
 export STREAMSCORE_REQUIRE_ONNX_RUNTIME=1
-echo "== cargo test"
+step "cargo test"
 cargo test --workspace --locked --features "$features"
-echo "== Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs; pyarrow reads our Parquet; real HTTP clients call our server)"
+step "Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs; pyarrow reads our Parquet; real HTTP clients call our server)"
 .venv/bin/python -m pytest -q ml-registry/tests/python ml-stream/tests/python ml-serve/tests/python
-echo "== Python package (wheel from the workspace's dev build, installed into a fresh venv, pytest)"
+step "Python package (wheel from the workspace's dev build, installed into a fresh venv, pytest)"
 ./scripts/test-python-package.sh
+step "all checks and tests passed"
