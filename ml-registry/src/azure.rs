@@ -131,31 +131,8 @@ impl BlobRegistry {
         if container.is_empty() {
             return Err(bad("no container name".into()));
         }
-        if let Some(cs) = var("AZURE_STORAGE_CONNECTION_STRING") {
-            return BlobRegistry::from_connection_string(&cs, container, prefix, location);
-        }
-        if let Some(url) = var("AZURE_STORAGE_SAS_URL") {
-            return BlobRegistry::new(&url, container, prefix, location);
-        }
-        let account_url = match (var("AZURE_STORAGE_ACCOUNT_URL"), var("AZURE_STORAGE_ACCOUNT")) {
-            (Some(url), _) => url,
-            (None, Some(account)) => format!("https://{account}.blob.core.windows.net"),
-            (None, None) => {
-                return Err(bad(format!(
-                    "no Azure Storage credentials: set AZURE_STORAGE_CONNECTION_STRING (AccountName=..;AccountKey=..[;BlobEndpoint=..]) or AZURE_STORAGE_SAS_URL; {}",
-                    credential::ENTRA_HELP
-                )));
-            }
-        };
-        if !account_url.starts_with("https://") {
-            return Err(bad(format!(
-                "Entra ID credentials are only sent over https, but the account URL is {account_url:?}; use https://ACCOUNT.blob.core.windows.net, or a connection string or SAS URL for a local emulator"
-            )));
-        }
-        let chain =
-            credential::credential_chain(var).map_err(|e| bad(format!("{e}; {}", credential::ENTRA_HELP)))?;
-        let token = credential::build(&chain, var).map_err(bad)?;
-        BlobRegistry::with_credential(&account_url, Some(token), container, prefix, location)
+        let access = account_access(var).map_err(bad)?;
+        BlobRegistry::with_credential(&access.url, access.credential, container, prefix, location)
     }
 
     /// A registry in `container` under `prefix` of the account a connection string names
@@ -790,18 +767,73 @@ impl ModelRegistry for BlobRegistry {
     }
 }
 
-/// The account URL with a SAS query from the environment: `AZURE_STORAGE_CONNECTION_STRING`
-/// (`AccountName=..;AccountKey=..[;BlobEndpoint=..]`, turned into a short-lived account SAS
-/// signed here) or else `AZURE_STORAGE_SAS_URL`. Shared by every Blob client of streamscore
-/// (the registry, the inference-log sink and source). The error names the variables to set;
-/// neither it nor anything else here prints a secret.
-pub fn account_url_from_env() -> std::result::Result<String, String> {
-    if let Ok(cs) = std::env::var("AZURE_STORAGE_CONNECTION_STRING") {
-        return sas_account_url(&cs);
+/// How to reach a storage account: its URL, with a SAS query or with an Entra ID credential.
+#[derive(Clone)]
+pub struct AccountAccess {
+    /// The account URL (`https://ACCOUNT.blob.core.windows.net`, or an emulator's), with a SAS
+    /// query when `credential` is `None`.
+    pub url: String,
+    /// The Entra ID credential requests are signed with, if any.
+    pub credential: Option<std::sync::Arc<dyn azure_core::credentials::TokenCredential>>,
+}
+
+impl std::fmt::Debug for AccountAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a SAS: only the account part is shown.
+        let account = self.url.split('?').next().unwrap_or_default();
+        f.debug_struct("AccountAccess")
+            .field("account", &account)
+            .field("entra_id", &self.credential.is_some())
+            .finish()
     }
-    std::env::var("AZURE_STORAGE_SAS_URL").map_err(|_| {
-        "set AZURE_STORAGE_CONNECTION_STRING (AccountName=..;AccountKey=..[;BlobEndpoint=..]) or AZURE_STORAGE_SAS_URL".to_string()
+}
+
+/// The storage account and credentials the environment (read through `var`) names, in this
+/// order: `AZURE_STORAGE_CONNECTION_STRING` (`AccountName=..;AccountKey=..[;BlobEndpoint=..]`,
+/// turned into a short-lived account SAS signed here), `AZURE_STORAGE_SAS_URL`, then Entra ID
+/// for `AZURE_STORAGE_ACCOUNT_URL` or `AZURE_STORAGE_ACCOUNT` (https only; the credential
+/// chain of [`credential`]). Shared by every Blob client of streamscore (the registry, the
+/// inference-log sink and source, exports). Errors name the variables to set; neither they nor
+/// anything else here print a secret.
+pub fn account_access(var: &dyn Fn(&str) -> Option<String>) -> std::result::Result<AccountAccess, String> {
+    if let Some(cs) = var("AZURE_STORAGE_CONNECTION_STRING") {
+        return Ok(AccountAccess {
+            url: sas_account_url(&cs)?,
+            credential: None,
+        });
+    }
+    if let Some(url) = var("AZURE_STORAGE_SAS_URL") {
+        return Ok(AccountAccess {
+            url,
+            credential: None,
+        });
+    }
+    let url = match (var("AZURE_STORAGE_ACCOUNT_URL"), var("AZURE_STORAGE_ACCOUNT")) {
+        (Some(url), _) => url,
+        (None, Some(account)) => format!("https://{account}.blob.core.windows.net"),
+        (None, None) => {
+            return Err(format!(
+                "no Azure Storage credentials: set AZURE_STORAGE_CONNECTION_STRING (AccountName=..;AccountKey=..[;BlobEndpoint=..]) or AZURE_STORAGE_SAS_URL; {}",
+                credential::ENTRA_HELP
+            ));
+        }
+    };
+    if !url.starts_with("https://") {
+        return Err(format!(
+            "Entra ID credentials are only sent over https, but the account URL is {url:?}; use https://ACCOUNT.blob.core.windows.net, or a connection string or SAS URL for a local emulator"
+        ));
+    }
+    let chain = credential::credential_chain(var).map_err(|e| format!("{e}; {}", credential::ENTRA_HELP))?;
+    let token = credential::build(&chain, var)?;
+    Ok(AccountAccess {
+        url,
+        credential: Some(token),
     })
+}
+
+/// [`account_access`] for the process environment (empty variables count as unset).
+pub fn account_access_from_env() -> std::result::Result<AccountAccess, String> {
+    account_access(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
 }
 
 /// `http(s)://<account url>?<account SAS>` from a connection string with an account key.

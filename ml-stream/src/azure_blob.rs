@@ -12,16 +12,22 @@
 //! only ever shows committed, whole lines, and what was flushed is durable before the pipeline
 //! commits the source position (at-least-once).
 //!
+//! With `format=parquet` ([`BlobFormat::Parquet`]) the sink writes Parquet parts instead, one
+//! blob per flush and hour under `{endpoint}/{deployment}/scored/{yyyy}/{MM}/{dd}/{HH}/`, and the
+//! source replays the rows of every `.parquet` blob under the prefix.
+//!
 //! Failures: writes never fail on the network — what cannot be staged stays in memory and is
 //! staged again by the next flush. A flush retries with backoff (10 attempts over ~26 s by
 //! default, longer than a service restart) and then returns the error, so the pipeline stops
 //! instead of dropping records. Retried stages reuse the same block ids and a retried commit
 //! the same list, so an outage produces neither a duplicate line nor a duplicate blob.
 //!
-//! Credentials: `AZURE_STORAGE_CONNECTION_STRING` (turned into a short-lived SAS signed locally)
-//! or `AZURE_STORAGE_SAS_URL`, the same rules as the Blob registry
-//! ([`ml_registry::azure::account_url_from_env`]). URLs carry the SAS, so every message leaving
-//! this module goes through [`redact`] and `Debug` shows only `blob://CONTAINER/PREFIX`.
+//! Credentials: `AZURE_STORAGE_CONNECTION_STRING` (turned into a short-lived SAS signed locally),
+//! `AZURE_STORAGE_SAS_URL`, or Entra ID for `AZURE_STORAGE_ACCOUNT_URL` / `AZURE_STORAGE_ACCOUNT`
+//! (a service principal, workload identity, managed identity or the Azure CLI): the same rules
+//! and order as the Blob registry ([`ml_registry::azure::account_access`]). URLs carry the SAS,
+//! so every message leaving this module goes through [`redact`] and `Debug` shows only
+//! `blob://CONTAINER/PREFIX`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -148,6 +154,11 @@ impl BlobStore {
 
     /// Opens a parsed `blob://CONTAINER[/PREFIX]` spec with the credentials from the environment.
     pub fn from_spec(spec: &Spec) -> Result<BlobStore> {
+        BlobStore::from_spec_with(spec, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// [`BlobStore::from_spec`] with the environment read through `var`.
+    pub fn from_spec_with(spec: &Spec, var: &dyn Fn(&str) -> Option<String>) -> Result<BlobStore> {
         let bad = |reason: String| Error::InvalidSpec {
             spec: spec.raw.clone(),
             reason,
@@ -157,13 +168,24 @@ impl BlobStore {
             .as_deref()
             .filter(|c| !c.is_empty())
             .ok_or_else(|| bad("expected blob://CONTAINER[/PREFIX]".into()))?;
-        let account_url = ml_registry::azure::account_url_from_env().map_err(bad)?;
-        BlobStore::new(&account_url, container, &spec.path)
+        let access = ml_registry::azure::account_access(var).map_err(bad)?;
+        BlobStore::with_credential(&access.url, access.credential, container, &spec.path)
     }
 
     /// The store for `container` under `prefix` (empty: [`DEFAULT_PREFIX`]) of the account at
     /// `account_url` (with a SAS query, or none for public containers).
     pub fn new(account_url: &str, container: &str, prefix: &str) -> Result<BlobStore> {
+        BlobStore::with_credential(account_url, None, container, prefix)
+    }
+
+    /// [`BlobStore::new`] with requests signed by an Entra ID token credential (the account URL
+    /// must then be https and carry no SAS).
+    pub fn with_credential(
+        account_url: &str,
+        credential: Option<std::sync::Arc<dyn azure_core::credentials::TokenCredential>>,
+        container: &str,
+        prefix: &str,
+    ) -> Result<BlobStore> {
         let prefix = match prefix.trim_matches('/') {
             "" => DEFAULT_PREFIX,
             p => p,
@@ -186,7 +208,8 @@ impl BlobStore {
             },
             ..Default::default()
         };
-        let container = BlobContainerClient::new(url, None, Some(options)).map_err(|e| bad(e.to_string()))?;
+        let container =
+            BlobContainerClient::new(url, credential, Some(options)).map_err(|e| bad(e.to_string()))?;
         Ok(BlobStore {
             container,
             prefix: format!("{prefix}/"),
@@ -319,9 +342,27 @@ fn in_collection(rel: &str, collection: &str) -> bool {
     parts.len() >= 6 && rel.ends_with(".jsonl") && parts[parts.len() - 6] == collection
 }
 
-/// The start of the hour a layout path names (Unix milliseconds).
+/// The start of the hour a layout path names (Unix milliseconds): the data-collection layout
+/// (`.../{yyyy}/{MM}/{dd}/{HH}/blob`) or an export's (`.../date=YYYY-MM-DD/hour=HH/blob`).
 fn hour_of(rel: &str) -> Option<i64> {
     let parts: Vec<&str> = rel.split('/').collect();
+    if parts.len() >= 3
+        && let (Some(date), Some(hour)) = (
+            parts[parts.len() - 3].strip_prefix("date="),
+            parts[parts.len() - 2].strip_prefix("hour="),
+        )
+    {
+        let mut ymd = date.splitn(3, '-').map(str::parse::<i32>);
+        let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d)), Ok(h)) =
+            (ymd.next(), ymd.next(), ymd.next(), hour.parse::<u8>())
+        else {
+            return None;
+        };
+        let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
+        let date = time::Date::from_calendar_date(y, month, u8::try_from(d).ok()?).ok()?;
+        let t = date.with_hms(h, 0, 0).ok()?.assume_utc();
+        return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
     if parts.len() < 5 {
         return None;
     }
@@ -382,7 +423,41 @@ pub struct BlobSinkOptions {
     pub block_bytes: usize,
     /// Retries of a flush (staging and committing). Default [`default_retry`].
     pub retry: RetryPolicy,
+    /// What is written. Default [`BlobFormat::Jsonl`].
+    pub format: BlobFormat,
 }
+
+/// What a [`BlobSink`] writes, and what a [`BlobSource`] replays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BlobFormat {
+    /// Azure ML data-collection JSON lines, in collections `model_inputs` and `model_outputs`
+    /// (the format Azure ML's own data collector writes).
+    #[default]
+    Jsonl,
+    /// Parquet parts: one blob per flush and hour,
+    /// `{endpoint}/{deployment}/scored/{yyyy}/{MM}/{dd}/{HH}/{instance}-{seq}.parquet`, each row
+    /// a scored row with the model's fields, its predictions and the position columns of the
+    /// Parquet sink (`_partition`, `_offset`, `_event_time_ms`, ...). For a source: every
+    /// `.parquet` blob under the prefix (these parts, or a `streamscore export` data set).
+    Parquet,
+}
+
+impl BlobFormat {
+    /// `jsonl` or `parquet`.
+    pub fn parse(text: &str) -> Result<BlobFormat> {
+        match text {
+            "jsonl" => Ok(BlobFormat::Jsonl),
+            "parquet" => Ok(BlobFormat::Parquet),
+            other => Err(Error::InvalidSetting {
+                name: "format",
+                reason: format!("unknown format {other:?}; use jsonl or parquet"),
+            }),
+        }
+    }
+}
+
+/// The collection directory of Parquet parts.
+pub const SCORED: &str = "scored";
 
 impl Default for BlobSinkOptions {
     fn default() -> Self {
@@ -393,6 +468,7 @@ impl Default for BlobSinkOptions {
             max_bytes: 64 << 20,
             block_bytes: 4 << 20,
             retry: default_retry(),
+            format: BlobFormat::Jsonl,
         }
     }
 }
@@ -447,6 +523,12 @@ pub struct BlobSink {
     closing: Vec<OpenBlob>,
     seq: u64,
     line: Vec<u8>,
+    /// Parquet format: batches since the last flush, by hour directory.
+    parquet_batches: BTreeMap<String, Vec<arrow_array::RecordBatch>>,
+    /// Parquet format: encoded parts not uploaded yet (relative name, bytes), in order. A part
+    /// keeps its name until its upload succeeds, so a retried flush overwrites instead of
+    /// duplicating.
+    parquet_parts: VecDeque<(String, Vec<u8>)>,
 }
 
 impl fmt::Debug for BlobSink {
@@ -468,7 +550,51 @@ impl BlobSink {
             closing: Vec::new(),
             seq: 0,
             line: Vec::new(),
+            parquet_batches: BTreeMap::new(),
+            parquet_parts: VecDeque::new(),
         }
+    }
+
+    /// `{endpoint}/{deployment}/{collection}/{yyyy}/{MM}/{dd}/{HH}` of `time_ms`.
+    fn hour_dir(&self, collection: &str, time_ms: i64) -> String {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        format!(
+            "{}/{}/{collection}/{:04}/{:02}/{:02}/{:02}",
+            self.options.endpoint,
+            self.options.deployment,
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour()
+        )
+    }
+
+    /// Parquet format: encodes the batches buffered since the last flush into parts (one per
+    /// hour directory and column set) and uploads every part not uploaded yet, in order.
+    async fn flush_parquet(&mut self) -> Result<()> {
+        let what = std::path::PathBuf::from(&self.store.location);
+        for (dir, batches) in std::mem::take(&mut self.parquet_batches) {
+            let mut start = 0;
+            while start < batches.len() {
+                let schema = batches[start].schema();
+                let end = start
+                    + batches[start..]
+                        .iter()
+                        .take_while(|b| b.schema() == schema)
+                        .count();
+                let bytes = crate::parquet::encode(&batches[start..end], &what)?;
+                self.seq += 1;
+                let rel = format!("{dir}/{}-{:06}.parquet", self.options.instance, self.seq);
+                self.parquet_parts.push_back((rel, bytes));
+                start = end;
+            }
+        }
+        while let Some((rel, bytes)) = self.parquet_parts.front() {
+            self.store.upload(rel, bytes.clone(), &self.options.retry).await?;
+            self.parquet_parts.pop_front();
+        }
+        Ok(())
     }
 
     /// The store written to.
@@ -477,17 +603,7 @@ impl BlobSink {
     }
 
     fn append(&mut self, collection: &'static str, time_ms: i64, line: &[u8]) {
-        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let dir = format!(
-            "{}/{}/{collection}/{:04}/{:02}/{:02}/{:02}",
-            self.options.endpoint,
-            self.options.deployment,
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour()
-        );
+        let dir = self.hour_dir(collection, time_ms);
         let roll = self.open.get(collection).is_some_and(|b| {
             b.dir != dir || b.bytes >= self.options.max_bytes || b.block_count() >= MAX_BLOCKS
         });
@@ -601,6 +717,21 @@ impl BlobSink {
 #[async_trait]
 impl InferenceSink for BlobSink {
     async fn write_batch(&mut self, records: &[InferenceRecord]) -> Result<()> {
+        if self.options.format == BlobFormat::Parquet {
+            let what = std::path::PathBuf::from(&self.store.location);
+            let mut by_dir: BTreeMap<String, Vec<&InferenceRecord>> = BTreeMap::new();
+            for r in records {
+                by_dir
+                    .entry(self.hour_dir(SCORED, r.timestamp_ms))
+                    .or_default()
+                    .push(r);
+            }
+            for (dir, rows) in by_dir {
+                let batch = crate::parquet::records_batch(&rows, &what)?;
+                self.parquet_batches.entry(dir).or_default().push(batch);
+            }
+            return Ok(());
+        }
         let lines = serialized_lines(records, &self.options.endpoint, &self.options.deployment)?;
         for (time, inputs, outputs) in lines {
             self.append(MODEL_INPUTS, time, &inputs);
@@ -615,6 +746,13 @@ impl InferenceSink for BlobSink {
             return Ok(());
         }
         let time = batch.info().timestamp_ms;
+        if self.options.format == BlobFormat::Parquet {
+            let record_batch =
+                crate::parquet::scored_batch(batch, std::path::Path::new(&self.store.location))?;
+            let dir = self.hour_dir(SCORED, time);
+            self.parquet_batches.entry(dir).or_default().push(record_batch);
+            return Ok(());
+        }
         let mut line = std::mem::take(&mut self.line);
         for collection in [MODEL_INPUTS, MODEL_OUTPUTS] {
             line.clear();
@@ -643,6 +781,7 @@ impl InferenceSink for BlobSink {
         for blob in self.open.values_mut() {
             BlobSink::commit(&self.store, blob, &self.options.retry).await?;
         }
+        self.flush_parquet().await?;
         Ok(())
     }
 
@@ -663,6 +802,9 @@ pub struct BlobSourceOptions {
     /// Where to remember which blobs (and how many of their bytes) are done; none: every run
     /// replays everything.
     pub state_file: Option<PathBuf>,
+    /// What is replayed: data-collection lines of `collection` (the default), or the rows of
+    /// every `.parquet` blob under the prefix ([`BlobFormat::Parquet`]; `collection` unused).
+    pub format: BlobFormat,
 }
 
 impl Default for BlobSourceOptions {
@@ -672,6 +814,7 @@ impl Default for BlobSourceOptions {
             since_ms: None,
             until_ms: None,
             state_file: None,
+            format: BlobFormat::Jsonl,
         }
     }
 }
@@ -733,10 +876,11 @@ impl BlobSource {
 
     async fn read_next_blob(&mut self) -> Result<bool> {
         if self.listed.is_none() {
-            let (collection, since, until) = (
+            let (collection, since, until, format) = (
                 &self.options.collection,
                 self.options.since_ms,
                 self.options.until_ms,
+                self.options.format,
             );
             let blobs = self
                 .store
@@ -744,7 +888,11 @@ impl BlobSource {
                 .await?
                 .into_iter()
                 .filter(|(rel, size)| {
-                    in_collection(rel, collection)
+                    let wanted = match format {
+                        BlobFormat::Jsonl => in_collection(rel, collection),
+                        BlobFormat::Parquet => rel.ends_with(".parquet"),
+                    };
+                    wanted
                         && hour_overlaps(rel, since, until)
                         && self.state.done.get(rel).is_none_or(|done| done < size)
                 })
@@ -755,6 +903,27 @@ impl BlobSource {
             return Ok(false);
         };
         let bytes = self.store.download(&rel).await?;
+        if self.options.format == BlobFormat::Parquet {
+            let what = PathBuf::from(format!("{}/{rel}", self.store.location));
+            let size = bytes.len() as u64;
+            let (since, until) = (self.options.since_ms, self.options.until_ms);
+            for (row, time) in crate::parquet::json_rows(bytes.into(), &what)? {
+                let in_range = match time {
+                    Some(t) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u),
+                    None => since.is_none() && until.is_none(),
+                };
+                if !in_range {
+                    continue;
+                }
+                let payload = serde_json::to_vec(&row).map_err(|e| Error::Internal(e.to_string()))?;
+                let mut event = Event::new(payload, 0, self.next_offset);
+                event.timestamp_ms = time;
+                self.next_offset += 1;
+                self.queue.push_back(event);
+            }
+            self.reading.push_back((rel, self.next_offset, size));
+            return Ok(true);
+        }
         // Only whole lines count; a reader never sees half a committed line, but be strict.
         let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let skip = self.state.done.get(&rel).copied().unwrap_or(0) as usize;
@@ -829,8 +998,18 @@ impl StreamSource for BlobSource {
 
 pub(crate) fn register(registry: &mut SpecRegistry) {
     registry.register_sink("blob", |spec| {
-        spec.only_params(&["endpoint", "deployment", "instance", "max_bytes", "block_bytes"])?;
+        spec.only_params(&[
+            "endpoint",
+            "deployment",
+            "instance",
+            "max_bytes",
+            "block_bytes",
+            "format",
+        ])?;
         let mut options = BlobSinkOptions::default();
+        if let Some(f) = spec.params.get("format") {
+            options.format = BlobFormat::parse(f)?;
+        }
         if let Some(e) = spec.params.get("endpoint") {
             options.endpoint = e.clone();
         }
@@ -845,8 +1024,11 @@ pub(crate) fn register(registry: &mut SpecRegistry) {
         Ok(Box::new(BlobSink::new(BlobStore::from_spec(spec)?, options)))
     });
     registry.register_source("blob", |spec| {
-        spec.only_params(&["collection", "since", "until", "state"])?;
+        spec.only_params(&["collection", "since", "until", "state", "format"])?;
         let mut options = BlobSourceOptions::default();
+        if let Some(f) = spec.params.get("format") {
+            options.format = BlobFormat::parse(f)?;
+        }
         if let Some(c) = spec.params.get("collection") {
             options.collection = c.clone();
         }
@@ -888,6 +1070,11 @@ mod tests {
         assert!(!in_collection("credit/blue/model_inputs/x.jsonl", MODEL_INPUTS));
         let hour = parse_time_ms("2026-11-27T15:00:00Z").unwrap();
         assert_eq!(hour_of(rel), Some(hour));
+        assert_eq!(
+            hour_of("exports/date=2026-11-27/hour=15/part-x.parquet"),
+            Some(hour)
+        );
+        assert_eq!(hour_of("exports/date=2026-13-27/hour=15/part-x.parquet"), None);
         assert!(hour_overlaps(rel, Some(hour + 3_599_999), None));
         assert!(!hour_overlaps(rel, Some(hour + 3_600_000), None));
         assert!(hour_overlaps(rel, None, Some(hour + 1)));

@@ -16,10 +16,16 @@
 //!   instead of committing past a lost record. Dead letters go to the sink's topic as JSON.
 //! - **Event Hubs**: [`EventHubsConnection`] turns a connection string into the Kafka endpoint
 //!   settings (`<namespace>.servicebus.windows.net:9093`, SASL_SSL, PLAIN,
-//!   `$ConnectionString`); the key never appears in `Debug` output, logs or errors.
+//!   `$ConnectionString`); the key never appears in `Debug` output, logs or errors. With
+//!   Entra ID instead (`eventhubs://NAMESPACE.servicebus.windows.net/HUB?auth=entra`, features
+//!   `kafka` and `azure`): SASL_SSL with OAUTHBEARER, tokens for
+//!   `https://NAMESPACE.servicebus.windows.net/.default` from the credential chain of the Blob
+//!   registry (service principal, workload identity, managed identity, Azure CLI), refreshed by
+//!   librdkafka before they expire.
 //!
 //! Specs (see [`crate::spec`]): `kafka://HOST:PORT[,HOST:PORT]/TOPIC?group=G` and
-//! `eventhubs://ENV_VAR?group=G[&topic=HUB]`, both with `config=FILE` (a `key=value` file of
+//! `eventhubs://ENV_VAR?group=G[&topic=HUB]` or
+//! `eventhubs://NAMESPACE.servicebus.windows.net/HUB?group=G&auth=entra`, all with `config=FILE` (a `key=value` file of
 //! librdkafka settings, e.g. credentials) and `rdkafka.KEY=VALUE` (one librdkafka setting).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -73,6 +79,105 @@ pub struct KafkaConfig {
     pub flush_timeout: Duration,
     settings: BTreeMap<String, String>,
     label: String,
+    /// Entra ID tokens for SASL OAUTHBEARER (Event Hubs with `auth=entra`).
+    oauth: Option<OAuthProvider>,
+}
+
+/// Where OAUTHBEARER tokens come from: an Entra ID credential and the scope asked for.
+#[derive(Clone)]
+pub struct OAuthProvider {
+    /// The scope of the tokens (`https://NAMESPACE.servicebus.windows.net/.default`).
+    pub scope: String,
+    #[cfg(feature = "azure")]
+    credential: Arc<dyn azure_core::credentials::TokenCredential>,
+}
+
+impl fmt::Debug for OAuthProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthProvider")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl OAuthProvider {
+    /// Tokens for `scope` from `credential`.
+    #[cfg(feature = "azure")]
+    pub fn new(
+        credential: Arc<dyn azure_core::credentials::TokenCredential>,
+        scope: impl Into<String>,
+    ) -> OAuthProvider {
+        OAuthProvider {
+            scope: scope.into(),
+            credential,
+        }
+    }
+
+    /// A token for librdkafka, fetched on a thread of its own: librdkafka asks from its poll
+    /// threads, which may be inside an async runtime that must not be blocked on. The error
+    /// is the credential's (it names what to set), never the token.
+    #[cfg(feature = "azure")]
+    pub fn fetch(&self) -> std::result::Result<rdkafka::client::OAuthToken, String> {
+        let credential = self.credential.clone();
+        let scope = self.scope.clone();
+        let token = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("could not start a runtime for the token request: {e}"))?;
+            runtime
+                .block_on(credential.get_token(&[scope.as_str()], None))
+                .map_err(|e| format!("no Entra ID token for {scope}: {e}"))
+        })
+        .join()
+        .map_err(|_| "the token request panicked".to_string())??;
+        Ok(rdkafka::client::OAuthToken {
+            token: token.token.secret().to_string(),
+            // Event Hubs ignores it; librdkafka wants one.
+            principal_name: "streamscore".into(),
+            lifetime_ms: (token.expires_on.unix_timestamp_nanos() / 1_000_000) as i64,
+        })
+    }
+
+    #[cfg(not(feature = "azure"))]
+    fn fetch(&self) -> std::result::Result<rdkafka::client::OAuthToken, String> {
+        Err("Entra ID tokens need the `azure` feature".into())
+    }
+}
+
+/// Answers librdkafka's OAUTHBEARER token requests from `oauth`.
+fn oauth_token(
+    oauth: Option<&OAuthProvider>,
+) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+    match oauth {
+        Some(p) => p.fetch().map_err(Into::into),
+        None => Err(
+            "sasl.mechanism OAUTHBEARER needs a token source: use an eventhubs:// spec with auth=entra"
+                .into(),
+        ),
+    }
+}
+
+/// The Entra ID token source of Event Hubs `namespace`, from the credential chain the
+/// environment selects (the Blob registry's: service principal, workload identity, managed
+/// identity, Azure CLI).
+#[cfg(feature = "azure")]
+fn entra_provider(
+    namespace: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<OAuthProvider, String> {
+    let var = |k: &str| env(k).filter(|v| !v.is_empty());
+    let chain = ml_registry::azure::credential::credential_chain(&var)?;
+    let credential = ml_registry::azure::credential::build(&chain, &var)?;
+    Ok(OAuthProvider::new(
+        credential,
+        KafkaConfig::event_hubs_scope(namespace),
+    ))
+}
+
+#[cfg(not(feature = "azure"))]
+fn entra_provider(_: &str, _: &dyn Fn(&str) -> Option<String>) -> std::result::Result<OAuthProvider, String> {
+    Err("auth=entra (Entra ID tokens) needs the `azure` feature as well as `kafka`".into())
 }
 
 impl fmt::Debug for KafkaConfig {
@@ -86,6 +191,7 @@ impl fmt::Debug for KafkaConfig {
             .field("topic", &self.topic)
             .field("group", &self.group)
             .field("settings", &settings)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -102,7 +208,31 @@ impl KafkaConfig {
             flush_timeout: Duration::from_secs(60),
             settings,
             label: format!("kafka://{bootstrap}/{topic}"),
+            oauth: None,
         }
+    }
+
+    /// Event Hubs with Entra ID: the Kafka endpoint of `namespace`
+    /// (`NAMESPACE.servicebus.windows.net`), SASL OAUTHBEARER with tokens for
+    /// `https://NAMESPACE/.default` from `oauth`'s credential, for the event hub `hub`.
+    pub fn event_hubs_entra(namespace: &str, hub: &str, oauth: OAuthProvider) -> KafkaConfig {
+        let bootstrap = if namespace.contains(':') {
+            namespace.to_string()
+        } else {
+            format!("{namespace}:9093")
+        };
+        let mut config = KafkaConfig::new(&bootstrap, hub);
+        config.set("security.protocol", "SASL_SSL");
+        config.set("sasl.mechanism", "OAUTHBEARER");
+        config.oauth = Some(oauth);
+        config.label = format!("eventhubs://{namespace}/{hub}");
+        config
+    }
+
+    /// The scope of Event Hubs tokens for `namespace` (without a port).
+    pub fn event_hubs_scope(namespace: &str) -> String {
+        let host = namespace.split(':').next().unwrap_or(namespace);
+        format!("https://{host}/.default")
     }
 
     /// An Event Hubs connection: the Kafka endpoint of the namespace, SASL PLAIN with the
@@ -196,6 +326,33 @@ impl KafkaConfig {
                 }
                 KafkaConfig::new(hosts, &spec.path)
             }
+            "eventhubs" if spec.params.contains_key("auth") => {
+                let auth = spec.params.get("auth").map(String::as_str).unwrap_or_default();
+                if auth != "entra" {
+                    return Err(bad(format!(
+                        "unknown auth `{auth}`; use auth=entra for Entra ID, or leave it out for a connection string"
+                    )));
+                }
+                let namespace = spec
+                    .authority
+                    .as_deref()
+                    .filter(|n| n.contains('.') && !n.contains(char::is_whitespace))
+                    .ok_or_else(|| {
+                        bad("with auth=entra, expected eventhubs://NAMESPACE.servicebus.windows.net/EVENT_HUB".into())
+                    })?;
+                if spec.path.is_empty() || spec.path.contains('/') {
+                    return Err(bad(
+                        "with auth=entra, give the event hub as the path: eventhubs://NAMESPACE.servicebus.windows.net/EVENT_HUB".into(),
+                    ));
+                }
+                if spec.params.contains_key("topic") {
+                    return Err(bad(
+                        "with auth=entra the event hub is the path, not `topic`".into()
+                    ));
+                }
+                let oauth = entra_provider(namespace, env).map_err(&bad)?;
+                KafkaConfig::event_hubs_entra(namespace, &spec.path, oauth)
+            }
             "eventhubs" => {
                 let var = spec
                     .authority
@@ -229,6 +386,7 @@ impl KafkaConfig {
                     config.group = Some(v.clone());
                 }
                 "topic" => {}
+                "auth" if spec.scheme == "eventhubs" => {}
                 "config" => {
                     config.load_properties(std::path::Path::new(v))?;
                 }
@@ -246,7 +404,11 @@ impl KafkaConfig {
                         return Err(bad(format!(
                             "unknown parameter `{k}`; accepted: group, config, drain_timeout_ms, flush_timeout_ms, \
                              rdkafka.KEY (a librdkafka setting){}",
-                            if spec.scheme == "eventhubs" { ", topic" } else { "" }
+                            if spec.scheme == "eventhubs" {
+                                ", topic, auth"
+                            } else {
+                                ""
+                            }
                         )));
                     }
                 },
@@ -442,11 +604,21 @@ impl SourceShared {
 
 struct SourceContext {
     shared: Arc<SourceShared>,
+    oauth: Option<OAuthProvider>,
     topic: String,
     drain_timeout: Duration,
 }
 
 impl ClientContext for SourceContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _: Option<&str>,
+    ) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        oauth_token(self.oauth.as_ref())
+    }
+
     fn stats(&self, statistics: Statistics) {
         let mut state = self.shared.lock();
         let lag = statistics.topics.get(&self.topic).map(|t| {
@@ -624,6 +796,7 @@ impl KafkaSource {
         });
         let context = SourceContext {
             shared: shared.clone(),
+            oauth: config.oauth.clone(),
             topic: config.topic.clone(),
             drain_timeout: config.drain_timeout,
         };
@@ -850,9 +1023,19 @@ struct SinkShared {
 
 struct SinkContext {
     shared: Arc<SinkShared>,
+    oauth: Option<OAuthProvider>,
 }
 
-impl ClientContext for SinkContext {}
+impl ClientContext for SinkContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _: Option<&str>,
+    ) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        oauth_token(self.oauth.as_ref())
+    }
+}
 
 impl ProducerContext for SinkContext {
     type DeliveryOpaque = ();
@@ -900,6 +1083,7 @@ impl KafkaSink {
             ])
             .create_with_context(SinkContext {
                 shared: shared.clone(),
+                oauth: config.oauth.clone(),
             })
             .map_err(|e| Error::SinkFailed {
                 sink: config.label.clone(),
@@ -1060,6 +1244,144 @@ pub(crate) fn register(registry: &mut crate::spec::SpecRegistry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Entra ID: the exact librdkafka settings (no password anywhere), the namespace's token
+    /// scope, and the credential's token handed to librdkafka with its expiry.
+    #[cfg(feature = "azure")]
+    #[test]
+    fn event_hubs_with_entra_id_authenticates_with_oauthbearer_tokens_for_the_namespace() {
+        use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+
+        let env = |k: &str| {
+            [
+                ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+                ("AZURE_CLIENT_ID", "app"),
+                ("AZURE_CLIENT_SECRET", "sp-secret-do-not-log"),
+            ]
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+        };
+        let spec =
+            Spec::parse("eventhubs://shop.servicebus.windows.net/orders?group=scorers&auth=entra").unwrap();
+        let config = KafkaConfig::from_spec_with_env(&spec, &env).unwrap();
+        let expected: BTreeMap<String, String> = [
+            ("bootstrap.servers", "shop.servicebus.windows.net:9093"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("security.protocol", "SASL_SSL"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(config.settings(), &expected);
+        assert_eq!(config.topic, "orders");
+        assert_eq!(config.group.as_deref(), Some("scorers"));
+        assert_eq!(
+            config.oauth.as_ref().unwrap().scope,
+            "https://shop.servicebus.windows.net/.default"
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("sp-secret-do-not-log"), "{debug}");
+
+        // What is wrong is said, without the secret.
+        for (spec, wanted) in [
+            (
+                "eventhubs://CONN_VAR?auth=entra",
+                "eventhubs://NAMESPACE.servicebus.windows.net/EVENT_HUB",
+            ),
+            (
+                "eventhubs://shop.servicebus.windows.net?auth=entra",
+                "give the event hub as the path",
+            ),
+            (
+                "eventhubs://shop.servicebus.windows.net/orders?auth=kerberos",
+                "unknown auth `kerberos`",
+            ),
+        ] {
+            let e = KafkaConfig::from_spec_with_env(&Spec::parse(spec).unwrap(), &env)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{spec}: {e}");
+        }
+        let half = |k: &str| (k == "AZURE_CLIENT_SECRET").then(|| "sp-secret-do-not-log".to_string());
+        let e = KafkaConfig::from_spec_with_env(&spec, &half)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs AZURE_TENANT_ID, AZURE_CLIENT_ID"), "{e}");
+        assert!(!e.contains("sp-secret-do-not-log"), "{e}");
+
+        // The token librdkafka gets: the credential's, for the namespace scope, with its expiry.
+        #[derive(Debug, Default)]
+        struct Recording(Mutex<Vec<String>>);
+        #[async_trait]
+        impl TokenCredential for Recording {
+            async fn get_token(
+                &self,
+                scopes: &[&str],
+                _: Option<TokenRequestOptions<'_>>,
+            ) -> azure_core::Result<AccessToken> {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .extend(scopes.iter().map(|s| s.to_string()));
+                let expires = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+                Ok(AccessToken::new(Secret::new("eyJ0eXAi.token"), expires))
+            }
+        }
+        let recording = Arc::new(Recording::default());
+        let provider = OAuthProvider::new(
+            recording.clone(),
+            KafkaConfig::event_hubs_scope("shop.servicebus.windows.net:9093"),
+        );
+        let token = oauth_token(Some(&provider)).unwrap();
+        assert_eq!(token.token, "eyJ0eXAi.token");
+        assert_eq!(token.lifetime_ms, 1_900_000_000_000);
+        assert!(!token.principal_name.is_empty());
+        assert_eq!(
+            *recording.0.lock().unwrap(),
+            ["https://shop.servicebus.windows.net/.default"]
+        );
+        let Err(e) = oauth_token(None) else {
+            panic!("a token without a provider")
+        };
+        assert!(e.to_string().contains("auth=entra"), "{e}");
+    }
+
+    /// librdkafka itself asks our context for the token: a producer configured for
+    /// OAUTHBEARER calls the credential before it sends anything (no broker is needed for that).
+    #[cfg(feature = "azure")]
+    #[test]
+    fn librdkafka_asks_the_credential_for_the_oauthbearer_token() {
+        use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+
+        #[derive(Debug)]
+        struct Signal(std::sync::mpsc::SyncSender<String>);
+        #[async_trait]
+        impl TokenCredential for Signal {
+            async fn get_token(
+                &self,
+                scopes: &[&str],
+                _: Option<TokenRequestOptions<'_>>,
+            ) -> azure_core::Result<AccessToken> {
+                let _ = self.0.try_send(scopes.join(" "));
+                let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+                Ok(AccessToken::new(Secret::new("eyJ0eXAi.token"), expires))
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let provider = OAuthProvider::new(
+            Arc::new(Signal(tx)),
+            KafkaConfig::event_hubs_scope("ns.servicebus.windows.net"),
+        );
+        let mut config = KafkaConfig::event_hubs_entra("127.0.0.1:1", "hub", provider);
+        // Plain text to a closed port: the token is asked for before any connection.
+        config.set("security.protocol", "SASL_PLAINTEXT");
+        let _sink = KafkaSink::new(&config).unwrap();
+        let scope = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("librdkafka asked for a token");
+        assert_eq!(scope, "https://ns.servicebus.windows.net/.default");
+    }
 
     const KEY: &str = "c2VjcmV0LWtleS1kby1ub3QtbG9nLXRoaXM9PQ==";
 

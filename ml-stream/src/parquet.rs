@@ -168,69 +168,8 @@ impl InferenceSink for ParquetSink {
         if records.is_empty() {
             return Ok(());
         }
-        let json =
-            |m: &serde_json::Map<String, serde_json::Value>| serde_json::to_string(m).unwrap_or_default();
-        let columns: Vec<(String, ArrayRef, bool)> = vec![
-            (
-                "inputs".into(),
-                Arc::new(StringArray::from_iter_values(
-                    records.iter().map(|r| json(&r.inputs)),
-                )),
-                false,
-            ),
-            (
-                "outputs".into(),
-                Arc::new(StringArray::from_iter_values(
-                    records.iter().map(|r| json(&r.outputs)),
-                )),
-                false,
-            ),
-            (
-                "_partition".into(),
-                Arc::new(UInt32Array::from_iter_values(
-                    records.iter().map(|r| r.position.partition),
-                )),
-                false,
-            ),
-            (
-                "_offset".into(),
-                Arc::new(UInt64Array::from_iter_values(
-                    records.iter().map(|r| r.position.offset),
-                )),
-                false,
-            ),
-            (
-                "_event_time_ms".into(),
-                Arc::new(Int64Array::from_iter(
-                    records.iter().map(|r| r.event_timestamp_ms),
-                )),
-                true,
-            ),
-            (
-                "_scored_time_ms".into(),
-                Arc::new(Int64Array::from_iter_values(
-                    records.iter().map(|r| r.timestamp_ms),
-                )),
-                false,
-            ),
-            (
-                "_correlation_id".into(),
-                Arc::new(StringArray::from_iter_values(
-                    records.iter().map(|r| r.correlation_id.as_str()),
-                )),
-                false,
-            ),
-            (
-                "_model".into(),
-                Arc::new(StringArray::from_iter_values(
-                    records
-                        .iter()
-                        .map(|r| format!("{}:{}", r.model_name, r.model_version)),
-                )),
-                false,
-            ),
-        ];
-        let batch = record_batch(columns, &self.options.root)?;
+        let rows: Vec<&InferenceRecord> = records.iter().collect();
+        let batch = records_batch(&rows, &self.options.root)?;
         self.append(batch).await
     }
 
@@ -238,8 +177,7 @@ impl InferenceSink for ParquetSink {
         if batch.is_empty() {
             return Ok(());
         }
-        let columns = scored_columns(batch)?;
-        let batch = record_batch(columns, &self.options.root)?;
+        let batch = scored_batch(batch, &self.options.root)?;
         self.append(batch).await
     }
 
@@ -250,6 +188,202 @@ impl InferenceSink for ParquetSink {
     fn describe(&self) -> String {
         format!("parquet:{}", self.options.root.display())
     }
+}
+
+/// The record batch of inference records that come without a pipeline: inputs and outputs as
+/// JSON text columns, then the position columns. `what` names the destination in errors.
+pub(crate) fn records_batch(records: &[&InferenceRecord], what: &Path) -> Result<RecordBatch> {
+    let json = |m: &serde_json::Map<String, serde_json::Value>| serde_json::to_string(m).unwrap_or_default();
+    let columns: Vec<(String, ArrayRef, bool)> = vec![
+        (
+            "inputs".into(),
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| json(&r.inputs)),
+            )),
+            false,
+        ),
+        (
+            "outputs".into(),
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| json(&r.outputs)),
+            )),
+            false,
+        ),
+        (
+            "_partition".into(),
+            Arc::new(UInt32Array::from_iter_values(
+                records.iter().map(|r| r.position.partition),
+            )),
+            false,
+        ),
+        (
+            "_offset".into(),
+            Arc::new(UInt64Array::from_iter_values(
+                records.iter().map(|r| r.position.offset),
+            )),
+            false,
+        ),
+        (
+            "_event_time_ms".into(),
+            Arc::new(Int64Array::from_iter(
+                records.iter().map(|r| r.event_timestamp_ms),
+            )),
+            true,
+        ),
+        (
+            "_scored_time_ms".into(),
+            Arc::new(Int64Array::from_iter_values(
+                records.iter().map(|r| r.timestamp_ms),
+            )),
+            false,
+        ),
+        (
+            "_correlation_id".into(),
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.correlation_id.as_str()),
+            )),
+            false,
+        ),
+        (
+            "_model".into(),
+            Arc::new(StringArray::from_iter_values(
+                records
+                    .iter()
+                    .map(|r| format!("{}:{}", r.model_name, r.model_version)),
+            )),
+            false,
+        ),
+    ];
+    record_batch(columns, what)
+}
+
+/// The record batch of a scored batch: schema fields, predictions, positions.
+pub(crate) fn scored_batch(batch: &ScoredBatch, what: &Path) -> Result<RecordBatch> {
+    record_batch(scored_columns(batch)?, what)
+}
+
+/// `batches` (one schema) as one Parquet file in memory, Snappy-compressed.
+pub(crate) fn encode(batches: &[RecordBatch], what: &Path) -> Result<Vec<u8>> {
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), first.schema(), Some(props)).map_err(|e| parquet_error(what, e))?;
+    for batch in batches {
+        writer.write(batch).map_err(|e| parquet_error(what, e))?;
+    }
+    writer.into_inner().map_err(|e| parquet_error(what, e))
+}
+
+/// A row read back from Parquet: its fields, and its time (Unix milliseconds) when known.
+pub type JsonRow = (serde_json::Map<String, serde_json::Value>, Option<i64>);
+
+/// The rows of a Parquet file (held in memory) as JSON objects, column name → value (nulls
+/// left out), with the time of each row: `_event_time_ms` where set, else `_scored_time_ms`, when the
+/// file has them. Columns whose names start with `_` (positions, times, model) are not part of
+/// the rows; a text column `inputs` (parts of records written without a pipeline) holds the
+/// row's fields as a JSON object, and `outputs` beside it is left out. Numbers, booleans and text are read; another column type is an error naming it.
+pub fn json_rows(bytes: bytes::Bytes, what: &Path) -> Result<Vec<JsonRow>> {
+    use serde_json::Value;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| parquet_error(what, e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet_error(what, e))?;
+        let schema = batch.schema();
+        let time_columns: Vec<usize> = ["_event_time_ms", "_scored_time_ms"]
+            .iter()
+            .filter_map(|n| schema.index_of(n).ok())
+            .collect();
+        let start = out.len();
+        out.extend((0..batch.num_rows()).map(|_| (serde_json::Map::new(), None)));
+        for (field, array) in schema.fields().iter().zip(batch.columns()) {
+            let name = field.name();
+            if name.starts_with('_') || name == "outputs" && is_text(field.data_type()) {
+                continue;
+            }
+            // Parts of a records-only sink: the inputs are one JSON text column.
+            if name == "inputs" && is_text(field.data_type()) {
+                for r in 0..batch.num_rows() {
+                    let text = match array.data_type() {
+                        ArrowType::LargeUtf8 => array.as_string::<i64>().value(r),
+                        _ => array.as_string::<i32>().value(r),
+                    };
+                    if array.is_null(r) {
+                        continue;
+                    }
+                    let serde_json::Value::Object(fields) = serde_json::from_str(text).map_err(|e| {
+                        parquet_error(
+                            what,
+                            format!("row {}: column `inputs` is not a JSON object: {e}", start + r),
+                        )
+                    })?
+                    else {
+                        return Err(parquet_error(
+                            what,
+                            format!("row {}: column `inputs` is not a JSON object", start + r),
+                        ));
+                    };
+                    out[start + r].0.extend(fields);
+                }
+                continue;
+            }
+            let value = |r: usize| -> Result<Option<Value>> {
+                if array.is_null(r) {
+                    return Ok(None);
+                }
+                Ok(Some(match array.data_type() {
+                    ArrowType::Float64 => Value::from(array.as_primitive::<Float64Type>().value(r)),
+                    ArrowType::Float32 => {
+                        Value::from(f64::from(array.as_primitive::<Float32Type>().value(r)))
+                    }
+                    ArrowType::Int64 => Value::from(array.as_primitive::<Int64Type>().value(r)),
+                    ArrowType::Int32 => Value::from(array.as_primitive::<Int32Type>().value(r)),
+                    ArrowType::UInt32 => {
+                        Value::from(array.as_primitive::<arrow_array::types::UInt32Type>().value(r))
+                    }
+                    ArrowType::UInt64 => {
+                        Value::from(array.as_primitive::<arrow_array::types::UInt64Type>().value(r))
+                    }
+                    ArrowType::Boolean => Value::from(array.as_boolean().value(r)),
+                    ArrowType::Utf8 => Value::from(array.as_string::<i32>().value(r)),
+                    ArrowType::LargeUtf8 => Value::from(array.as_string::<i64>().value(r)),
+                    other => {
+                        return Err(parquet_error(
+                            what,
+                            format!(
+                                "column `{name}` has type {other}, which cannot be replayed as an event field (numbers, booleans and text can)"
+                            ),
+                        ));
+                    }
+                }))
+            };
+            for r in 0..batch.num_rows() {
+                if let Some(v) = value(r)? {
+                    out[start + r].0.insert(name.clone(), v);
+                }
+            }
+        }
+        // The event time where there is one, else the scoring time.
+        for &i in time_columns.iter().rev() {
+            if let Some(t) = batch.column(i).as_primitive_opt::<Int64Type>() {
+                for r in 0..batch.num_rows() {
+                    if !t.is_null(r) {
+                        out[start + r].1 = Some(t.value(r));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn is_text(t: &ArrowType) -> bool {
+    matches!(t, ArrowType::Utf8 | ArrowType::LargeUtf8)
 }
 
 /// A record batch of named columns; nullability is declared, not read from the data, so that

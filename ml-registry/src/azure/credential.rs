@@ -129,7 +129,7 @@ pub fn credential_chain(var: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Cred
 }
 
 /// Builds the credential for `chain`, reading the variables through `var`.
-pub(crate) fn build(
+pub fn build(
     chain: &[CredentialSource],
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Arc<dyn TokenCredential>, String> {

@@ -286,3 +286,249 @@ async fn a_flush_that_keeps_failing_surfaces_without_the_secret() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].1.data[0]["id"], 0);
 }
+
+/// Without a connection string or SAS URL the sink and source take Entra ID, with the same
+/// variables, order and messages as the Blob registry; complete configurations open without a
+/// request, and nothing secret shows in `Debug`.
+#[test]
+fn without_a_connection_string_the_store_takes_entra_id_and_errors_say_what_to_set() {
+    let vars = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    };
+    let spec = ml_stream::spec::Spec::parse("blob://logs/collector").unwrap();
+    let open =
+        |pairs: &'static [(&'static str, &'static str)]| BlobStore::from_spec_with(&spec, &vars(pairs));
+
+    let e = open(&[]).unwrap_err().to_string();
+    assert!(
+        e.contains("no Azure Storage credentials: set AZURE_STORAGE_CONNECTION_STRING"),
+        "{e}"
+    );
+    assert!(
+        e.contains("AZURE_STORAGE_ACCOUNT_URL") && e.contains("`az login`"),
+        "{e}"
+    );
+    let e = open(&[(
+        "AZURE_STORAGE_ACCOUNT_URL",
+        "http://127.0.0.1:10000/devstoreaccount1",
+    )])
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("Entra ID credentials are only sent over https"), "{e}");
+    let e = open(&[
+        ("AZURE_STORAGE_ACCOUNT", "acct"),
+        ("AZURE_CLIENT_SECRET", "s3cr3t"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("the environment credential needs AZURE_TENANT_ID, AZURE_CLIENT_ID (not set)"),
+        "{e}"
+    );
+    assert!(!e.contains("s3cr3t"), "{e}");
+
+    let store = open(&[
+        ("AZURE_STORAGE_ACCOUNT", "acct"),
+        ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+        ("AZURE_CLIENT_ID", "c"),
+        ("AZURE_CLIENT_SECRET", "s3cr3t"),
+    ])
+    .unwrap();
+    assert_eq!(store.location(), "blob://logs/collector");
+    assert!(!format!("{store:?}").contains("s3cr3t"));
+    // The connection string wins over Entra ID variables.
+    open(&[
+        (
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1",
+        ),
+        ("AZURE_STORAGE_ACCOUNT_URL", "http://ignored"),
+    ])
+    .unwrap();
+}
+
+/// The Entra ID credential signs the sink's requests: when no credential of the chain gives a
+/// token, the flush fails with the chain's message (asking for the storage scope) and keeps
+/// the records, instead of sending anything unauthenticated.
+#[tokio::test]
+async fn a_failing_entra_id_chain_fails_the_flush_with_what_to_set() {
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+    use ml_registry::azure::credential::{ChainCredential, CredentialSource};
+
+    #[derive(Debug)]
+    struct SignedOut;
+    #[async_trait::async_trait]
+    impl TokenCredential for SignedOut {
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            assert_eq!(scopes, ["https://storage.azure.com/.default"]);
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "Please run 'az login' to set up an account",
+            ))
+        }
+    }
+    let chain = ChainCredential::new(vec![(CredentialSource::AzureCli, Arc::new(SignedOut))]);
+    let store = BlobStore::with_credential("https://127.0.0.1:1", Some(Arc::new(chain)), "logs", "").unwrap();
+    let options = BlobSinkOptions {
+        retry: RetryPolicy {
+            max_attempts: 2,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        },
+        ..Default::default()
+    };
+    let mut sink = BlobSink::new(store, options);
+    sink.write_batch(&[record(1, 1_764_000_000_000)]).await.unwrap();
+    let e = sink.flush().await.unwrap_err().to_string();
+    eprintln!("{e}");
+    assert!(
+        e.contains(
+            "no Entra ID credential gave a token (azure_cli: Please run 'az login' to set up an account)"
+        ),
+        "{e}"
+    );
+}
+
+/// `format=parquet`: a pipeline's scored batches and bare inference records land as Parquet
+/// parts under `{endpoint}/{deployment}/scored/{yyyy}/{MM}/{dd}/{HH}/`, one per flush and hour,
+/// and the source in Parquet mode replays every row once: the model's fields (and, for scored
+/// batches, the predictions), with the row times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_parts_are_written_per_flush_and_replayed_row_for_row() {
+    use ml_stream::azure_blob::BlobFormat;
+
+    let azurite = Azurite::start();
+    let store = store(&azurite, "parquet", "").await;
+    let n = 120u64;
+    let options = BlobSinkOptions {
+        endpoint: "credit".into(),
+        deployment: "blue".into(),
+        instance: "writer1".into(),
+        format: BlobFormat::Parquet,
+        ..BlobSinkOptions::default()
+    };
+    let sink = BlobSink::new(
+        BlobStore::new(&account_url(&azurite), "parquet", "").unwrap(),
+        options.clone(),
+    );
+    let config = PipelineConfig {
+        batch_size: 20,
+        commit_every: Some(60),
+        ..PipelineConfig::default()
+    };
+    let pipeline = Pipeline::new(config, schema(), Arc::new(Affine), vec![Box::new(sink)]).unwrap();
+    let (tx, source) = channel(64);
+    let sender = tokio::spawn(async move {
+        for i in 0..n {
+            tx.send(format!(r#"{{"id": {i}, "x": {}}}"#, i as f64 * 0.5))
+                .await
+                .unwrap();
+        }
+    });
+    assert_eq!(pipeline.run(Box::new(source)).await.unwrap().records_out, n);
+    sender.await.unwrap();
+
+    // Bare records in two hours: one part per hour.
+    let hour = 1_764_255_600_000; // 2025-11-27T15:00:00Z
+    let mut sink = BlobSink::new(
+        BlobStore::new(&account_url(&azurite), "parquet", "").unwrap(),
+        BlobSinkOptions {
+            instance: "writer2".into(),
+            ..options
+        },
+    );
+    let records: Vec<InferenceRecord> = (1000..1010)
+        .map(|i| record(i, hour + (i as i64 - 1000) * 720_000))
+        .collect();
+    sink.write_batch(&records).await.unwrap();
+    sink.flush().await.unwrap();
+    sink.flush().await.unwrap(); // nothing new: no new part
+
+    let blobs = store.list("").await.unwrap();
+    let bare: Vec<&String> = blobs
+        .iter()
+        .map(|(r, _)| r)
+        .filter(|r| r.contains("writer2-"))
+        .collect();
+    assert_eq!(
+        bare,
+        [
+            "credit/blue/scored/2025/11/27/15/writer2-000001.parquet",
+            "credit/blue/scored/2025/11/27/16/writer2-000002.parquet"
+        ]
+    );
+    for (rel, _) in &blobs {
+        let parts: Vec<&str> = rel.split('/').collect();
+        assert_eq!(parts.len(), 8, "{rel}");
+        assert_eq!(&parts[..3], ["credit", "blue", "scored"], "{rel}");
+        assert!(rel.ends_with(".parquet"), "{rel}");
+    }
+    let pipeline_parts = blobs.len() - bare.len();
+    assert!(
+        (2..=4).contains(&pipeline_parts),
+        "one part per commit: {blobs:?}"
+    );
+
+    let mut source = BlobSource::new(
+        BlobStore::new(&account_url(&azurite), "parquet", "").unwrap(),
+        BlobSourceOptions {
+            format: BlobFormat::Parquet,
+            ..BlobSourceOptions::default()
+        },
+    )
+    .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    loop {
+        let events = source.next_batch(50, Instant::now()).await.unwrap();
+        if events.is_empty() {
+            break;
+        }
+        for e in events {
+            let row: serde_json::Value = serde_json::from_slice(&e.payload).unwrap();
+            let id = row["id"].as_u64().unwrap();
+            assert_eq!(row["x"].as_f64().unwrap(), id as f64 * 0.5, "{row}");
+            if id < n {
+                assert_eq!(row["prediction"].as_f64().unwrap(), id as f64 + 1.0, "{row}");
+            } else {
+                assert!(
+                    row.get("prediction").is_none(),
+                    "bare records replay their inputs: {row}"
+                );
+                assert_eq!(e.timestamp_ms, Some(hour + (id as i64 - 1000) * 720_000));
+            }
+            assert!(
+                row.as_object().unwrap().keys().all(|k| !k.starts_with('_')),
+                "{row}"
+            );
+            assert!(seen.insert(id, ()).is_none(), "row {id} twice");
+        }
+    }
+    let expected: Vec<u64> = (0..n).chain(1000..1010).collect();
+    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), expected);
+
+    // A time range replays only the rows inside it (the second hour of the bare records).
+    let mut source = BlobSource::new(
+        BlobStore::new(&account_url(&azurite), "parquet", "").unwrap(),
+        BlobSourceOptions {
+            format: BlobFormat::Parquet,
+            since_ms: Some(hour + 3_600_000),
+            until_ms: Some(hour + 7_200_000),
+            ..BlobSourceOptions::default()
+        },
+    )
+    .unwrap();
+    let events = source.next_batch(100, Instant::now()).await.unwrap();
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| {
+            serde_json::from_slice::<serde_json::Value>(&e.payload).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids, (1005..1010).collect::<Vec<_>>());
+}
