@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
+use std::sync::{Arc, RwLock};
 
 use ml_core::{Frame, Predictions};
 use serde::{Deserialize, Serialize};
@@ -260,8 +261,61 @@ pub const TEST_NAMES: [&str; 7] = [
     "z",
 ];
 
-/// A built-in test by name.
+/// Builds a registered drift test.
+pub type TestFactory = Arc<dyn Fn() -> Box<dyn DriftDetector> + Send + Sync>;
+
+/// Tests registered with [`register_test`], by name.
+static CUSTOM_TESTS: RwLock<BTreeMap<String, TestFactory>> = RwLock::new(BTreeMap::new());
+
+/// Registers a drift test of one's own under `name`, so that per-feature overrides
+/// ([`DriftOptions::tests`], `[monitor.features.X] test = "NAME"` in `streamscore.toml`) can
+/// name it. Registering a name again replaces the earlier factory; the built-in names
+/// ([`TEST_NAMES`]) cannot be replaced.
+///
+/// The test's [`DriftDetector::name`] should be `name` (it is what reports show).
+pub fn register_test(
+    name: &str,
+    factory: impl Fn() -> Box<dyn DriftDetector> + Send + Sync + 'static,
+) -> Result<()> {
+    if TEST_NAMES.contains(&name) {
+        return Err(Error::invalid_parameter(
+            "name",
+            format!("`{name}` is a built-in test; register yours under another name"),
+        ));
+    }
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        return Err(Error::invalid_parameter(
+            "name",
+            format!("`{name}`: a test name must be non-empty and without spaces"),
+        ));
+    }
+    CUSTOM_TESTS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_string(), Arc::new(factory));
+    Ok(())
+}
+
+/// Every test name accepted in overrides: the built-ins, then the registered ones.
+pub fn test_names() -> Vec<String> {
+    let custom = CUSTOM_TESTS.read().unwrap_or_else(|e| e.into_inner());
+    TEST_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(custom.keys().cloned())
+        .collect()
+}
+
+/// A test by name: a built-in one, else one registered with [`register_test`].
 pub fn test_by_name(name: &str, ks_method: KsMethod) -> Option<Box<dyn DriftDetector>> {
+    if let Some(t) = builtin_test(name, ks_method) {
+        return Some(t);
+    }
+    let custom = CUSTOM_TESTS.read().unwrap_or_else(|e| e.into_inner());
+    custom.get(name).map(|f| f())
+}
+
+fn builtin_test(name: &str, ks_method: KsMethod) -> Option<Box<dyn DriftDetector>> {
     Some(match name {
         "ks" => Box::new(KsTest { method: ks_method }),
         "wasserstein" => Box::new(WassersteinTest),
@@ -796,7 +850,7 @@ fn compare_feature(
             format!(
                 "unknown test `{name}` for `{}`; use one of: {}",
                 rf.name,
-                TEST_NAMES.join(", ")
+                test_names().join(", ")
             ),
         )
     })?;
@@ -805,10 +859,9 @@ fn compare_feature(
             test: name,
             feature: rf.name.clone(),
             feature_type: rf.feature_type.short_name().into(),
-            allowed: TEST_NAMES
-                .iter()
+            allowed: test_names()
+                .into_iter()
                 .filter(|t| test_by_name(t, KsMethod::Auto).is_some_and(|t| t.applies_to(rf.feature_type)))
-                .copied()
                 .collect::<Vec<_>>()
                 .join(", "),
         });
@@ -871,5 +924,49 @@ pub fn profile_options(options: &DriftOptions) -> ProfileOptions {
         bins: options.bins,
         max_categories: options.max_categories,
         ..ProfileOptions::default()
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    /// Distance = the absolute difference of the means (a test of one's own).
+    #[derive(Debug)]
+    struct MeanShift;
+
+    impl DriftDetector for MeanShift {
+        fn name(&self) -> &'static str {
+            "mean_shift_unit"
+        }
+        fn kind(&self) -> ScoreKind {
+            ScoreKind::Distance
+        }
+        fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            TestScore {
+                score: (mean(c.sorted) - mean(r.sorted)).abs(),
+                p_value: None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_registered_test_is_found_by_name_and_built_ins_cannot_be_replaced() {
+        assert!(test_by_name("mean_shift_unit", KsMethod::Auto).is_none());
+        register_test("mean_shift_unit", || Box::new(MeanShift)).unwrap();
+        let t = test_by_name("mean_shift_unit", KsMethod::Auto).unwrap();
+        let r = FeatureInput {
+            sorted: &[1.0, 2.0, 3.0],
+            ..Default::default()
+        };
+        let c = FeatureInput {
+            sorted: &[3.0, 4.0, 5.0],
+            ..Default::default()
+        };
+        assert_eq!(t.test(&r, &c).score, 2.0);
+        assert!(test_names().iter().any(|n| n == "mean_shift_unit"));
+        assert!(register_test("ks", || Box::new(MeanShift)).is_err());
+        assert!(register_test("two words", || Box::new(MeanShift)).is_err());
     }
 }

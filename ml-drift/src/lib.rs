@@ -45,7 +45,9 @@ pub mod sketch;
 pub mod stats;
 pub mod stream;
 
-pub use detect::{DriftDetector, DriftOptions, PreparedReference, compare, drift_from_profile};
+pub use detect::{
+    DriftDetector, DriftOptions, PreparedReference, compare, drift_from_profile, register_test, test_names,
+};
 pub use error::{Error, Result};
 pub use profile::{FeatureType, ProfileOptions, ReferenceProfile};
 pub use report::{DatasetDrift, DriftReport, FeatureDrift};

@@ -1,12 +1,20 @@
 //! Custom plug-ins for the loop: an event sink that forwards loop events elsewhere (here: it
-//! keeps counts per kind and prints alerts), and an alert action of one's own.
+//! keeps counts per kind and prints alerts), and an alert action of one's own, both plugged
+//! into a running loop.
 //!
 //! `cargo run --example custom_sink`
 
+mod common;
+
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use streamscore::run::{ActionOutcome, Alert, AlertAction, EventSink, LoopEvent};
+use ml_serve::{AppState, ServeConfig};
+use streamscore::datagen::{LoopStreamConfig, loop_stream};
+use streamscore::run::{
+    ActionOutcome, Alert, AlertAction, EventSink, LoopEvent, LoopSettings, Orchestrator, simulate,
+};
 
 /// Counts events by kind; a real one would post them to a monitoring service.
 #[derive(Debug, Default, Clone)]
@@ -29,12 +37,15 @@ impl EventSink for CountingSink {
     }
 }
 
-/// An action that pages someone (here: prints) and also asks for a retrain.
-#[derive(Debug)]
-struct PageAndRetrain;
+/// An action that pages someone (here: prints and counts) and also asks for a retrain.
+#[derive(Debug, Default)]
+struct PageAndRetrain {
+    pages: Arc<AtomicU64>,
+}
 
 impl AlertAction for PageAndRetrain {
     fn run(&self, alert: &Alert) -> anyhow::Result<ActionOutcome> {
+        self.pages.fetch_add(1, Ordering::SeqCst);
         println!("paging on-call: {}", alert.reason);
         Ok(ActionOutcome {
             message: "paged".into(),
@@ -44,28 +55,47 @@ impl AlertAction for PageAndRetrain {
 }
 
 fn main() -> anyhow::Result<()> {
-    let sink = CountingSink::default();
-    let event = LoopEvent {
-        kind: "alert".into(),
-        at_event: 42,
-        time_ms: 0,
-        fields: serde_json::json!({"reason": "dataset_drift (value 1)"})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+    let dir = tempfile::tempdir()?;
+    let registry = common::prod_registry(dir.path(), 3_000)?;
+    // One rule whose action is ours: `action = "page"` (in Rust here; in a config file the
+    // same name, with the action added before the loop starts).
+    let mut settings = LoopSettings {
+        window: 1_000,
+        min_labelled: 1_500,
+        ..LoopSettings::default()
     };
-    sink.emit(&event)?;
-    let outcome = PageAndRetrain.run(&Alert {
-        rule: "r".into(),
-        value: 1.0,
-        at_event: 42,
-        reason: "drift".into(),
+    settings.rules[0].cooldown = 10_000;
+    settings.rules[0].action = "page".into();
+    let mut orchestrator = Orchestrator::start(
+        settings,
+        Arc::new(registry),
+        AppState::new(ServeConfig::default())?,
+    )?;
+    let sink = CountingSink::default();
+    let page = PageAndRetrain::default();
+    let pages = page.pages.clone();
+    orchestrator.add_sink(Box::new(sink.clone()));
+    orchestrator.add_action("page", Box::new(page));
+
+    let (events, labels) = loop_stream(&LoopStreamConfig {
+        events: 8_000,
+        drift_from: 3_000,
+        rate_per_s: 1_000.0,
+        ..LoopStreamConfig::default()
     })?;
-    anyhow::ensure!(outcome.retrain);
+    simulate(&mut orchestrator, &events, &labels, 250)?;
+    let counters = orchestrator.finish();
     let counts = sink.counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    anyhow::ensure!(counts.get("alert") == Some(&1), "{counts:?}");
-    // In a loop: orchestrator.add_sink(Box::new(sink)); orchestrator.add_action("page", Box::new(PageAndRetrain));
-    // and `action = "page"` in an [[alert]] rule.
     println!("{counts:?}");
+    // The sink saw every event the loop emitted after it was added (all but the first,
+    // `serving`), and our action paged once and got its retrain.
+    anyhow::ensure!(
+        counts.values().sum::<u64>() + 1 == orchestrator.timeline().len() as u64,
+        "{counts:?}"
+    );
+    anyhow::ensure!(counts.get("alert") == Some(&1), "{counts:?}");
+    anyhow::ensure!(pages.load(Ordering::SeqCst) == 1, "paged once");
+    anyhow::ensure!(counters.retrains == 1, "{counters:?}");
+    anyhow::ensure!(counts.get("registered") == Some(&1), "{counts:?}");
     Ok(())
 }

@@ -57,6 +57,7 @@
 //!
 //! [monitor]
 //! window = 5000                      # rows per drift report
+//! window_s = 300                     # or seconds of event time per report (first reached wins)
 //! drift_share = 0.5                  # share of drifted features that makes dataset drift
 //! prediction_drift = true
 //! sinks = ["jsonl:monitor/"]          # where loop events (reports, alerts, retrains) go
@@ -199,6 +200,8 @@ pub struct ServeSection {
 pub struct MonitorSection {
     /// Rows per drift report.
     pub window: Option<usize>,
+    /// Seconds of event time per drift report (with `window` too: whichever comes first).
+    pub window_s: Option<f64>,
     /// Share of drifted features that makes dataset drift (default 0.5).
     pub drift_share: Option<f64>,
     /// Compare the predictions with the training predictions too (default true).
@@ -580,7 +583,7 @@ sinks = ["jsonl:prod-ev/"]
             std::env::set_var("STREAMSCORE_ALERT_KEY", "k2");
         }
         let text = include_str!("../examples/azure_loop.toml");
-        for env in [None, Some("staging"), Some("prod")] {
+        for env in [None, Some("staging"), Some("prod"), Some("emulators")] {
             let c = Config::parse_env(text, env).unwrap();
             crate::run::LoopSettings::from_config(&c).unwrap();
         }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use streamscore::config::Config;
-use streamscore::run::{LoopSettings, Orchestrator, simulate};
+use streamscore::run::{LoopSettings, Orchestrator, feed};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,6 +17,12 @@ pub struct Args {
     /// The reason recorded with the new version.
     #[arg(long, default_value = "manual retrain")]
     pub reason: String,
+    /// Read at most this many events (default: until the source ends).
+    #[arg(long)]
+    pub max_events: Option<u64>,
+    /// Stop reading when a source gave nothing for this many milliseconds.
+    #[arg(long)]
+    pub idle_ms: Option<u64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -25,19 +31,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // By hand: no rules fire while the labelled events are read back.
     settings.rules.clear();
     settings.retrain_every = None;
-    let registry = super::run::open_registry(&config)?;
-    let source = super::run::stream_source(&config, &args.config)?;
-    let label_source = config
-        .labels
-        .as_ref()
-        .and_then(|l| l.source.clone())
-        .ok_or_else(|| anyhow::anyhow!("{}: [labels] source is required", args.config.display()))?;
-    let events = super::run::read_events(&source)?;
-    let labels = super::run::read_labels(&label_source)?;
+    if config.labels.as_ref().and_then(|l| l.source.as_ref()).is_none() {
+        anyhow::bail!("{}: [labels] source is required", args.config.display());
+    }
+    let options = super::run::feed_options(&config, &settings, None, args.max_events, args.idle_ms);
     let state = ml_serve::AppState::new(ml_serve::ServeConfig::default())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // The Blob registry's HTTP client runs on this runtime, also when the loop calls it.
+    let _entered = runtime.enter();
+    let registry = super::run::open_registry(&config)?;
     let mut orchestrator = Orchestrator::start(settings, registry, state)?;
-    simulate(&mut orchestrator, &events, &[], 1_000)?;
-    orchestrator.labels(&labels);
+    let mut io = runtime.block_on(async { super::run::loop_io(&config, &args.config) })?;
+    // Reading the labelled events back is not scoring: nothing goes to the inference sinks.
+    io.sinks.clear();
+    let fed = runtime.block_on(feed(&mut orchestrator, &mut io, &options))?;
+    println!("{}", super::run::describe_feed(&fed));
     let counters = orchestrator.retrain_now(&args.reason);
     for line in orchestrator.timeline().iter().filter_map(super::run::describe) {
         println!("{line}");

@@ -1,14 +1,14 @@
 //! `streamscore run`: the loop on a config — score the events, monitor, alert, retrain, gate,
 //! promote, hot-swap the endpoint.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use streamscore::config::Config;
 use streamscore::run::{
-    AppInsightsEventSink, JsonlEventSink, Label, LoopEvent, LoopSettings, Orchestrator, ScoringEvent, http,
-    simulate,
+    AppInsightsEventSink, FeedOptions, FeedReport, JsonlEventSink, LoopEvent, LoopIo, LoopSettings,
+    Orchestrator, feed, http,
 };
 
 #[derive(Debug, clap::Args)]
@@ -19,71 +19,60 @@ pub struct Args {
     /// The overlay to apply: [env.NAME].
     #[arg(long)]
     pub env: Option<String>,
-    /// Events per scoring batch.
-    #[arg(long, default_value_t = 500)]
-    pub batch: usize,
+    /// Events per scoring batch (default: `[stream] batch_size`, else 500).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Stop after this many events (default: when the source ends; Kafka and Event Hubs
+    /// sources do not end by themselves).
+    #[arg(long)]
+    pub max_events: Option<u64>,
+    /// Stop when the event source gave nothing for this many milliseconds.
+    #[arg(long)]
+    pub idle_ms: Option<u64>,
 }
 
-/// Reads events from a `file:PATH` JSONL source: one object per line with `correlationid`,
-/// `time` (ms since the epoch; default: the line number) and the features.
-pub fn read_events(spec: &str) -> anyhow::Result<Vec<ScoringEvent>> {
-    let path = file_spec(spec, "[stream] source")?;
-    let mut out = Vec::new();
-    for (i, line) in lines(&path)?.into_iter().enumerate() {
-        let value: serde_json::Value =
-            serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
-        let serde_json::Value::Object(mut features) = value else {
-            anyhow::bail!("{}:{}: expected a JSON object", path.display(), i + 1);
-        };
-        let id = match features.remove("correlationid") {
-            Some(serde_json::Value::String(s)) => s,
-            Some(other) => other.to_string(),
-            None => format!("line-{}", i + 1),
-        };
-        let time_ms = features
-            .remove("time")
-            .and_then(|t| t.as_i64())
-            .unwrap_or(i as i64);
-        out.push(ScoringEvent {
-            correlation_id: id,
-            time_ms,
-            features,
-        });
+/// The feed's options from the flags and `[stream]`.
+pub(super) fn feed_options(
+    config: &Config,
+    settings: &LoopSettings,
+    batch: Option<usize>,
+    max_events: Option<u64>,
+    idle_ms: Option<u64>,
+) -> FeedOptions {
+    let stream = config.stream.clone().unwrap_or_default();
+    FeedOptions {
+        batch: batch.or(stream.batch_size).unwrap_or(500),
+        max_wait: Duration::from_millis(stream.max_wait_ms.unwrap_or(200)),
+        max_events,
+        idle: idle_ms.map(Duration::from_millis),
+        model_name: settings.retrain.model_name.clone(),
     }
-    out.sort_by_key(|e| e.time_ms);
-    Ok(out)
 }
 
-/// Reads `{correlationid, label, time}` records from a `file:PATH` JSONL source.
-pub fn read_labels(spec: &str) -> anyhow::Result<Vec<Label>> {
-    let path = file_spec(spec, "[labels] source")?;
-    let mut out = lines(&path)?
-        .iter()
-        .enumerate()
-        .map(|(i, line)| {
-            let v: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
-            Label::from_json(&v).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    out.sort_by_key(|l| l.time_ms);
-    Ok(out)
+/// The events and labels sources of the config, with the sinks and the dead letter.
+pub(super) fn loop_io(config: &Config, file: &Path) -> anyhow::Result<LoopIo> {
+    stream_source(config, file)?;
+    LoopIo::from_config(config, &ml_stream::SpecRegistry::default())
 }
 
-fn file_spec(spec: &str, what: &str) -> anyhow::Result<PathBuf> {
-    spec.strip_prefix("file:")
-        .map(PathBuf::from)
-        .ok_or_else(|| anyhow::anyhow!("{what} `{spec}`: `streamscore run` reads file:PATH.jsonl sources"))
+/// The `endpoint` of an `appinsights:` spec among the `[monitor] sinks`, if any.
+fn appinsights_endpoint(config: &Config) -> anyhow::Result<Option<String>> {
+    for spec in config.monitor.iter().flat_map(|m| &m.sinks) {
+        if spec.starts_with("appinsights:") {
+            let spec = ml_stream::Spec::parse(spec)?;
+            spec.only_params(&["endpoint"])?;
+            return Ok(spec.params.get("endpoint").cloned());
+        }
+    }
+    Ok(None)
 }
 
-fn lines(path: &Path) -> anyhow::Result<Vec<String>> {
-    let file =
-        std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    std::io::BufReader::new(file)
-        .lines()
-        .filter(|l| !l.as_ref().is_ok_and(|l| l.trim().is_empty()))
-        .map(|l| l.map_err(Into::into))
-        .collect()
+/// One line of what the feed did.
+pub(super) fn describe_feed(r: &FeedReport) -> String {
+    format!(
+        "read {} events ({} to the dead letter), wrote {} records to the sinks, read {} labels ({} not valid)",
+        r.events_read, r.dead_letters, r.records_written, r.labels_read, r.bad_labels
+    )
 }
 
 /// One timeline line for an event, or `None` for the routine ones.
@@ -142,20 +131,20 @@ pub(super) fn stream_source(config: &Config, file: &Path) -> anyhow::Result<Stri
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load_env(&args.config, args.env.as_deref())?;
     let settings = LoopSettings::from_config(&config)?;
-    let registry = open_registry(&config)?;
-    let events = read_events(&stream_source(&config, &args.config)?)?;
-    let labels = match config.labels.as_ref().and_then(|l| l.source.clone()) {
-        Some(spec) => read_labels(&spec)?,
-        None => Vec::new(),
-    };
+    let options = feed_options(&config, &settings, args.batch, args.max_events, args.idle_ms);
     let serve = config.serve.clone().unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // The Blob registry's HTTP client runs on this runtime, also when the loop calls it.
+    let _entered = runtime.enter();
+    let registry = open_registry(&config)?;
     // Before the endpoint's state: the recorder that also forwards the `metrics` signals to
     // Application Insights (APPLICATIONINSIGHTS_CONNECTION_STRING) goes in first.
-    let monitoring = runtime.block_on(super::monitoring::Monitoring::start(None))?;
+    // `appinsights:?endpoint=URL` among the [monitor] sinks: the loop's telemetry goes there.
+    let endpoint = appinsights_endpoint(&config)?;
+    let monitoring = runtime.block_on(super::monitoring::Monitoring::start_to(None, endpoint))?;
     let state = ml_serve::AppState::new(ml_serve::ServeConfig {
         keys: serve.keys.clone(),
         ..Default::default()
@@ -167,7 +156,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|m| m.sinks.clone())
         .unwrap_or_default()
     {
-        orchestrator.add_sink(Box::new(JsonlEventSink::from_spec(&spec)?));
+        // Application Insights gets the loop's custom events below in any case.
+        if !spec.starts_with("appinsights:") {
+            orchestrator.add_sink(Box::new(JsonlEventSink::from_spec(&spec)?));
+        }
     }
     // AlertFired / ModelPromoted / ModelRefused custom events; sends nothing without an exporter.
     orchestrator.add_sink(Box::new(AppInsightsEventSink));
@@ -191,8 +183,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })
             .await
     });
-    println!("{} events, {} labels", events.len(), labels.len());
-    let refused = simulate(&mut orchestrator, &events, &labels, args.batch)?;
+    // Built inside the runtime: Kafka and Blob sources start their clients on it.
+    let mut io = runtime.block_on(async { loop_io(&config, &args.config) })?;
+    println!("reading events from {}", io.events.describe());
+    let fed = runtime.block_on(feed(&mut orchestrator, &mut io, &options));
     let counters = orchestrator.finish();
     for line in orchestrator.timeline().iter().filter_map(describe) {
         println!("{line}");
@@ -200,10 +194,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let _ = stop.send(());
     runtime.block_on(server)??;
     runtime.block_on(monitoring.stop());
+    let fed = fed?;
+    println!("{}", describe_feed(&fed));
     println!(
-        "scored {} events ({} refused), {} drift reports, {} alerts, {} retrains, {} promotions",
+        "scored {} events ({} refused), {} labels joined, {} drift reports, {} alerts, {} retrains, {} promotions",
         counters.scored,
-        refused,
+        counters.failed,
+        counters.labels.matched,
         counters.drift_reports,
         counters.alerts,
         counters.retrains,

@@ -31,6 +31,7 @@
 
 mod actions;
 mod events;
+mod feed;
 pub mod http;
 mod labels;
 mod orchestrator;
@@ -41,6 +42,7 @@ pub use actions::{
     ActionOutcome, Alert, AlertAction, CommandAction, LogAction, RetrainAction, WebhookAction, builtin,
 };
 pub use events::{AppInsightsEventSink, EventSink, JsonlEventSink, LoopEvent};
+pub use feed::{FeedOptions, FeedReport, LoopIo, feed};
 pub use labels::{JoinCounts, Joined, Label, LabelJoin, Pending, RollingPerformance};
 pub use orchestrator::{LoopCounters, Orchestrator, ScoredBatch, ScoringEvent, TriggerHandle};
 pub use retrain::{LabelledRow, RetrainOutcome, RetrainSpec, retrain_cycle};
@@ -57,6 +59,9 @@ pub struct LoopSettings {
     pub retrain: RetrainSpec,
     /// Events per drift report.
     pub window: usize,
+    /// Event time per drift report, ms: a window also closes at the first event this long
+    /// after its first one (`[monitor] window_s`). `None`: by count only.
+    pub window_ms: Option<i64>,
     /// Drift tests and thresholds.
     pub drift: DriftOptions,
     /// Compare predictions with the training predictions too.
@@ -87,8 +92,10 @@ impl Default for LoopSettings {
                 margin: 0.005,
                 holdout_fraction: 0.3,
                 base_data: None,
+                sweep: None,
             },
             window: 5_000,
+            window_ms: None,
             drift: DriftOptions::default(),
             prediction_drift: true,
             // Above what chance gives: with p-value tests at 0.05, an undrifted window flags
@@ -137,6 +144,12 @@ impl LoopSettings {
                     Ok((k.clone(), text))
                 })
                 .collect::<anyhow::Result<_>>()?;
+            if let Some(table) = &m.sweep {
+                s.retrain.sweep = Some(
+                    crate::sweep::SweepFile::from_table(table)
+                        .map_err(|e| anyhow::anyhow!("[model] sweep: {e}"))?,
+                );
+            }
         }
         if let Some(d) = &c.data
             && let Some(t) = &d.target
@@ -153,6 +166,17 @@ impl LoopSettings {
                 anyhow::ensure!(w >= 10, "[monitor] window must be at least 10 rows, got {w}");
                 s.window = w;
             }
+            if let Some(t) = m.window_s {
+                anyhow::ensure!(
+                    t.is_finite() && t > 0.0,
+                    "[monitor] window_s must be a positive number of seconds, got {t}"
+                );
+                s.window_ms = Some((t * 1e3).round().max(1.0) as i64);
+                // By time only, unless a count was given too.
+                if m.window.is_none() {
+                    s.window = usize::MAX;
+                }
+            }
             if let Some(share) = m.drift_share {
                 anyhow::ensure!(
                     (0.0..=1.0).contains(&share),
@@ -165,6 +189,13 @@ impl LoopSettings {
             }
             for (feature, rule) in &m.features {
                 if let Some(t) = &rule.test {
+                    let known = ml_drift::test_names();
+                    anyhow::ensure!(
+                        known.contains(t),
+                        "[monitor.features.{feature}] test = \"{t}\": unknown test; use one of {} \
+                         (or register your own with ml_drift::register_test before loading the config)",
+                        known.join(", ")
+                    );
                     s.drift.tests.insert(feature.clone(), t.clone());
                 }
                 if let Some(t) = rule.threshold {
@@ -250,4 +281,45 @@ pub fn simulate(
         }
     }
     Ok(refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_windows_by_time_per_feature_tests_and_the_model_sweep_come_from_the_config() {
+        let c = Config::parse(
+            "[monitor]\nwindow_s = 2.5\n[monitor.features.AGE]\ntest = \"psi\"\nthreshold = 0.2\n\
+             [model.sweep]\ntrials = 4\n[model.sweep.space]\nc = { log_uniform = [0.01, 10.0] }\n",
+        )
+        .unwrap();
+        let s = LoopSettings::from_config(&c).unwrap();
+        // By time only: no count limit unless one is given.
+        assert_eq!((s.window_ms, s.window), (Some(2_500), usize::MAX));
+        assert_eq!(s.drift.tests["AGE"], "psi");
+        assert_eq!(s.drift.thresholds["AGE"], 0.2);
+        let sweep = s.retrain.sweep.unwrap();
+        assert_eq!((sweep.trials, sweep.space.params.len()), (Some(4), 1));
+        let both = Config::parse("[monitor]\nwindow = 800\nwindow_s = 60\n").unwrap();
+        let s = LoopSettings::from_config(&both).unwrap();
+        assert_eq!((s.window_ms, s.window), (Some(60_000), 800));
+
+        let e = LoopSettings::from_config(&Config::parse("[monitor]\nwindow_s = 0\n").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("window_s must be a positive number"), "{e}");
+        let e =
+            LoopSettings::from_config(&Config::parse("[monitor.features.AGE]\ntest = \"psii\"\n").unwrap())
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("unknown test") && e.contains("psi, jensenshannon"),
+            "{e}"
+        );
+        let e = LoopSettings::from_config(&Config::parse("[model.sweep]\ntrials = 2\nspace = 3\n").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[model] sweep"), "{e}");
+    }
 }

@@ -61,6 +61,9 @@ pub struct LoopCounters {
     pub labels: JoinCounts,
 }
 
+/// Fewest rows in a drift window closed by time.
+const MIN_WINDOW: usize = 10;
+
 type Running = (JoinHandle<anyhow::Result<RetrainOutcome>>, Alert);
 
 /// A handle that queues alerts from other threads (the `/alerts` route, a CLI trigger); the
@@ -90,6 +93,7 @@ pub struct Orchestrator {
     sinks: Vec<Box<dyn EventSink>>,
     actions: BTreeMap<String, Box<dyn AlertAction>>,
     window: Vec<Value>,
+    window_started_ms: Option<i64>,
     window_failed: u64,
     window_latency_ms: f64,
     window_batches: u64,
@@ -135,8 +139,12 @@ impl Orchestrator {
         let n_rules = settings.rules.len();
         let mut actions: BTreeMap<String, Box<dyn AlertAction>> = BTreeMap::new();
         for rule in &settings.rules {
-            if !actions.contains_key(&rule.action) {
-                actions.insert(rule.action.clone(), builtin(&rule.action)?);
+            // A name that is no built-in is one the caller adds with `add_action` (a rule
+            // whose action is still missing when it fires emits `action_failed`).
+            if !actions.contains_key(&rule.action)
+                && let Ok(action) = builtin(&rule.action)
+            {
+                actions.insert(rule.action.clone(), action);
             }
         }
         for name in ["retrain", "log"] {
@@ -160,6 +168,7 @@ impl Orchestrator {
             sinks: Vec::new(),
             actions,
             window: Vec::new(),
+            window_started_ms: None,
             window_failed: 0,
             window_latency_ms: 0.0,
             window_batches: 0,
@@ -233,6 +242,11 @@ impl Orchestrator {
         c
     }
 
+    /// Predictions still waiting for their label (within the delay window).
+    pub fn awaiting_labels(&self) -> usize {
+        self.join.waiting()
+    }
+
     /// Rolling performance of a version.
     pub fn performance(&self, version: u32) -> BTreeMap<String, f64> {
         self.performance.metrics(version)
@@ -262,16 +276,77 @@ impl Orchestrator {
         self.timeline.push(event);
     }
 
-    /// Scores one batch with the model the endpoint serves now, then monitors.
+    /// Scores one batch with the model the endpoint serves now, then monitors. An event whose
+    /// features do not fit the serving schema refuses the whole batch (see
+    /// [`Orchestrator::score_checked`] to refuse only those events).
     pub fn score_batch(&mut self, events: &[ScoringEvent]) -> anyhow::Result<ScoredBatch> {
         self.poll();
         let served = self.state.model().unwrap_or_else(|| self.serving_model.clone());
-        let version: u32 = served.version.parse().unwrap_or(self.serving.version);
         let rows: Vec<Value> = events.iter().map(|e| Value::Object(e.features.clone())).collect();
+        match Frame::from_json_records(&rows, served.schema.clone(), &ReadOptions::named("events")) {
+            Ok(frame) => self.score_frame(events, rows, frame, &served),
+            Err(e) => {
+                self.counters.failed += events.len() as u64;
+                self.window_failed += events.len() as u64;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Like [`Orchestrator::score_batch`], but an event whose features do not fit the serving
+    /// schema is refused alone: returns the scores of the accepted events (in order) and the
+    /// refused events' positions in `events` with the reason (for a dead letter).
+    pub fn score_checked(
+        &mut self,
+        events: &[ScoringEvent],
+    ) -> anyhow::Result<(ScoredBatch, Vec<(usize, String)>)> {
+        self.poll();
+        let served = self.state.model().unwrap_or_else(|| self.serving_model.clone());
+        let rows: Vec<Value> = events.iter().map(|e| Value::Object(e.features.clone())).collect();
+        let read = ReadOptions::named("events");
+        if let Ok(frame) = Frame::from_json_records(&rows, served.schema.clone(), &read) {
+            return Ok((self.score_frame(events, rows, frame, &served)?, Vec::new()));
+        }
+        // Only on a refused batch: find the events at fault one by one.
+        let mut refused = Vec::new();
+        let mut good_events = Vec::new();
+        let mut good_rows = Vec::new();
+        for (i, (e, row)) in events.iter().zip(rows).enumerate() {
+            match Frame::from_json_records(std::slice::from_ref(&row), served.schema.clone(), &read) {
+                Ok(_) => {
+                    good_events.push(e.clone());
+                    good_rows.push(row);
+                }
+                Err(err) => refused.push((i, err.to_string())),
+            }
+        }
+        self.counters.failed += refused.len() as u64;
+        self.window_failed += refused.len() as u64;
+        let version: u32 = served.version.parse().unwrap_or(self.serving.version);
+        if good_events.is_empty() {
+            let empty = ScoredBatch {
+                version,
+                scores: Vec::new(),
+            };
+            return Ok((empty, refused));
+        }
+        let frame = Frame::from_json_records(&good_rows, served.schema.clone(), &read)?;
+        Ok((
+            self.score_frame(&good_events, good_rows, frame, &served)?,
+            refused,
+        ))
+    }
+
+    fn score_frame(
+        &mut self,
+        events: &[ScoringEvent],
+        rows: Vec<Value>,
+        frame: Frame,
+        served: &ServedModel,
+    ) -> anyhow::Result<ScoredBatch> {
+        let version: u32 = served.version.parse().unwrap_or(self.serving.version);
         let started = std::time::Instant::now();
-        let scored = Frame::from_json_records(&rows, served.schema.clone(), &ReadOptions::named("events"))
-            .and_then(|frame| served.model.predict(&frame));
-        let predictions = match scored {
+        let predictions = match served.model.predict(&frame) {
             Ok(p) => p,
             Err(e) => {
                 self.counters.failed += events.len() as u64;
@@ -298,9 +373,15 @@ impl Orchestrator {
                 },
             );
             self.counters.scored += 1;
+            let started_at = *self.window_started_ms.get_or_insert(e.time_ms);
             self.window.push(row);
             self.last_time_ms = self.last_time_ms.max(e.time_ms);
-            if self.window.len() >= self.settings.window {
+            // By count, or by event time: the first event at least `window_ms` after the
+            // window's first closes it (with at least MIN_WINDOW rows in it).
+            let by_time = self.settings.window_ms.is_some_and(|w| {
+                e.time_ms.saturating_sub(started_at) >= w && self.window.len() >= MIN_WINDOW
+            });
+            if self.window.len() >= self.settings.window || by_time {
                 self.close_window()?;
             }
         }
@@ -344,6 +425,7 @@ impl Orchestrator {
 
     fn close_window(&mut self) -> anyhow::Result<()> {
         let rows = std::mem::take(&mut self.window);
+        self.window_started_ms = None;
         let n = rows.len() as u64;
         let frame = Frame::from_json_records(
             &rows,
@@ -374,6 +456,17 @@ impl Orchestrator {
             .take(3)
             .map(|f| json!({"feature": f.feature_name, "test": f.stattest_name, "score": f.drift_score, "drift": f.drift_detected}))
             .collect();
+        // Every feature's test and score, for metrics sinks that chart them per feature.
+        let features: serde_json::Map<String, Value> = report
+            .features
+            .iter()
+            .map(|f| {
+                (
+                    f.feature_name.clone(),
+                    json!({"test": f.stattest_name, "score": f.drift_score, "threshold": f.threshold, "drift": f.drift_detected}),
+                )
+            })
+            .collect();
         self.emit(
             "drift_report",
             json!({
@@ -383,6 +476,7 @@ impl Orchestrator {
                 "share_drifted_features": report.dataset.share_drifted_features,
                 "n_drifted_features": report.dataset.n_drifted_features,
                 "top": top,
+                "features": features,
             }),
         );
         let performance = self.performance.metrics(self.serving.version);
@@ -503,8 +597,11 @@ impl Orchestrator {
         let serving = self.serving.clone();
         let model = self.serving_model.model.clone();
         let reason = alert.reason.clone();
+        // Registries that talk HTTP (Blob Storage) need the caller's tokio runtime, if any.
+        let runtime = tokio::runtime::Handle::try_current().ok();
         // Off the scoring path: the loop keeps scoring while this thread trains.
         let handle = std::thread::spawn(move || {
+            let _entered = runtime.as_ref().map(tokio::runtime::Handle::enter);
             retrain_cycle(
                 &spec,
                 registry.as_ref(),
@@ -583,6 +680,7 @@ impl Orchestrator {
                 self.reference = o.profile;
                 // The next drift window compares the new model's inputs with its own training data.
                 self.window.clear();
+                self.window_started_ms = None;
                 self.counters.promotions += 1;
                 let to = self.serving.version;
                 self.emit("swapped", json!({"from": from, "to": to}));

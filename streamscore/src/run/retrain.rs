@@ -29,6 +29,9 @@ pub struct RetrainSpec {
     pub holdout_fraction: f64,
     /// Training data added to the recent rows (CSV with its schema beside it), if any.
     pub base_data: Option<std::path::PathBuf>,
+    /// A random-search sweep (`[model] sweep`): each retrain keeps the best of its trials
+    /// (default 10 trials ranked by the gate's metric, `roc_auc` or `rmse`).
+    pub sweep: Option<crate::sweep::SweepFile>,
 }
 
 /// One labelled row: the features as scored and the label.
@@ -105,7 +108,23 @@ pub fn retrain_cycle(
         &spec.target,
         Estimator::from_name(&spec.estimator, &params)?,
     );
-    let outcome = crate::train::train(&request)?;
+    let outcome = match &spec.sweep {
+        None => crate::train::train(&request)?,
+        Some(file) => {
+            let mut request = request.clone();
+            request.cv = file.cv;
+            let sweep = crate::sweep::SweepSpec {
+                trials: file.trials.unwrap_or(10),
+                metric: file
+                    .metric
+                    .clone()
+                    .unwrap_or_else(|| if regression { "rmse" } else { "roc_auc" }.into()),
+                space: file.space.clone(),
+                seed: file.seed.unwrap_or(0),
+            };
+            crate::sweep::sweep(&request, &sweep, &|| {})?
+        }
+    };
     let artifact = outcome.artifact(&request)?;
     let model = artifact.load_model()?;
     let profile = crate::drift::artifact_profile(&artifact, "retrained model")?;

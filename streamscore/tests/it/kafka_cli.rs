@@ -40,14 +40,14 @@ fn broker_binary() -> PathBuf {
 }
 
 /// A running test broker; killed when dropped (its stdin closing also stops it).
-struct Broker {
+pub(crate) struct Broker {
     child: Child,
     _stdin: ChildStdin,
-    bootstrap: String,
+    pub(crate) bootstrap: String,
 }
 
 impl Broker {
-    fn start(topics: &[&str]) -> Broker {
+    pub(crate) fn start(topics: &[&str]) -> Broker {
         let mut cmd = Command::new(broker_binary());
         cmd.arg("--until-stdin-closes");
         for t in topics {

@@ -12,7 +12,7 @@ use streamscore::datagen::{LoopStreamConfig, loop_stream};
 use streamscore::run::{Alert, LoopSettings, Orchestrator, http, simulate};
 
 /// Trains credit@prod (v1, logistic regression on undrifted data) into a new registry.
-fn registry_with_prod(dir: &std::path::Path) -> Arc<dyn ModelRegistry> {
+pub(crate) fn registry_with_prod(dir: &std::path::Path) -> Arc<dyn ModelRegistry> {
     let data = dir.join("train.csv");
     let generated = credit_default(&CreditDefaultConfig {
         rows: 3_000,
@@ -307,7 +307,7 @@ fn a_worse_model_is_registered_but_not_promoted_and_an_azure_alert_triggers_one_
 fn the_examples_run() {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_streamscore"));
     let examples = bin.parent().unwrap().join("examples");
-    for name in ["loop_local", "custom_sink"] {
+    for name in ["loop_local", "custom_sink", "custom_source", "custom_detector"] {
         let exe = examples.join(name);
         assert!(
             exe.is_file(),
