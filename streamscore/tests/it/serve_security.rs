@@ -256,7 +256,7 @@ fn a_bad_connection_string_is_reported_without_its_key() {
         "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={secret};BlobEndpoint=http://127.0.0.1:9/acct"
     );
     let e = fails_env(
-        &["registry", "list", "--registry", "blob://models/x"],
+        &["models", "--registry", "blob://models/x"],
         &[("AZURE_STORAGE_CONNECTION_STRING", &conn), ("RUST_LOG", "trace")],
     );
     assert!(!e.contains(secret) && !e.contains("c2VjcmV0"), "{e}");
