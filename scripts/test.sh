@@ -28,8 +28,17 @@ fi
 azurite_setup=$!
 ./scripts/python-env.sh > target/setup-python.log 2>&1 &
 python_setup=$!
+# cargo-deny (dependency bans, licenses and sources; see deny.toml), built once into the
+# project-local .tools/ while cargo lints: a first install compiles it (minutes, see README),
+# later runs find it there.
+(
+  if [ ! -x .tools/bin/cargo-deny ]; then
+    cargo install --locked cargo-deny@0.20.2 --root .tools
+  fi
+) > target/setup-cargo-deny.log 2>&1 &
+deny_setup=$!
 # A failing step below must not leave the set-up running on.
-trap 'kill "$azurite_setup" "$python_setup" 2>/dev/null || true' EXIT
+trap 'kill "$azurite_setup" "$python_setup" "$deny_setup" 2>/dev/null || true' EXIT
 
 # Prints a step's name with the seconds since the start, so a CI log shows where the time goes.
 step() { echo "== $* [${SECONDS} s]"; }
@@ -59,6 +68,10 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --features "$features"
+finish_setup "$deny_setup" cargo-deny target/setup-cargo-deny.log
+# The advisory database cannot be fetched from here, so `advisories` is not checked.
+echo "== cargo deny check bans licenses sources"
+.tools/bin/cargo-deny check --hide-inclusion-graph bans licenses sources
 finish_setup "$azurite_setup" Azurite target/setup-azurite.log
 finish_setup "$python_setup" "Python environment" target/setup-python.log
 STREAMSCORE_ORT_LIB="$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))')"

@@ -42,6 +42,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The key file cannot be used (its content is never shown).
+    #[error("key file {}: {reason}", path.display())]
+    KeyFile {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// The TLS certificate or private key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+
     /// A model registry failed (loading or watching a version).
     #[error("registry: {0}")]
     Registry(String),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use ml_core::{Frame, ReadOptions, Schema};
+use serde::Deserialize as _;
 use serde_json::{Map, Value as Json};
 
 use crate::error::ApiError;
@@ -19,10 +20,122 @@ fn core(e: ml_core::Error) -> ApiError {
     ApiError::from_core(&e)
 }
 
-/// Parses a JSON body, answering 400 with the parser's position on malformed JSON.
+/// Parses a JSON body, answering 400 with the parser's position on malformed JSON, and with
+/// a hint for the usual mistakes: an empty body, `NaN`/`Infinity` (not JSON: send `null`),
+/// bytes that are not UTF-8, nesting deeper than the parser's 128 levels, and a key given twice
+/// in one object (refused rather than letting the last one win silently: two parsers that
+/// disagree on which value counts is how checks in front of a server get bypassed).
 pub(crate) fn parse_json(body: &[u8]) -> Result<Json, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "the request body is empty: send JSON such as {\"data\": [{...}, ...]}",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = StrictValue::deserialize(&mut de).and_then(|v| de.end().map(|()| v.0));
+    parsed.map_err(|e| ApiError::bad_request(json_error(body, &e)))
+}
+
+/// The message for a JSON syntax error, with a hint when one applies.
+fn json_error(body: &[u8], e: &serde_json::Error) -> String {
+    if let Err(u) = std::str::from_utf8(body) {
+        return format!(
+            "the request body is not valid JSON: it is not UTF-8 text (an invalid byte at offset {}); send UTF-8 encoded JSON",
+            u.valid_up_to()
+        );
+    }
+    let text = e.to_string();
+    let hint = if text.contains("recursion limit") {
+        " (values nested more than 128 levels deep)"
+    } else if e.is_syntax() && non_json_number_at(body, e.line(), e.column()) {
+        "; NaN and Infinity are not JSON: send null for a missing value"
+    } else {
+        ""
+    };
+    format!("the request body is not valid JSON: {text}{hint}")
+}
+
+/// True when the text at 1-based `line` and `column` (where the parser stopped) is `NaN`,
+/// `Infinity` or `-Infinity`.
+fn non_json_number_at(body: &[u8], line: usize, column: usize) -> bool {
+    let start = body
+        .split(|b| *b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.len() + 1)
+        .sum::<usize>();
+    let at = (start + column).saturating_sub(1);
+    (at.saturating_sub(1)..=at).any(|i| {
+        body.get(i..).is_some_and(|rest| {
+            [&b"NaN"[..], b"Infinity", b"-Infinity", b"nan", b"inf"]
+                .iter()
+                .any(|w| rest.starts_with(w))
+        })
+    })
+}
+
+/// A JSON value whose objects have no key twice.
+struct StrictValue(Json);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Json, E> {
+        Ok(Json::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_none<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Json::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(v) = map.next_value()?;
+            if out.contains_key(&key) {
+                let shown: String = key.chars().take(64).collect();
+                let more = if shown.len() < key.len() { "..." } else { "" };
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{shown}{more}` in one object: give each key once"
+                )));
+            }
+            out.insert(key, v);
+        }
+        Ok(Json::Object(out))
+    }
 }
 
 /// A body that decoded to no rows (`{"data": []}`) is answered with no predictions.

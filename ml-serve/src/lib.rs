@@ -75,6 +75,7 @@ pub mod batching;
 pub mod deployment;
 pub mod error;
 mod input;
+pub mod keys;
 pub mod metrics;
 mod mlflow;
 mod oip;
@@ -97,7 +98,7 @@ pub use deployment::{DEPLOYMENT_HEADER, Deployment};
 pub use error::{ApiError, Error, ErrorStyle, Result};
 pub use ops::{CLIENT_REQUEST_ID, MODEL_VERSION, REQUEST_ID, RUN_FN_EXEC_MS};
 pub use payload::PayloadLogger;
-pub use server::{serve, shutdown_signal};
+pub use server::{serve, serve_tls, shutdown_signal, tls_config};
 pub use state::{AppState, ServeConfig, ServedModel};
 
 /// The router of every route, around `state`.

@@ -8,6 +8,7 @@ use std::time::Instant;
 use axum::Extension;
 use axum::Json as JsonBody;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -48,6 +49,24 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, JsonBody(json!({"ready": ready}))).into_response()
+}
+
+/// The path's parameters, or 404 when they are not valid UTF-8 once percent-decoded (no model
+/// can have such a name).
+fn path_params<T>(state: &AppState, path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    match path {
+        Ok(Path(p)) => Ok(p),
+        Err(_) => {
+            let served = ops::model(state, STYLE)?;
+            Err(err(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "the model named in the path is not found (it is not valid UTF-8 once percent-decoded); this server serves '{}'",
+                    served.name
+                ),
+            ))
+        }
+    }
 }
 
 /// The served model when `name` (and `version`, if given) name it; 404 otherwise.
@@ -108,24 +127,27 @@ fn metadata(model: &ServedModel) -> Json {
 /// `GET /v2/models/{m}`.
 pub(crate) async fn model_metadata(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let name = path_params(&state, path)?;
     Ok(JsonBody(metadata(&*find(&state, &name, None)?)).into_response())
 }
 
 /// `GET /v2/models/{m}/versions/{v}`.
 pub(crate) async fn version_metadata(
     State(state): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let (name, version) = path_params(&state, path)?;
     Ok(JsonBody(metadata(&*find(&state, &name, Some(&version))?)).into_response())
 }
 
 /// `GET /v2/models/{m}/ready`.
 pub(crate) async fn model_ready(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let name = path_params(&state, path)?;
     let m = find(&state, &name, None)?;
     Ok(JsonBody(json!({"name": m.name, "ready": true})).into_response())
 }
@@ -133,8 +155,9 @@ pub(crate) async fn model_ready(
 /// `GET /v2/models/{m}/versions/{v}/ready`.
 pub(crate) async fn version_ready(
     State(state): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let (name, version) = path_params(&state, path)?;
     let m = find(&state, &name, Some(&version))?;
     Ok(JsonBody(json!({"name": m.name, "ready": true})).into_response())
 }
@@ -143,10 +166,11 @@ pub(crate) async fn version_ready(
 pub(crate) async fn infer(
     State(state): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let name = path_params(&state, path)?;
     let model = find(&state, &name, None)?;
     run_infer(state, rid, model, headers, body).await
 }
@@ -155,10 +179,11 @@ pub(crate) async fn infer(
 pub(crate) async fn infer_version(
     State(state): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path((name, version)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let (name, version) = path_params(&state, path)?;
     let model = find(&state, &name, Some(&version))?;
     run_infer(state, rid, model, headers, body).await
 }
@@ -178,8 +203,7 @@ async fn run_infer(
     ops::require_json(&headers, STYLE)?;
     let bytes = ops::read_body(&state, &headers, body, STYLE).await?;
     let started = Instant::now();
-    let request: Json = serde_json::from_slice(&bytes)
-        .map_err(|e| bad(format!("the request body is not valid JSON: {e}")))?;
+    let request: Json = crate::input::parse_json(&bytes).map_err(|e| e.style(STYLE))?;
     let frame = decode(&request, &model.schema)?;
     let wanted = requested_outputs(&request)?;
     let scored = ops::score(&state, &model, frame, &request_id, started, STYLE).await?;
@@ -226,6 +250,11 @@ fn requested_outputs(request: &Json) -> Result<Vec<String>, ApiError> {
     }
 }
 
+/// The number of elements of `shape`, `None` when it overflows.
+fn elements(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, d| n.checked_mul(*d))
+}
+
 /// One input tensor, flattened and checked against its shape and datatype.
 struct Tensor<'a> {
     name: &'a str,
@@ -262,9 +291,13 @@ fn tensor(input: &Json) -> Result<Tensor<'_>, ApiError> {
             "input '{name}' needs `data` (binary tensor data is not supported)"
         ))
     })?;
+    let expected = elements(&shape).ok_or_else(|| {
+        bad(format!(
+            "input '{name}': shape {shape:?} is too large (more elements than can be addressed); give the real sizes, e.g. [N, F]"
+        ))
+    })?;
     let mut flat = Vec::new();
     flatten(data, &mut flat);
-    let expected: usize = shape.iter().product();
     if flat.len() != expected {
         return Err(bad(format!(
             "input '{name}' has {} values but its shape {shape:?} needs {expected}",
@@ -332,8 +365,8 @@ fn decode(request: &Json, schema: &Arc<Schema>) -> Result<Frame, ApiError> {
                     crate::input::names(schema)
                 )));
             }
-            let per_row = t.shape.iter().skip(1).product::<usize>();
-            if t.shape.is_empty() || per_row != 1 || t.shape[0] != n {
+            let per_row = elements(t.shape.get(1..).unwrap_or_default());
+            if t.shape.is_empty() || per_row != Some(1) || t.shape[0] != n {
                 return Err(bad(format!(
                     "input '{}' has shape {:?}; per-field inputs must all have shape [{n}] or [{n}, 1]",
                     t.name, t.shape

@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ml_core::{Frame, Predictions};
-use subtle::ConstantTimeEq;
 
 use crate::deployment::{CHOSEN, Chosen, DEPLOYMENT_HEADER};
 use crate::error::{ApiError, ErrorStyle};
@@ -60,9 +59,9 @@ fn is_scoring(method: &Method, path: &str) -> bool {
     method == Method::POST && (path == "/score" || path == "/invocations" || path.ends_with("/infer"))
 }
 
-/// True when `headers` carry one of `keys` as `Authorization: Bearer <key>`. Every key is
-/// compared in constant time, so timing tells nothing about how much of a key matched.
-fn authorized(keys: &[String], headers: &HeaderMap) -> bool {
+/// True when `headers` carry one of the keys as `Authorization: Bearer <key>` (compared in
+/// constant time, see [`crate::keys`]).
+fn authorized(keys: &crate::keys::KeyRing, headers: &HeaderMap) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -71,11 +70,7 @@ fn authorized(keys: &[String], headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let mut ok = subtle::Choice::from(0u8);
-    for k in keys {
-        ok |= given.as_bytes().ct_eq(k.as_bytes());
-    }
-    ok.into()
+    keys.accepts(given)
 }
 
 /// The middleware around every route.
@@ -108,7 +103,7 @@ pub(crate) async fn middleware(State(state): State<AppState>, mut req: Request, 
             None => HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
                 .unwrap_or(HeaderValue::from_static("-")),
         };
-        if !open && !state.config().keys.is_empty() && !authorized(&state.config().keys, req.headers()) {
+        if !open && state.inner.keys.enabled() && !authorized(&state.inner.keys, req.headers()) {
             let e = ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong key: send the header `Authorization: Bearer <key>` with the endpoint's primary or secondary key",
@@ -213,6 +208,16 @@ pub(crate) fn content_type(headers: &HeaderMap) -> Option<String> {
 
 /// JSON bodies only (an absent content type is taken as JSON); 415 otherwise.
 pub(crate) fn require_json(headers: &HeaderMap, style: ErrorStyle) -> Result<(), ApiError> {
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.to_str().is_err())
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the Content-Type header is not ASCII text; send JSON with `Content-Type: application/json`",
+        )
+        .style(style));
+    }
     match content_type(headers) {
         None => Ok(()),
         Some(t) if t == "application/json" || t.ends_with("+json") => Ok(()),

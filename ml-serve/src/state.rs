@@ -13,7 +13,7 @@ use crate::swagger;
 
 /// Settings of the server. Defaults follow Azure ML managed online deployments where one
 /// exists (`request_timeout_ms` 5000) and otherwise say where they come from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServeConfig {
     /// Largest request body, in bytes; larger bodies get 413. Default 100 MiB: a Stream
     /// Analytics batch of 10,000 rows of 200 wide fields stays far below it.
@@ -26,11 +26,19 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// Longest time a client may take to send its body; slower gets 408. Default 10 s.
     pub body_timeout: Duration,
+    /// Longest time a client may take to send its request line and headers (and, with TLS, to
+    /// finish the handshake); slower connections are closed (slowloris). Default 10 s.
+    pub header_timeout: Duration,
     /// Seconds told to a client in `Retry-After` on 429 and 503. Default 1.
     pub retry_after_s: u64,
     /// Accepted keys (`Authorization: Bearer <key>`): a primary and a secondary, so keys can
-    /// be rotated without downtime. Empty: no authentication.
+    /// be rotated without downtime. Empty (and no `key_file`): no authentication.
     pub keys: Vec<String>,
+    /// A key file ([`crate::keys::read_key_file`]) used instead of `keys`, re-read when it
+    /// changes: keys rotate without a restart.
+    pub key_file: Option<std::path::PathBuf>,
+    /// How often the key file is checked for a change, at most (on a request). Default 1 s.
+    pub key_reload_interval: Duration,
     /// Scoring requests logged to the payload sinks, 0..=1. Default 1.
     pub payload_sampling_rate: f64,
     /// Requests waiting to be written to the payload sinks; more are dropped and counted.
@@ -48,12 +56,35 @@ impl Default for ServeConfig {
             max_concurrent_requests: 512,
             request_timeout: Duration::from_millis(5000),
             body_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
             retry_after_s: 1,
             keys: Vec::new(),
+            key_file: None,
+            key_reload_interval: Duration::from_secs(1),
             payload_sampling_rate: 1.0,
             payload_queue_capacity: 1024,
             batching: None,
         }
+    }
+}
+
+/// Keys are never shown: `Debug` counts them.
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("request_timeout", &self.request_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("header_timeout", &self.header_timeout)
+            .field("retry_after_s", &self.retry_after_s)
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .field("key_file", &self.key_file)
+            .field("key_reload_interval", &self.key_reload_interval)
+            .field("payload_sampling_rate", &self.payload_sampling_rate)
+            .field("payload_queue_capacity", &self.payload_queue_capacity)
+            .field("batching", &self.batching)
+            .finish()
     }
 }
 
@@ -86,6 +117,15 @@ impl ServeConfig {
         }
         if self.keys.iter().any(|k| k.trim().is_empty()) {
             return bad("keys", "a key must not be empty");
+        }
+        if self.key_file.is_some() && !self.keys.is_empty() {
+            return bad("key_file", "give either keys or a key file, not both");
+        }
+        if self.body_timeout.is_zero() {
+            return bad("body_timeout", "must be longer than 0 ms");
+        }
+        if self.header_timeout.is_zero() {
+            return bad("header_timeout", "must be longer than 0 ms");
         }
         if let Some(b) = &self.batching {
             b.check()?;
@@ -147,6 +187,7 @@ pub(crate) struct Inner {
     pub(crate) deployments: Deployments,
     pub(crate) batcher: Option<crate::batching::Batcher>,
     pub(crate) permits: Arc<Semaphore>,
+    pub(crate) keys: crate::keys::KeyRing,
     pub(crate) payload: Option<PayloadLogger>,
     pub(crate) started: Instant,
 }
@@ -187,9 +228,15 @@ impl AppState {
             .batching
             .clone()
             .map(|b| crate::batching::Batcher::start(b, permits.clone(), config.max_concurrent_requests));
+        let keys = crate::keys::KeyRing::new(
+            config.keys.clone(),
+            config.key_file.as_deref(),
+            config.key_reload_interval,
+        )?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 permits,
+                keys,
                 deployments: Deployments::new(deployments, shadow, traffic_seed)?,
                 batcher,
                 config,

@@ -6,4 +6,6 @@ mod support;
 mod azureml_package;
 mod contract;
 mod deployments;
+mod malformed;
 mod remote;
+mod security;

@@ -10,6 +10,7 @@ use ml_serve::{AppState, BatchConfig, Deployment, PayloadLogger, ServeConfig, Se
 use ml_stream::SpecRegistry;
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = LIMITS_HELP)]
 pub struct Args {
     /// The model: a registry reference (credit@prod, credit:3, credit@latest, read from
     /// --registry) or a model artifact directory. A reference to an alias (or latest) is
@@ -54,8 +55,18 @@ pub struct Args {
     port: u16,
     /// File holding the primary key on its first line and, optionally, the secondary key on its
     /// second; clients then send `Authorization: Bearer <key>`. Without it, no authentication.
+    /// Re-read when it changes: keys rotate without a restart.
     #[arg(long)]
     key_file: Option<PathBuf>,
+    /// How often the key file is checked for a change, at most, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    key_reload_ms: u64,
+    /// TLS certificate chain (PEM, leaf first): serve HTTPS. Needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1). Needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Payload log sink spec (repeatable): jsonl:DIR, stdout:, any sink spec. Requests and
     /// answers are logged off the request path; when the queue is full they are dropped and
     /// counted in /metrics.
@@ -73,6 +84,10 @@ pub struct Args {
     /// Longest time a client may take to send its body, in milliseconds (408 beyond it).
     #[arg(long, default_value_t = 10_000)]
     body_timeout_ms: u64,
+    /// Longest time a client may take to send its request line and headers (and finish the TLS
+    /// handshake), in milliseconds; slower connections are closed.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
     /// Requests scored at once; more get 429 with Retry-After.
     #[arg(long, default_value_t = 512)]
     max_concurrent_requests: usize,
@@ -87,28 +102,23 @@ pub struct Args {
     log_format: String,
 }
 
-/// Reads one or two keys, one per line; blank lines are ignored.
-fn read_keys(path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the key file {}", path.display()))?;
-    let keys: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    match keys.len() {
-        1 | 2 => Ok(keys),
-        0 => anyhow::bail!(
-            "the key file {} is empty: put the primary key on its first line",
-            path.display()
-        ),
-        n => anyhow::bail!(
-            "the key file {} has {n} keys: give the primary key and, optionally, the secondary key, one per line",
-            path.display()
-        ),
-    }
-}
+/// The limits, on by default (shown by `streamscore serve --help`).
+const LIMITS_HELP: &str = "\
+Limits (on by default; each answer names the limit):
+  body larger than --max-body-bytes (100 MiB)            413
+  body not received within --body-timeout-ms (10 s)      408
+  request line and headers not received within
+    --header-timeout-ms (10 s; also the TLS handshake)   connection closed
+  more than 100 header fields, or headers over ~400 KB   431
+  x-request-id longer than 100 characters                431
+  more than --max-concurrent-requests (512) scoring      429 with Retry-After
+  scoring longer than --request-timeout-ms (5 s)         503 Scoring timeout after N ms
+Keys: --key-file holds the primary and (optionally) the secondary key; it is re-read when it
+changes (checked at most every --key-reload-ms), so keys rotate without a restart: clients move
+to the secondary key, the primary is replaced (write a new file and rename it over the old one),
+and the old key is refused from then on. Keys are compared in constant time and never logged.
+TLS: --tls-cert and --tls-key (PEM) serve HTTPS (rustls); the first line printed is then
+https://HOST:PORT.";
 
 fn init_logs(format: &str) {
     use tracing_subscriber::EnvFilter;
@@ -281,9 +291,14 @@ fn shadow_spec(spec: &str, name: &str) -> String {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     init_logs(&args.log_format);
-    let keys = match &args.key_file {
-        Some(p) => read_keys(&app_path(p))?,
-        None => Vec::new(),
+    let key_file = args.key_file.as_deref().map(app_path);
+    if let Some(p) = &key_file {
+        // Checked here too, so a bad key file is the one-line error before anything starts.
+        ml_serve::keys::read_key_file(p)?;
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(ml_serve::tls_config(&app_path(cert), &app_path(key))?),
+        _ => None,
     };
     let specs = deployment_specs(&args)?;
     let names: Vec<String> = specs.iter().map(|(n, _)| n.clone()).collect();
@@ -293,7 +308,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_concurrent_requests: args.max_concurrent_requests,
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         body_timeout: Duration::from_millis(args.body_timeout_ms),
-        keys,
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        key_file,
+        key_reload_interval: Duration::from_millis(args.key_reload_ms),
         payload_sampling_rate: args.log_sampling_rate,
         payload_queue_capacity: args.log_queue,
         batching: args.batching.then(|| BatchConfig {
@@ -321,7 +338,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Insights must be installed before the server installs the plain one.
         let monitoring = super::monitoring::Monitoring::start(None).await?;
         // The first line on standard output: tests and scripts read the port from it.
-        println!("http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("{scheme}://{addr}");
         std::io::stdout().flush().ok();
         let sink_specs = SpecRegistry::default();
         let start_logger = |specs: Vec<String>| -> anyhow::Result<Option<PayloadLogger>> {
@@ -371,7 +389,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             let label = format!("{}:{}", m.name, m.version);
                             d.set_model(m);
                             eprintln!(
-                                "serving {label} as deployment {name} on http://{addr} (ready {:.0} ms after start)",
+                                "serving {label} as deployment {name} on {scheme}://{addr} (ready {:.0} ms after start)",
                                 started.elapsed().as_secs_f64() * 1e3
                             );
                         }
@@ -405,7 +423,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         };
-        ml_serve::serve(listener, state, shutdown).await?;
+        match tls {
+            Some(tls) => ml_serve::serve_tls(listener, tls, state, shutdown).await?,
+            None => ml_serve::serve(listener, state, shutdown).await?,
+        }
         monitoring.stop().await;
         loader.abort();
         if let Ok(followers) = loader.await {

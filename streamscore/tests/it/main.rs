@@ -12,5 +12,6 @@ mod loop_sources;
 mod onnx_cli;
 mod reference_auc;
 mod registry_cli;
+mod serve_security;
 mod stream;
 mod training_options;

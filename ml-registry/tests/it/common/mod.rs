@@ -191,6 +191,49 @@ pub async fn registry_suite(registry: &dyn ModelRegistry) {
         assert!(matches!(e, Error::InvalidName { .. }), "{bad:?}: {e}");
     }
     assert_eq!(registry.list(None).await.unwrap().len(), 2);
+    // Names and aliases that would leave the registry root (or name a hidden, odd or overlong
+    // path component) are refused by every operation with a typed error, before any I/O.
+    let long = "m".repeat(65);
+    let very_long = "m".repeat(10_000);
+    let escapes = [
+        "..",
+        ".",
+        "../../etc",
+        "a/../../b",
+        "/etc/passwd",
+        "a\\b",
+        "..\\x",
+        "C:\\x",
+        "nul\0byte",
+        "\0",
+        "%2e%2e",
+        "a\nb",
+        long.as_str(),
+        very_long.as_str(),
+    ];
+    for bad in escapes {
+        let invalid = |e: Error| {
+            assert!(matches!(e, Error::InvalidName { .. }), "{bad:?}: {e}");
+            let msg = e.to_string();
+            assert!(msg.len() < 12_000 && msg.contains("name"), "{bad:?}: {msg}");
+        };
+        invalid(
+            registry
+                .register(bad, &a1, &RegisterOptions::default())
+                .await
+                .unwrap_err(),
+        );
+        invalid(registry.set_alias(bad, "prod", 1).await.unwrap_err());
+        invalid(registry.set_alias("credit", bad, 1).await.unwrap_err());
+        invalid(registry.remove_alias(bad, "prod").await.unwrap_err());
+        invalid(registry.remove_alias("credit", bad).await.unwrap_err());
+        invalid(registry.delete_version(bad, 1).await.unwrap_err());
+        invalid(registry.list(Some(bad)).await.unwrap_err());
+        invalid(Reference::version(bad, 1).unwrap_err());
+        invalid(Reference::alias("credit", bad).unwrap_err());
+        assert!(format!("{bad}:1").parse::<Reference>().is_err(), "{bad:?}");
+    }
+    assert_eq!(registry.list(None).await.unwrap().len(), 2, "nothing was written");
 
     // Watch: the current version at once, then each move.
     {

@@ -171,6 +171,35 @@ impl TestServer {
         Self::start_router(state.clone(), ml_serve::app(state)).await
     }
 
+    /// Serves `state` with [`ml_serve::serve`], the server's own connection loop (header
+    /// timeout, payload log closed at the end), as `streamscore serve` does.
+    pub async fn start_served(state: AppState) -> TestServer {
+        Self::start_served_tls(state, None).await
+    }
+
+    /// Like [`TestServer::start_served`], over TLS when `tls` is given.
+    pub async fn start_served_tls(state: AppState, tls: Option<Arc<rustls::ServerConfig>>) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let served = state.clone();
+        let task = tokio::spawn(async move {
+            match tls {
+                Some(tls) => ml_serve::serve_tls(listener, tls, served, shutdown).await,
+                None => ml_serve::serve(listener, served, shutdown).await,
+            }
+        });
+        TestServer {
+            addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
     /// Serves `router` (e.g. the app wrapped in a fault-injecting layer).
     pub async fn start_router(state: AppState, router: axum::Router) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
