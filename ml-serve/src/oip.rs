@@ -264,7 +264,15 @@ fn tensor(input: &Json) -> Result<Tensor<'_>, ApiError> {
     })?;
     let mut flat = Vec::new();
     flatten(data, &mut flat);
-    let expected: usize = shape.iter().product();
+    // Checked: a shape such as [2^32, 2^32] overflows the element count.
+    let expected = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            bad(format!(
+                "input '{name}': shape {shape:?} has more elements than any request can hold"
+            ))
+        })?;
     if flat.len() != expected {
         return Err(bad(format!(
             "input '{name}' has {} values but its shape {shape:?} needs {expected}",
@@ -332,8 +340,9 @@ fn decode(request: &Json, schema: &Arc<Schema>) -> Result<Frame, ApiError> {
                     crate::input::names(schema)
                 )));
             }
-            let per_row = t.shape.iter().skip(1).product::<usize>();
-            if t.shape.is_empty() || per_row != 1 || t.shape[0] != n {
+            // Checked: with a zero first dimension the rest of the shape may overflow.
+            let per_row = t.shape.iter().skip(1).try_fold(1usize, |p, &d| p.checked_mul(d));
+            if t.shape.is_empty() || per_row != Some(1) || t.shape[0] != n {
                 return Err(bad(format!(
                     "input '{}' has shape {:?}; per-field inputs must all have shape [{n}] or [{n}, 1]",
                     t.name, t.shape

@@ -6,4 +6,5 @@ mod support;
 mod azureml_package;
 mod contract;
 mod deployments;
+mod fuzz_regressions;
 mod remote;
