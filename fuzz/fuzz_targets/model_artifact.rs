@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use ml_core::ModelArtifact;
 use ml_core::artifact::sha256_hex;
-use ml_core::{Model, ModelArtifact};
 use streamscore_fuzz::{Bytes, predict_and_check, rows, split_tail};
 
 fn dir() -> &'static PathBuf {

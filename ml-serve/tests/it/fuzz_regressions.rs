@@ -41,7 +41,7 @@ async fn oip_huge_shape_is_a_400_not_an_overflow_panic() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("more elements than any request can hold"), "{text}");
     // The server keeps serving.
-    let ok = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[3.5]}]}"#;
+    let ok = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"INT64","data":[3]}]}"#;
     assert_eq!(infer(&app, ok).await.0, StatusCode::OK);
 }
 
