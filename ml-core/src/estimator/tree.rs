@@ -282,7 +282,10 @@ impl TreeEnsemble {
                 if l != r {
                     return bad(format!("node {i} has one child"));
                 }
-                if self.value_offset[i] as usize + self.n_outputs > self.values.len() {
+                if (self.value_offset[i] as usize)
+                    .checked_add(self.n_outputs)
+                    .is_none_or(|end| end > self.values.len())
+                {
                     return bad(format!("leaf {i} values out of range"));
                 }
             } else if (l as usize) <= i || (r as usize) <= i || l as usize >= n || r as usize >= n {
@@ -290,6 +293,22 @@ impl TreeEnsemble {
                 return bad(format!("node {i} has children out of order"));
             } else if self.feature[i] as usize >= self.n_features {
                 return bad(format!("node {i} splits on a missing feature"));
+            }
+        }
+        // Each node hangs below one parent (or is one tree's root): the ordering check above
+        // rules out cycles but not a node shared by two parents, and every walk over such a
+        // structure (depth, kernel layout) doubles with each shared level.
+        let mut parents = vec![0u8; n];
+        let children = (0..n)
+            .filter(|&i| self.left[i] != LEAF)
+            .flat_map(|i| [self.left[i], self.right[i]]);
+        for node in self.roots.iter().copied().chain(children) {
+            let p = &mut parents[node as usize];
+            *p = p.saturating_add(1);
+            if *p > 1 {
+                return bad(format!(
+                    "node {node} is reached twice (shared by two parents or roots): the nodes do not form trees"
+                ));
             }
         }
         Ok(())

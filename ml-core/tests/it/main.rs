@@ -6,6 +6,7 @@ mod onnx_graphs;
 
 mod artifact;
 mod estimators;
+mod fuzz_regressions;
 mod kernels;
 mod linear_closed_form;
 mod logistic;

@@ -6,6 +6,7 @@ mod support;
 mod azureml_package;
 mod contract;
 mod deployments;
+mod fuzz_regressions;
 mod malformed;
 mod remote;
 mod security;
