@@ -10,5 +10,6 @@ mod loop_e2e;
 mod onnx_cli;
 mod reference_auc;
 mod registry_cli;
+mod soak;
 mod stream;
 mod training_options;
