@@ -88,7 +88,7 @@ pub(crate) fn init() {
             )
             .ok()?;
         match builder.install_recorder() {
-            Ok(h) => Some(h),
+            Ok(h) => Some(with_upkeep(h)),
             Err(e) => {
                 tracing::warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
                 None
@@ -111,9 +111,25 @@ pub(crate) fn init_wrapped<R: metrics::Recorder + Send + Sync + 'static>(
             .build_recorder();
         let handle = recorder.handle();
         installed = metrics::set_global_recorder(wrap(recorder)).is_ok();
-        installed.then_some(handle)
+        installed.then(|| with_upkeep(handle))
     });
     installed
+}
+
+/// Drains the recorded histogram samples into their buckets every 5 s: the recorder keeps
+/// every sample until an upkeep, so a server nobody scrapes would otherwise grow by a few
+/// bytes per request for ever (the soak test found it: +24 MB in 10 minutes at 2,300 req/s).
+fn with_upkeep(handle: PrometheusHandle) -> PrometheusHandle {
+    let h = handle.clone();
+    let _ = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                h.run_upkeep();
+            }
+        });
+    handle
 }
 
 /// The Prometheus text of every metric.

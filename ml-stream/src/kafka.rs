@@ -75,7 +75,8 @@ pub struct KafkaConfig {
     /// in flight; after it the partitions are released anyway (their uncommitted events are
     /// read again by the next owner). Default 30 s.
     pub drain_timeout: Duration,
-    /// Longest wait of `flush` for delivery reports. Default 60 s.
+    /// Longest wait of `flush` for delivery reports, and longest time a source's commit is
+    /// retried while the broker is unreachable (restarting). Default 60 s.
     pub flush_timeout: Duration,
     settings: BTreeMap<String, String>,
     label: String,
@@ -754,9 +755,29 @@ fn is_rebalance_race(e: &KafkaError) -> bool {
     )
 }
 
+/// Errors of a broker that is down, restarting or moving its group coordinator: worth
+/// retrying.
+fn is_transient(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+        )
+    )
+}
+
 /// A member of a Kafka (or Event Hubs) consumer group; see the [module docs](self).
 pub struct KafkaSource {
     consumer: Arc<BaseConsumer<SourceContext>>,
+    /// How long a commit that fails for a transient reason is retried (`flush_timeout`).
+    commit_retry_for: Duration,
     shared: Arc<SourceShared>,
     poller: Option<JoinHandle<()>>,
     label: String,
@@ -829,6 +850,7 @@ impl KafkaSource {
             .map_err(|e| failed(format!("could not start the poll thread: {e}")))?;
         Ok(KafkaSource {
             consumer,
+            commit_retry_for: config.flush_timeout,
             shared,
             poller: Some(poller),
             label,
@@ -951,10 +973,31 @@ impl StreamSource for KafkaSource {
             tpl.add_partition_offset(&self.topic, p as i32, Offset::Offset(next as i64))
                 .map_err(|e| Error::Internal(format!("offset list: {e}")))?;
         }
-        let consumer = self.consumer.clone();
-        let result = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-            .await
-            .map_err(|e| Error::Internal(format!("commit task failed: {e}")))?;
+        // A broker that is restarting or a coordinator that moves makes the commit fail for a
+        // while: retried (the events are written and flushed; only the commit is late) until
+        // `commit_retry_for` has passed, so the pipeline goes on by itself once the broker is
+        // back instead of stopping.
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(100);
+        let result = loop {
+            let consumer = self.consumer.clone();
+            let list = tpl.clone();
+            let result = tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
+                .await
+                .map_err(|e| Error::Internal(format!("commit task failed: {e}")))?;
+            match result {
+                Err(e) if is_transient(&e) && started.elapsed() + wait < self.commit_retry_for => {
+                    eprintln!(
+                        "warning: kafka: {}: commit failed ({e}); retrying in {} ms",
+                        self.topic,
+                        wait.as_millis()
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                other => break other,
+            }
+        };
         match result {
             Ok(()) => {
                 let mut state = self.shared.lock();

@@ -3,8 +3,9 @@
 //! Three stages run concurrently, joined by bounded channels:
 //! 1. the **reader** owns the source: it reads up to `batch_size` events or until `max_wait` and
 //!    sends the batch on — waiting when the queue is full, so a slow sink slows the source and
-//!    memory stays bounded (at most `queue_capacity + in_flight` batches are read ahead of the
-//!    sinks). It also applies the checkpoints that the writer sends back, between reads.
+//!    memory stays bounded (at most `queue_capacity + in_flight + 2` batches are read ahead of
+//!    the sinks, however long a sink is down: [`PipelineConfig::max_pending_events`], counted
+//!    live in [`PipelineCounters::pending_events`]). It also applies the checkpoints that the writer sends back, between reads.
 //! 2. the **workers**: up to `in_flight` batches are processed at once, on the runtime's worker
 //!    threads — decoded against the schema (bad events become dead letters), scored, and their
 //!    outputs serialized — so every core works on the costly part; results are taken in order.
@@ -120,6 +121,14 @@ impl PipelineConfig {
         positive("retry.max_attempts", self.retry.max_attempts as usize)?;
         Ok(())
     }
+
+    /// The most events the pipeline holds at once, however long a sink is down: the batches
+    /// in the queue, those being scored, the one in the writer's hands (retried while a sink
+    /// is down), and the one the reader holds while it waits for room in the queue — each at
+    /// most `batch_size` events. ([`PipelineCounters::pending_events`] is the live count.)
+    pub fn max_pending_events(&self) -> u64 {
+        (self.queue_capacity as u64 + self.in_flight as u64 + 2) * self.batch_size as u64
+    }
 }
 
 /// Counters of a running pipeline, readable from any thread (and mirrored to the `metrics`
@@ -141,12 +150,30 @@ pub struct PipelineCounters {
     /// How far the source is behind its end, in the source's unit (bytes for files, events
     /// for partitioned logs), when the source can tell ([`StreamSource::lag`]).
     pub lag: AtomicU64,
+    /// Events read from the source and not yet written to every sink (queued, being scored,
+    /// or in the writer's hands — also while a sink is down and retried): the pipeline's
+    /// memory. Never above [`PipelineConfig::max_pending_events`].
+    pub pending_events: AtomicU64,
+    /// The highest [`PipelineCounters::pending_events`] seen since the start.
+    pub pending_events_max: AtomicU64,
 }
 
 impl PipelineCounters {
     fn add(&self, counter: &AtomicU64, name: &'static str, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
         metrics::counter!(name).increment(n);
+    }
+
+    /// Counts `n` events read (`read`) or written (`!read`) in the pending gauge.
+    fn pending(&self, n: u64, read: bool) {
+        let now = if read {
+            let now = self.pending_events.fetch_add(n, Ordering::SeqCst) + n;
+            self.pending_events_max.fetch_max(now, Ordering::SeqCst);
+            now
+        } else {
+            self.pending_events.fetch_sub(n, Ordering::SeqCst) - n
+        };
+        metrics::gauge!("streamscore_stream_pending_events").set(now as f64);
     }
 }
 
@@ -326,13 +353,16 @@ impl Pipeline {
                 }
             };
             let result = match joined {
-                Ok(parts) => {
+                Ok((events, parts)) => {
                     let mut result = Ok(());
                     for part in parts {
                         result = writer.write(part, &mut sinks, dead_letter.as_mut()).await;
                         if result.is_err() {
                             break;
                         }
+                    }
+                    if result.is_ok() {
+                        counters.pending(events, false);
                     }
                     result
                 }
@@ -378,18 +408,20 @@ impl Pipeline {
     }
 }
 
-/// Decodes, scores and serializes one batch: the work that runs on every core.
+/// Decodes, scores and serializes one batch: the work that runs on every core. Returns the
+/// batch's event count (for the pending gauge) with its parts.
 async fn work(
     raw: RawBatch,
     schema: Arc<Schema>,
     scorer: Arc<dyn Scorer>,
     (model_name, model_version): (String, String),
-) -> Vec<Part> {
+) -> (u64, Vec<Part>) {
     let RawBatch {
         events,
         read_at_ms,
         read_at,
     } = raw;
+    let count = events.len() as u64;
     let groups = decode(&events, &schema, read_at_ms);
     drop(events);
     let mut parts = Vec::with_capacity(groups.len());
@@ -458,7 +490,7 @@ async fn work(
             read_at_ms,
         });
     }
-    parts
+    (count, parts)
 }
 
 async fn read_loop(
@@ -495,6 +527,7 @@ async fn read_loop(
             "streamscore_stream_events_in_total",
             events.len() as u64,
         );
+        counters.pending(events.len() as u64, true);
         if let Some(lag) = source.lag() {
             counters.lag.store(lag, Ordering::Relaxed);
             metrics::gauge!("streamscore_stream_lag").set(lag as f64);

@@ -532,3 +532,103 @@ async fn parquet_parts_are_written_per_flush_and_replayed_row_for_row() {
         .collect();
     assert_eq!(ids, (1005..1010).collect::<Vec<_>>());
 }
+
+/// Azurite stopped under a running pipeline (a steady producer feeding a channel source, a Blob
+/// sink) and started again once the outage has backed up to the producer: the pipeline resumes
+/// by itself, every event is in the store (a repeated one carries its position and the same
+/// content), and the pipeline never held more events than its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_resumes_by_itself_when_azurite_comes_back() {
+    let mut azurite = Azurite::start_persistent();
+    let store = store(&azurite, "logs", "pipe").await;
+    let quick = RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(50),
+    };
+    let options = BlobSinkOptions {
+        instance: "w".into(),
+        block_bytes: 4096,
+        retry: quick,
+        ..BlobSinkOptions::default()
+    };
+    let sink = BlobSink::new(
+        BlobStore::new(&account_url(&azurite), "logs", "pipe").unwrap(),
+        options,
+    );
+    let config = PipelineConfig {
+        batch_size: 50,
+        queue_capacity: 4,
+        in_flight: 2,
+        commit_every: Some(200),
+        // Outlasts any outage of the test: the pipeline waits for the store, it does not stop.
+        retry: RetryPolicy {
+            max_attempts: 100_000,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        },
+        ..PipelineConfig::default()
+    };
+    let (bound, queued) = (
+        config.max_pending_events(),
+        (config.queue_capacity * config.batch_size) as u64,
+    );
+    let pipeline = Pipeline::new(config, schema(), Arc::new(Affine), vec![Box::new(sink)]).unwrap();
+    let counters = pipeline.counters();
+    let (tx, source) = channel(64);
+    let run = tokio::spawn(pipeline.run(Box::new(source)));
+    let n = 3000u64;
+    let producer = tokio::spawn(async move {
+        for i in 0..n {
+            tx.send(format!(r#"{{"id": {i}, "x": {}}}"#, i as f64 * 0.5))
+                .await
+                .unwrap();
+        }
+    });
+    let wait = async |what: &str, ready: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !ready() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::SeqCst);
+    wait("500 records written", &|| load(&counters.records_out) >= 500).await;
+    azurite.stop();
+    let out_at_stop = load(&counters.records_out);
+    wait("the outage to back up to the producer", &|| {
+        load(&counters.pending_events) >= queued
+    })
+    .await;
+    assert!(!producer.is_finished(), "the producer is held back");
+    tokio::task::block_in_place(|| azurite.restart());
+    producer.await.unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert!(report.records_out >= n);
+    assert!(out_at_stop < n, "the outage happened mid-stream");
+    let max = load(&counters.pending_events_max);
+    assert!(max <= bound, "held {max} events; bound {bound}");
+
+    let inputs = store.read_lines(MODEL_INPUTS, None, None).await.unwrap();
+    let mut seen: std::collections::BTreeMap<u64, String> = std::collections::BTreeMap::new();
+    for (_, line) in &inputs {
+        for (pos, row) in line.positions.iter().zip(&line.data) {
+            let row = serde_json::to_string(row).unwrap();
+            if let Some(previous) = seen.insert(pos.offset, row.clone()) {
+                assert_eq!(previous, row, "a repeat of offset {} differs", pos.offset);
+            }
+        }
+    }
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (0..n).collect::<Vec<_>>(),
+        "every event in the store"
+    );
+    for (offset, row) in &seen {
+        let row: serde_json::Value = serde_json::from_str(row).unwrap();
+        assert_eq!(row["id"], *offset);
+    }
+    let outputs = store.read_lines(MODEL_OUTPUTS, None, None).await.unwrap();
+    let rows: usize = outputs.iter().map(|(_, l)| l.data.len()).sum();
+    assert!(rows as u64 >= n);
+}

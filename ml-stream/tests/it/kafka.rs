@@ -324,3 +324,86 @@ fn a_failed_delivery_fails_the_sink_and_keeps_failing() {
         assert!(sink.write_batch(&[record]).await.is_err());
     });
 }
+
+/// The broker goes down under a running pipeline writing to it (a steady producer feeds a
+/// channel source; the sink is Kafka) and comes back: the producer client holds what it could
+/// not deliver, the flushes wait, the outage backs up to the event producer within the
+/// pipeline's memory bound, and the pipeline goes on by itself — every event ends up in the
+/// topic (a repeat carries its position and the same answer).
+#[test]
+fn the_pipeline_resumes_by_itself_after_the_broker_restarts() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("scores", 3, 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let n = 3000u64;
+    let written = runtime().block_on(async {
+        let (tx, source) = ml_stream::source::channel(64);
+        let sink = KafkaSink::new(&KafkaConfig::new(&bootstrap, "scores")).unwrap();
+        let config = PipelineConfig {
+            batch_size: 50,
+            commit_every: Some(200),
+            retry: ml_stream::RetryPolicy {
+                max_attempts: 10_000,
+                initial_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(500),
+            },
+            ..Default::default()
+        };
+        let (bound, queued) = (
+            config.max_pending_events(),
+            (config.queue_capacity * config.batch_size) as u64,
+        );
+        let pipeline = Pipeline::new(config, schema(), Arc::new(Affine), vec![Box::new(sink)]).unwrap();
+        let counters = pipeline.counters();
+        let run = tokio::spawn(pipeline.run(Box::new(source)));
+        let producer = tokio::spawn(async move {
+            for i in 0..n {
+                tx.send(format!(r#"{{"id": {i}, "x": {}}}"#, i as f64 * 0.5))
+                    .await
+                    .unwrap();
+            }
+        });
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::SeqCst);
+        wait_for("400 events scored", Duration::from_secs(60), || {
+            load(&counters.records_out) >= 400
+        })
+        .await;
+        cluster.broker_down(1).unwrap();
+        wait_for(
+            "the outage to back up to the producer",
+            Duration::from_secs(60),
+            || load(&counters.pending_events) >= queued,
+        )
+        .await;
+        // The outage goes on a little longer (its length, not a synchronization).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!producer.is_finished(), "the producer is held back");
+        assert!(!run.is_finished(), "the pipeline waits for the broker");
+        cluster.broker_up(1).unwrap();
+        producer.await.unwrap();
+        let report = run.await.unwrap().unwrap();
+        let max = load(&counters.pending_events_max);
+        assert!(max <= bound, "held {max} events; bound {bound}");
+        report.records_out
+    });
+    assert!(written >= n);
+    let records = read_all(&bootstrap, "scores", 3, written as usize);
+    let mut seen: BTreeMap<u64, f64> = BTreeMap::new();
+    for r in &records {
+        let id = r.inputs["id"].as_u64().unwrap();
+        assert_eq!(
+            (r.position.partition, r.position.offset),
+            (0, id),
+            "position of event {id}"
+        );
+        let prediction = r.outputs["prediction"].as_f64().unwrap();
+        assert_eq!(prediction, id as f64 + 1.0, "event {id}");
+        seen.insert(id, prediction);
+    }
+    assert_eq!(seen.len() as u64, n, "every event in the topic");
+    eprintln!(
+        "broker restart: {} records for {n} events ({} repeated)",
+        records.len(),
+        records.len() as u64 - n
+    );
+}

@@ -475,3 +475,113 @@ fn follow_mode_sees_appended_lines_and_rotation() {
         assert_eq!(String::from_utf8(got[0].payload.clone()).unwrap(), event_json(7));
     });
 }
+
+/// A sink that goes down once `down_after` records are in, stays down until the pipeline holds
+/// `stall_at` events (the outage has backed up to the source), then fails `then_fails` more
+/// calls — writes and flushes alike — and recovers. Each failed call samples the pipeline's
+/// pending gauge into `seen_max`.
+#[derive(Debug)]
+struct OutageSink {
+    inner: MemorySink,
+    written: u64,
+    down_after: u64,
+    stall_at: u64,
+    then_fails: u32,
+    failed: Arc<AtomicU64>,
+    seen_max: Arc<AtomicU64>,
+    /// The pipeline's counters, set once the pipeline (which takes the sink) exists.
+    counters: Arc<std::sync::OnceLock<Arc<ml_stream::PipelineCounters>>>,
+}
+
+impl OutageSink {
+    fn check(&mut self) -> ml_stream::Result<()> {
+        if self.written < self.down_after || self.then_fails == 0 {
+            return Ok(());
+        }
+        let pending = self
+            .counters
+            .get()
+            .map_or(0, |c| c.pending_events.load(Ordering::SeqCst));
+        self.seen_max.fetch_max(pending, Ordering::SeqCst);
+        if pending >= self.stall_at {
+            self.then_fails -= 1;
+        }
+        self.failed.fetch_add(1, Ordering::SeqCst);
+        Err(ml_stream::Error::Unsupported {
+            what: "the store is down".into(),
+        })
+    }
+}
+
+#[async_trait]
+impl InferenceSink for OutageSink {
+    async fn write_batch(&mut self, records: &[InferenceRecord]) -> ml_stream::Result<()> {
+        self.check()?;
+        self.written += records.len() as u64;
+        self.inner.write_batch(records).await
+    }
+    async fn flush(&mut self) -> ml_stream::Result<()> {
+        self.check()
+    }
+    fn describe(&self) -> String {
+        "outage".into()
+    }
+}
+
+/// A sink down for a long outage (dozens of failed writes and flushes, until the outage has
+/// backed up to the source and beyond) under a pipeline whose retry policy outlasts it: the
+/// pipeline resumes by itself when the sink comes back, writes every event exactly once, and
+/// never holds more than its bound — the live gauge sampled at every failed call, and its
+/// high-water mark.
+#[test]
+fn a_sink_down_for_a_while_resumes_by_itself_with_memory_bounded() {
+    let n = 20_000u64;
+    runtime().block_on(async {
+        let config = PipelineConfig {
+            batch_size: 100,
+            queue_capacity: 4,
+            in_flight: 2,
+            commit_every: Some(1000),
+            retry: RetryPolicy {
+                max_attempts: 1000,
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(4),
+            },
+            ..Default::default()
+        };
+        // Queue 4 + scoring 2 + the writer's + the reader's, 100 events each.
+        let bound = config.max_pending_events();
+        assert_eq!(bound, 800);
+        let (inner, handle) = MemorySink::new();
+        let (failed, seen_max) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let counters = Arc::new(std::sync::OnceLock::new());
+        let sink = OutageSink {
+            inner,
+            written: 0,
+            down_after: 3000,
+            // The queue is full: the outage holds the source back.
+            stall_at: (config.queue_capacity * config.batch_size) as u64,
+            then_fails: 30,
+            failed: failed.clone(),
+            seen_max: seen_max.clone(),
+            counters: counters.clone(),
+        };
+        let pipeline = Pipeline::new(config, schema(), Arc::new(Affine), vec![Box::new(sink)]).unwrap();
+        counters.set(pipeline.counters()).unwrap();
+        let source = CountingSource {
+            next: 0,
+            end: n,
+            read: Arc::default(),
+        };
+        let report = pipeline.run(Box::new(source)).await.unwrap();
+        assert_eq!(report.records_out, n);
+        check_complete(&handle.records(), n);
+        let counters = counters.get().unwrap();
+        let max = counters.pending_events_max.load(Ordering::SeqCst);
+        let during = seen_max.load(Ordering::SeqCst);
+        assert!(failed.load(Ordering::SeqCst) >= 30, "the outage happened");
+        assert!(max <= bound, "held {max} events; bound {bound}");
+        assert!((400..=max).contains(&during), "held {during} during the outage");
+        assert_eq!(counters.pending_events.load(Ordering::SeqCst), 0);
+    });
+}

@@ -14,6 +14,7 @@ mod registry;
 mod retrain;
 mod run;
 mod serve;
+mod soak;
 mod stream;
 mod train;
 
@@ -69,6 +70,9 @@ enum Command {
     Retrain(retrain::Args),
     /// Check a streamscore.toml (every overlay) and print the effective config.
     Config(config::Args),
+    /// Soak test of serve and stream (scripts/soak.sh runs it).
+    #[command(hide = true)]
+    Soak(soak::Args),
 }
 
 /// Runs a parsed command line.
@@ -93,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => run::run(a),
         Command::Retrain(a) => retrain::run(a),
         Command::Config(a) => config::run(a),
+        Command::Soak(a) => soak::run(a),
     }
 }
 

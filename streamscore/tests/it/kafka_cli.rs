@@ -89,13 +89,22 @@ struct Scorer {
 
 impl Scorer {
     fn start(model: &str, source: &str, sink: &str) -> Scorer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_streamscore"))
+        // Long: only rebalances (and the end) make a process commit, which is what the
+        // no-duplicates check after a join relies on.
+        Scorer::start_with(model, source, sink, &["--commit-interval-ms", "600000"], None)
+    }
+
+    /// A process with extra arguments, and a failpoint armed when `failpoint` is given.
+    fn start_with(model: &str, source: &str, sink: &str, extra: &[&str], failpoint: Option<&str>) -> Scorer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_streamscore"));
+        if let Some(f) = failpoint {
+            command.env("STREAMSCORE_FAILPOINT", f);
+        }
+        let mut child = command
             .args([
                 "stream", "--model", model, "--source", source, "--sink", sink, "--quiet",
             ])
-            // Long: only rebalances (and the end) make a process commit, which is what the
-            // no-duplicates check after a join relies on.
-            .args(["--commit-interval-ms", "600000"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -378,6 +387,126 @@ fn processes_in_one_group_share_partitions_survive_a_kill_and_rebalance_graceful
         t_assigned.as_secs_f64(),
         t_killed.as_secs_f64(),
         t_joined.as_secs_f64()
+    );
+}
+
+/// One consumer-group member at a time, each a `streamscore stream` process consuming from
+/// the test broker: killed (aborted) at every named failpoint and at ten seeded points, one
+/// after the other, each resuming from what the group committed; then one runs until every
+/// event is in the sink topic. Every event is there, a repeat carries the same (partition,
+/// offset) and the input of that event, and the crashes between flush and commit repeated
+/// some.
+#[test]
+fn killed_at_every_failpoint_and_seeded_points_until_done_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, events, model) = (
+        tmp.path().join("train.csv"),
+        tmp.path().join("events.jsonl"),
+        tmp.path().join("model"),
+    );
+    ok(&["generate", "--rows", "1000", "--seed", "1", "--out", p(&train)]);
+    ok(&[
+        "train",
+        "--data",
+        p(&train),
+        "--target",
+        "default",
+        "--out",
+        p(&model),
+    ]);
+    let n = 6000;
+    ok(&[
+        "generate",
+        "--rows",
+        &n.to_string(),
+        "--seed",
+        "3",
+        "--out",
+        p(&events),
+    ]);
+    let lines: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let broker = Broker::start(&["events:6", "scores:6"]);
+    let b = &broker.bootstrap;
+    // A short session: the next member does not wait long for the killed one to time out.
+    let source = format!(
+        "kafka://{b}/events?group=faults&rdkafka.session.timeout.ms=1000&rdkafka.heartbeat.interval.ms=100"
+    );
+    let sink = format!("kafka://{b}/scores");
+    let scores = read_scores(b);
+    produce(b, &lines, 0..n);
+    let m = p(&model);
+    let extra = [
+        "--batch-size",
+        "50",
+        "--commit-every",
+        "200",
+        "--commit-interval-ms",
+        "200",
+    ];
+    let started = Instant::now();
+    let cases = crate::stream::crash_cases(7, 10);
+    for (name, hit) in &cases {
+        let armed = format!("{name}:{hit}");
+        let mut scorer = Scorer::start_with(m, &source, &sink, &extra, Some(armed.as_str()));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = scorer.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{armed}: still running\n{}",
+                scorer.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(!status.success(), "{armed}: {status:?}");
+        // The reader thread has the whole standard error once the pipe closes.
+        wait_until(
+            "the failpoint message",
+            Duration::from_secs(10),
+            || scorer.stderr().contains(&format!("failpoint `{name}` hit")),
+            || scorer.stderr(),
+        );
+    }
+    let crashed_in = started.elapsed();
+    let all: BTreeSet<(u32, u64)> = (0..n).map(|i| ((i % 6) as u32, (i / 6) as u64)).collect();
+    let last = Scorer::start_with(m, &source, &sink, &extra, None);
+    let distinct = || {
+        scores
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(pos, _)| *pos)
+            .collect::<BTreeSet<_>>()
+    };
+    wait_until(
+        "every event in the sink",
+        Duration::from_secs(120),
+        || distinct() == all,
+        || last.stderr(),
+    );
+    last.terminate();
+    let records = scores.lock().unwrap().clone();
+    for ((partition, offset), limit) in &records {
+        let line: serde_json::Value =
+            serde_json::from_str(&lines[*offset as usize * 6 + *partition as usize]).unwrap();
+        assert_eq!(*limit, line["LIMIT_BAL"], "record for ({partition}, {offset})");
+    }
+    let repeated = records.len() - all.len();
+    assert!(
+        repeated > 0,
+        "expected repeats after crashes between flush and commit"
+    );
+    eprintln!(
+        "kafka source: {} crashes in {:.1} s, {} records for {n} events ({repeated} repeated)",
+        cases.len(),
+        crashed_in.as_secs_f64(),
+        records.len()
     );
 }
 

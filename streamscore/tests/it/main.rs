@@ -13,5 +13,6 @@ mod onnx_cli;
 mod reference_auc;
 mod registry_cli;
 mod serve_security;
+mod soak;
 mod stream;
 mod training_options;

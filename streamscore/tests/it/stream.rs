@@ -105,59 +105,78 @@ fn check_output(out: &Path, expected: &[u64]) -> (usize, usize) {
     (total, total - seen.len())
 }
 
-#[test]
-fn killed_at_failpoints_and_resumed_loses_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = trained_model(tmp.path(), "2000", "11");
-    let events = tmp.path().join("events.jsonl");
-    ok(&["generate", "--rows", "12000", "--seed", "12", "--out", p(&events)]);
-    let expected = line_offsets(&events);
-    assert_eq!(expected.len(), 12000);
-
-    let mut cases: Vec<(String, u64)> = vec![
-        ("stream.mid_batch".into(), 7),
-        ("stream.after_write_before_flush".into(), 13),
-        ("stream.after_flush_before_commit".into(), 3),
-    ];
-    // Five more at seeded points.
+/// The crash cases of the fault-injection tests: every named failpoint of the pipeline, then
+/// `seeded` more at points drawn from `seed` (a failpoint and how many times it is passed
+/// first). Hit counts stay small, so that every process still has input left when it reaches
+/// its point: each case is a certain crash, never timing luck.
+pub(crate) fn crash_cases(seed: u64, seeded: usize) -> Vec<(&'static str, u64)> {
     let names = [
         "stream.mid_batch",
         "stream.after_write_before_flush",
         "stream.after_flush_before_commit",
     ];
-    let mut rng = ml_core::rng::Rng::new(2026);
-    for _ in 0..5 {
+    let mut cases: Vec<(&'static str, u64)> = vec![(names[0], 3), (names[1], 2), (names[2], 1)];
+    let mut rng = ml_core::rng::Rng::new(seed);
+    for _ in 0..seeded {
         let name = names[rng.below(3) as usize];
-        let hit = 1 + rng.below(if name.ends_with("commit") { 10 } else { 40 });
-        cases.push((name.to_string(), hit));
+        let hit = 1 + rng.below(if name.ends_with("commit") { 2 } else { 4 });
+        cases.push((name, hit));
     }
-    for (i, (name, hit)) in cases.iter().enumerate() {
-        let out = tmp.path().join(format!("out{i}"));
-        let state = tmp.path().join(format!("state{i}.json"));
-        let args = stream_args(p(&model), p(&events), p(&state), p(&out));
+    cases
+}
+
+/// `streamscore stream` on one file, killed (aborted) at every named failpoint and at ten
+/// seeded points one after the other — each run resuming from the state the killed one
+/// committed — and then run to the end: every event is in the output, a repeat carries the
+/// same position, input and prediction, and the crashes between flush and commit did repeat
+/// events.
+#[test]
+fn killed_at_every_failpoint_and_seeded_points_until_done_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = trained_model(tmp.path(), "2000", "11");
+    let events = tmp.path().join("events.jsonl");
+    ok(&["generate", "--rows", "20000", "--seed", "12", "--out", p(&events)]);
+    let expected = line_offsets(&events);
+    assert_eq!(expected.len(), 20000);
+    let out = tmp.path().join("out");
+    let state = tmp.path().join("state.json");
+    let args = stream_args(p(&model), p(&events), p(&state), p(&out));
+    let cases = crash_cases(2026, 10);
+    assert_eq!(cases.len(), 13);
+    for (name, hit) in &cases {
         let crashed = bin()
             .args(&args)
             .env("STREAMSCORE_FAILPOINT", format!("{name}:{hit}"))
             .output()
             .unwrap();
-        assert!(!crashed.status.success(), "{name}:{hit} did not stop the process");
-        assert!(String::from_utf8_lossy(&crashed.stderr).contains(&format!("failpoint `{name}` hit")));
-        let resumed = bin().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&crashed.stderr);
         assert!(
-            resumed.status.success(),
-            "{}",
-            String::from_utf8_lossy(&resumed.stderr)
+            !crashed.status.success(),
+            "{name}:{hit} did not stop the process: {stderr}"
         );
-        let (total, duplicates) = check_output(&out, &expected);
-        assert!(total >= expected.len());
-        if name.ends_with("after_flush_before_commit") {
-            // Flushed but not committed: the resumed run writes those records again.
-            assert!(
-                duplicates > 0,
-                "{name}:{hit}: expected duplicates after a crash between flush and commit"
-            );
-        }
+        assert!(
+            stderr.contains(&format!("failpoint `{name}` hit")),
+            "{name}:{hit}: {stderr}"
+        );
     }
+    let resumed = bin().args(&args).output().unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let (total, duplicates) = check_output(&out, &expected);
+    assert_eq!(total - duplicates, expected.len());
+    // Flushed but not committed: the next run wrote those records again.
+    assert!(
+        duplicates > 0,
+        "expected repeats after crashes between flush and commit"
+    );
+    eprintln!(
+        "file source: {} crashes, {total} records for {} events ({duplicates} repeated)",
+        cases.len(),
+        expected.len()
+    );
 }
 
 #[test]
