@@ -33,7 +33,12 @@ python_setup=$!
 # later runs find it there.
 (
   if [ ! -x .tools/bin/cargo-deny ]; then
-    cargo install --locked cargo-deny@0.20.2 --root .tools
+    # A quick build: the checks it runs take a second even unoptimised, and a full release
+    # build of its ~300 crates would cost minutes of the CI budget.
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_DEBUG=false \
+      CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 \
+      CARGO_PROFILE_RELEASE_INCREMENTAL=false \
+      cargo install --locked cargo-deny@0.20.2 --root .tools
   fi
 ) > target/setup-cargo-deny.log 2>&1 &
 deny_setup=$!
@@ -70,7 +75,7 @@ step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --features "$features"
 finish_setup "$deny_setup" cargo-deny target/setup-cargo-deny.log
 # The advisory database cannot be fetched from here, so `advisories` is not checked.
-echo "== cargo deny check bans licenses sources"
+step "cargo deny check bans licenses sources"
 .tools/bin/cargo-deny check --hide-inclusion-graph bans licenses sources
 finish_setup "$azurite_setup" Azurite target/setup-azurite.log
 finish_setup "$python_setup" "Python environment" target/setup-python.log
