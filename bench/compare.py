@@ -641,8 +641,8 @@ def main() -> None:
     info = machine()
     log(f"{info['cpu']}, {info['cores']} cores, load average {info['load_average_at_start']}")
     # One build of the streamscore package (the same dependency features for both binaries).
-    exe = build("streamscore", ["--bench", "compare"])
-    ss_bin = build("streamscore", ["--bin", "streamscore"]) if only & {"http", "streaming"} else None
+    exe = build("streamscore", ["--bench", "compare", "--features", "bench-compare"])
+    ss_bin = build("streamscore", ["--bin", "streamscore", "--features", "bench-compare"]) if only & {"http", "streaming"} else None
     WORK.mkdir(exist_ok=True)
     env = dict(os.environ, VIRTUAL_ENV=str(HERE / ".venv"), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", RUST_LOG="error")
     t = Table()

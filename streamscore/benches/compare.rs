@@ -14,8 +14,8 @@
 //! compare adwin  VALUES.f64 [OUT.json]
 //! ```
 //!
-//! Built by the driver with `cargo build --release -p streamscore --bench compare`; not part of
-//! `cargo test`.
+//! Built by the driver with `cargo build --release -p streamscore --features bench-compare
+//! --bench compare`; neither `cargo test` nor the workspace clippy run builds it.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -97,7 +97,7 @@ fn run(args: &[String]) -> Result<()> {
 /// Reads a raw little-endian `f64` file as `cols` columns.
 fn read_columns(path: &Path, cols: usize) -> Result<Vec<Vec<f64>>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if cols == 0 || bytes.len() % (8 * cols) != 0 {
+    if cols == 0 || !bytes.len().is_multiple_of(8 * cols) {
         bail!(
             "{}: {} bytes is not a whole number of {cols}-column f64 rows",
             path.display(),
