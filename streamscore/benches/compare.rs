@@ -266,7 +266,7 @@ fn train(
         .rows()
         .into_iter()
         .zip(&y[train_rows..])
-        .filter(|(row, &label)| usize::from(row[1] > row[0]) == label)
+        .filter(|(row, label)| usize::from(row[1] > row[0]) == **label)
         .count();
     println!(
         "{}",
