@@ -84,6 +84,8 @@ export STREAMSCORE_ORT_LIB
 export STREAMSCORE_REQUIRE_ONNX_RUNTIME=1
 step "cargo test"
 cargo test --workspace --locked --features "$features"
+step "30-second soak of serve and stream, alone on the machine (scripts/soak.sh runs it for 10 minutes)"
+cargo test --workspace --locked --features "$features" --test it soak:: -- --ignored
 step "Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs; pyarrow reads our Parquet; real HTTP clients call our server)"
 .venv/bin/python -m pytest -q ml-registry/tests/python ml-stream/tests/python ml-serve/tests/python
 step "Python package (wheel from the workspace's dev build, installed into a fresh venv, pytest)"

@@ -39,7 +39,10 @@ async fn oip_huge_shape_is_a_400_not_an_overflow_panic() {
     let body = r#"{"inputs":[{"name":"x","shape":[4294967296,4294967296],"datatype":"FP64","data":[1]}]}"#;
     let (status, text) = infer(&app, body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-    assert!(text.contains("is too large (more elements than can be addressed)"), "{text}");
+    assert!(
+        text.contains("is too large (more elements than can be addressed)"),
+        "{text}"
+    );
     // The server keeps serving.
     let ok = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"INT64","data":[3]}]}"#;
     assert_eq!(infer(&app, ok).await.0, StatusCode::OK);
