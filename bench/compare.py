@@ -365,6 +365,14 @@ def wrk(url: str, lua: Path, seconds: int, conns: int) -> dict:
     return {"rps": rps, "p50": p50, "p99": p99, "socket_errors": errors.group(1) if errors else None}
 
 
+def imported_rf(ss_bin: str, env: dict, m: dict) -> Path:
+    """The RF model imported into a fresh streamscore artifact (the same ONNX file the peers load)."""
+    model_dir = WORK / "rf_model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    subprocess.run([ss_bin, "import-onnx", m["rf"]["onnx"], "--engine", "native", "--out", str(model_dir)], check=True, env=env, capture_output=True)
+    return model_dir
+
+
 def http(t: Table, cfg: dict, ss_bin: str, env: dict, m: dict, runs: int) -> None:
     conns = 32
     wl = f"1-row POST /score, RF100 depth 8, {conns} connections, server pinned to core 0, wrk -t1 pinned to core 1, {cfg['http_seconds']} s per run"
@@ -372,10 +380,7 @@ def http(t: Table, cfg: dict, ss_bin: str, env: dict, m: dict, runs: int) -> Non
         for peer in ("azureml-inference-server-http", "MLServer"):
             t.not_yet("http", "HTTP /score", wl, peer, "wrk is not installed (apt-get install wrk)")
         return
-    model_dir = WORK / "rf_model"
-    if not (model_dir / "model.json").exists():
-        shutil.rmtree(model_dir, ignore_errors=True)
-        subprocess.run([ss_bin, "import-onnx", m["rf"]["onnx"], "--engine", "native", "--out", str(model_dir)], check=True, env=env, capture_output=True)
+    model_dir = imported_rf(ss_bin, env, m)
     row = m["x"][0].tolist()
     body = json.dumps({"data": [row]})
     lua = WORK / "post.lua"
@@ -472,9 +477,7 @@ def streaming(t: Table, cfg: dict, ss_bin: str, env: dict, m: dict, runs: int) -
         with open(events, "w") as f:
             for r in x:
                 f.write(json.dumps({f"f{c}": float(v) for c, v in enumerate(r)}) + "\n")
-    model_dir = WORK / "rf_model"
-    if not (model_dir / "model.json").exists():
-        subprocess.run([ss_bin, "import-onnx", m["rf"]["onnx"], "--engine", "native", "--out", str(model_dir)], check=True, env=env, capture_output=True)
+    model_dir = imported_rf(ss_bin, env, m)
 
     def ss_once() -> dict:
         out = Path(tempfile.mkdtemp(dir=WORK))
