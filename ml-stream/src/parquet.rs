@@ -262,7 +262,9 @@ pub(crate) fn scored_batch(batch: &ScoredBatch, what: &Path) -> Result<RecordBat
     record_batch(scored_columns(batch)?, what)
 }
 
-/// `batches` (one schema) as one Parquet file in memory, Snappy-compressed.
+/// `batches` (one schema) as one Parquet file in memory, Snappy-compressed (the Blob sink's
+/// Parquet parts).
+#[cfg(feature = "azure")]
 pub(crate) fn encode(batches: &[RecordBatch], what: &Path) -> Result<Vec<u8>> {
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
