@@ -384,11 +384,14 @@ fn hour_overlaps(rel: &str, since: Option<i64>, until: Option<i64>) -> bool {
 }
 
 fn time_in_range(time: &str, since: Option<i64>, until: Option<i64>) -> bool {
-    if since.is_none() && until.is_none() {
-        return true;
-    }
-    match parse_time_ms(time) {
-        None => false,
+    ms_in_range(parse_time_ms(time), since, until)
+}
+
+/// Whether a row at `time_ms` is inside `[since, until)`; a row without a time only when there
+/// are no bounds.
+fn ms_in_range(time_ms: Option<i64>, since: Option<i64>, until: Option<i64>) -> bool {
+    match time_ms {
+        None => since.is_none() && until.is_none(),
         Some(t) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u),
     }
 }
@@ -908,11 +911,7 @@ impl BlobSource {
             let size = bytes.len() as u64;
             let (since, until) = (self.options.since_ms, self.options.until_ms);
             for (row, time) in crate::parquet::json_rows(bytes.into(), &what)? {
-                let in_range = match time {
-                    Some(t) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u),
-                    None => since.is_none() && until.is_none(),
-                };
-                if !in_range {
+                if !ms_in_range(time, since, until) {
                     continue;
                 }
                 let payload = serde_json::to_vec(&row).map_err(|e| Error::Internal(e.to_string()))?;
