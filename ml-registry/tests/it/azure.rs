@@ -5,6 +5,9 @@
 
 #![cfg(feature = "azure")]
 
+#[path = "../../../test-support/entra.rs"]
+mod entra;
+
 use crate::common;
 
 use common::azurite::Azurite;
@@ -170,25 +173,9 @@ fn without_a_connection_string_entra_id_is_used_and_errors_say_what_to_set() {
 async fn a_failing_entra_id_chain_fails_the_first_operation_with_what_to_set() {
     use std::sync::Arc;
 
-    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+    use entra::SignedOut;
     use ml_registry::azure::credential::{ChainCredential, CredentialSource};
 
-    #[derive(Debug)]
-    struct SignedOut;
-    #[async_trait::async_trait]
-    impl TokenCredential for SignedOut {
-        async fn get_token(
-            &self,
-            scopes: &[&str],
-            _: Option<TokenRequestOptions<'_>>,
-        ) -> azure_core::Result<AccessToken> {
-            assert_eq!(scopes, ["https://storage.azure.com/.default"]);
-            Err(azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Credential,
-                "Please run 'az login' to set up an account",
-            ))
-        }
-    }
     let chain = ChainCredential::new(vec![(CredentialSource::AzureCli, Arc::new(SignedOut))]);
     let r = BlobRegistry::with_credential(
         "https://127.0.0.1:1",

@@ -5,6 +5,9 @@
 
 #![cfg(feature = "azure")]
 
+#[path = "../../../test-support/entra.rs"]
+mod entra;
+
 #[path = "../../../test-support/azurite.rs"]
 mod azurite;
 
@@ -352,25 +355,9 @@ fn without_a_connection_string_the_store_takes_entra_id_and_errors_say_what_to_s
 /// the records, instead of sending anything unauthenticated.
 #[tokio::test]
 async fn a_failing_entra_id_chain_fails_the_flush_with_what_to_set() {
-    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+    use entra::SignedOut;
     use ml_registry::azure::credential::{ChainCredential, CredentialSource};
 
-    #[derive(Debug)]
-    struct SignedOut;
-    #[async_trait::async_trait]
-    impl TokenCredential for SignedOut {
-        async fn get_token(
-            &self,
-            scopes: &[&str],
-            _: Option<TokenRequestOptions<'_>>,
-        ) -> azure_core::Result<AccessToken> {
-            assert_eq!(scopes, ["https://storage.azure.com/.default"]);
-            Err(azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Credential,
-                "Please run 'az login' to set up an account",
-            ))
-        }
-    }
     let chain = ChainCredential::new(vec![(CredentialSource::AzureCli, Arc::new(SignedOut))]);
     let store = BlobStore::with_credential("https://127.0.0.1:1", Some(Arc::new(chain)), "logs", "").unwrap();
     let options = BlobSinkOptions {
