@@ -17,6 +17,8 @@ want="$(sha256sum "$req" | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "python-env: installing scripts/requirements-dev.txt" >&2
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  # --no-compile: byte-compiling every module of scipy, pandas, mypy ... at install costs a
+  # minute of CPU; Python compiles the few modules the tests import when it first loads them.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile -r "$req"
   echo "$want" > "$stamp"
 fi

@@ -13,7 +13,7 @@ python="${PYTHON:-python3}"
 
 t0=$SECONDS
 rm -rf "$wheels"
-# --profile dev: the workspace's profile (dependencies at opt-level 2), not a release build.
+# --profile dev: the workspace's profile (dependencies optimised, see Cargo.toml), not a release build.
 # The interpreter only names the wheel: it is abi3 (CPython >= 3.9). `--features` replaces the
 # pyproject's feature list, so it names all of them: `azure` (the pyproject's) and `kafka` give
 # the feature set of scripts/test.sh's cargo steps, so nothing of the workspace but the binding

@@ -28,22 +28,9 @@ fi
 azurite_setup=$!
 ./scripts/python-env.sh > target/setup-python.log 2>&1 &
 python_setup=$!
-# cargo-deny (dependency bans, licenses and sources; see deny.toml), built once into the
-# project-local .tools/ while cargo lints: a first install compiles it (minutes, see README),
-# later runs find it there.
-(
-  if [ ! -x .tools/bin/cargo-deny ]; then
-    # A quick build: the checks it runs take a second even unoptimised, and a full release
-    # build of its ~300 crates would cost minutes of the CI budget.
-    CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_DEBUG=false \
-      CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 \
-      CARGO_PROFILE_RELEASE_INCREMENTAL=false \
-      cargo install --locked cargo-deny@0.20.2 --root .tools
-  fi
-) > target/setup-cargo-deny.log 2>&1 &
-deny_setup=$!
 # A failing step below must not leave the set-up running on.
-trap 'kill "$azurite_setup" "$python_setup" "$deny_setup" 2>/dev/null || true' EXIT
+deny_setup=
+trap 'kill "$azurite_setup" "$python_setup" $deny_setup 2>/dev/null || true' EXIT
 
 # Prints a step's name with the seconds since the start, so a CI log shows where the time goes.
 step() { echo "== $* [${SECONDS} s]"; }
@@ -73,17 +60,34 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --features "$features"
-finish_setup "$deny_setup" cargo-deny target/setup-cargo-deny.log
-# The advisory database cannot be fetched from here, so `advisories` is not checked.
-step "cargo deny check bans licenses sources"
-.tools/bin/cargo-deny check --hide-inclusion-graph bans licenses sources
 finish_setup "$azurite_setup" Azurite target/setup-azurite.log
 finish_setup "$python_setup" "Python environment" target/setup-python.log
 STREAMSCORE_ORT_LIB="$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))')"
 export STREAMSCORE_ORT_LIB
 export STREAMSCORE_REQUIRE_ONNX_RUNTIME=1
-step "cargo test"
+step "cargo test: build"
+cargo test --workspace --locked --features "$features" --no-run
+# cargo-deny (dependency bans, licenses and sources; see deny.toml), built once into the
+# project-local .tools/ while the tests run: they wait on servers and child processes more than
+# they compute, so the build takes cores the test build would otherwise want. A first install
+# compiles it (minutes, see README); later runs find it there.
+(
+  if [ ! -x .tools/bin/cargo-deny ]; then
+    # A quick build: the checks it runs take a second even unoptimised, and a full release
+    # build of its ~200 crates would cost minutes of the CI budget.
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_DEBUG=false \
+      CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 \
+      CARGO_PROFILE_RELEASE_INCREMENTAL=false \
+      nice -n 10 cargo install --locked cargo-deny@0.20.2 --root .tools
+  fi
+) > target/setup-cargo-deny.log 2>&1 &
+deny_setup=$!
+step "cargo test: run"
 cargo test --workspace --locked --features "$features"
+finish_setup "$deny_setup" cargo-deny target/setup-cargo-deny.log
+# The advisory database cannot be fetched from here, so `advisories` is not checked.
+step "cargo deny check bans licenses sources"
+.tools/bin/cargo-deny check --hide-inclusion-graph bans licenses sources
 step "30-second soak of serve and stream, alone on the machine (scripts/soak.sh runs it for 10 minutes)"
 cargo test --workspace --locked --features "$features" --test it soak:: -- --ignored
 step "Python checks (MLflow reads our exports and we import its; the Azure SDK reads our blobs; pyarrow reads our Parquet; real HTTP clients call our server)"
