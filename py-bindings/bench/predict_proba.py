@@ -1,23 +1,25 @@
 """Benchmark: `Model.predict_proba` on a 100,000-row DataFrame against scikit-learn.
 
-Three scorers of one data set (the synthetic credit data, 23 features):
+One data set (the synthetic credit data, 23 features) and two forests with the same
+hyperparameters (100 trees, depth 8): streamscore's own (`streamscore.train`) and scikit-learn's
+RandomForestClassifier. Each is timed on the same 100,000 rows, the peer and ours alternating,
+at one thread (streamscore `threads=1`, scikit-learn `n_jobs=1`) and on every core
+(`threads=-1`, `n_jobs=-1`): streamscore on the DataFrame (its columns as they come) and on the
+float64 array scikit-learn gets. Ratios are against scikit-learn at the same setting. The
+scikit-learn forest converted by `Model.from_sklearn` (ONNX Runtime) is timed too.
 
-- streamscore's own random forest (trained by `streamscore.train` with scikit-learn's
-  hyperparameters: 100 trees, depth 8) on the DataFrame;
-- the scikit-learn RandomForestClassifier with the same hyperparameters, `predict_proba` on the
-  same rows as a float array (n_jobs=1 and n_jobs=-1);
-- that very scikit-learn forest converted by `Model.from_sklearn` (ONNX Runtime inside
-  streamscore) on the same DataFrame.
+Run it against a release wheel (the dev wheel of the test command is not optimised):
 
-Prints rows/s of each and the ratios. Build the wheel with `--release` for figures
-(`maturin develop --release -m py-bindings/Cargo.toml`, or `pip install` a release wheel).
-
-    python py-bindings/bench/predict_proba.py [--rows 100000] [--repeat 5] [--threads 1]
+    maturin build --release -m py-bindings/Cargo.toml --out WHEELS
+    python -m venv VENV && VENV/bin/pip install WHEELS/streamscore-*.whl scikit-learn pandas \\
+        skl2onnx onnxruntime
+    VENV/bin/python py-bindings/bench/predict_proba.py [--rows 100000] [--repeat 5] [--no-onnx]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -26,13 +28,14 @@ from sklearn.ensemble import RandomForestClassifier
 import streamscore
 
 
-def best_of(repeat: int, f) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def timed(f) -> float:
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -42,7 +45,7 @@ def main() -> None:
     ap.add_argument("--trees", type=int, default=100)
     ap.add_argument("--depth", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-onnx", action="store_true", help="leave out the from_sklearn (ONNX) row")
     args = ap.parse_args()
 
     train_df = streamscore.generate(args.train_rows, seed=1)
@@ -51,25 +54,34 @@ def main() -> None:
     ours = streamscore.train(train_df, estimator="random_forest", params=params)
     X_train = train_df.drop(columns="default").astype(np.float64).to_numpy()
     y_train = train_df["default"].to_numpy()
-    sk = RandomForestClassifier(n_estimators=args.trees, max_depth=args.depth, random_state=0, n_jobs=1)
+    sk = RandomForestClassifier(n_estimators=args.trees, max_depth=args.depth, random_state=0, n_jobs=-1)
     sk.fit(X_train, y_train)
     X = score_df.astype(np.float64).to_numpy()
-    onnx = streamscore.Model.from_sklearn(sk, score_df.astype(np.float64).head())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{args.rows:,} rows x {X.shape[1]} features, {args.trees} trees of depth {args.depth}, "
+          f"best of {args.repeat} (peer and ours alternating), {cores} cores, load {load()}")
 
-    results = {
-        "streamscore forest, DataFrame": best_of(args.repeat, lambda: ours.predict_proba(score_df, threads=args.threads)),
-        "streamscore forest, float64 array": best_of(args.repeat, lambda: ours.predict_proba(X, threads=args.threads)),
-        "scikit-learn forest, n_jobs=1": best_of(args.repeat, lambda: sk.predict_proba(X)),
-        "same sklearn forest via from_sklearn (ONNX)": best_of(
-            args.repeat, lambda: onnx.predict_proba(score_df.astype(np.float64))
-        ),
-    }
-    sk.set_params(n_jobs=-1)
-    results["scikit-learn forest, n_jobs=-1"] = best_of(args.repeat, lambda: sk.predict_proba(X))
-    base = results["scikit-learn forest, n_jobs=1"]
-    print(f"{args.rows} rows, {args.trees} trees of depth {args.depth}, best of {args.repeat}, threads={args.threads}")
-    for name, t in results.items():
-        print(f"  {name:45s} {t * 1e3:9.1f} ms  {args.rows / t:12,.0f} rows/s  {base / t:6.2f}x sklearn(n_jobs=1)")
+    for label, threads, n_jobs in [("1 thread", 1, 1), ("all cores", -1, -1)]:
+        sk.set_params(n_jobs=n_jobs)
+        runs: dict = {"scikit-learn, float64 array": [], "streamscore, DataFrame": [], "streamscore, float64 array": []}
+        for _ in range(args.repeat):
+            runs["scikit-learn, float64 array"].append(timed(lambda: sk.predict_proba(X)))
+            runs["streamscore, DataFrame"].append(timed(lambda: ours.predict_proba(score_df, threads=threads)))
+            runs["streamscore, float64 array"].append(timed(lambda: ours.predict_proba(X, threads=threads)))
+        base = min(runs["scikit-learn, float64 array"])
+        print(f"{label} (streamscore threads={threads}, scikit-learn n_jobs={n_jobs}):")
+        for name, times in runs.items():
+            t = min(times)
+            print(f"  {name:45s} {t * 1e3:9.1f} ms  {args.rows / t:12,.0f} rows/s  {base / t:6.2f}x")
+    if not args.no_onnx:
+        sk.set_params(n_jobs=1)
+        onnx = streamscore.Model.from_sklearn(sk, score_df.astype(np.float64).head())
+        frame = score_df.astype(np.float64)
+        err = np.abs(onnx.predict_proba(frame) - sk.predict_proba(X)).max()
+        t = min(timed(lambda: onnx.predict_proba(frame)) for _ in range(args.repeat))
+        print(f"  {'the sklearn forest via from_sklearn (ONNX)':45s} {t * 1e3:9.1f} ms  {args.rows / t:12,.0f} rows/s"
+              f"  (max |diff| to sklearn {err:.1e})")
+    print(f"load at the end: {load()}")
 
 
 if __name__ == "__main__":
