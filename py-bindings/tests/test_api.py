@@ -126,8 +126,15 @@ def test_save_load_round_trip_and_metrics(forest: streamscore.Model, data: pd.Da
     assert forest.tags["target"] == "default"
     with pytest.raises(ModelError):
         forest.save(tmp_path / "m")  # not empty: refused, never overwritten
-    # Threads change no bit.
+    # Threads change no bit; -1 is every core (scikit-learn's n_jobs=-1), other values below 1
+    # are refused.
     assert np.array_equal(forest.predict_proba(X, threads=2), forest.predict_proba(X))
+    big = pd.concat([X] * (4096 // len(X) + 1), ignore_index=True)
+    assert np.array_equal(forest.predict_proba(big, threads=-1), forest.predict_proba(big))
+    assert np.array_equal(forest.predict(big, threads=-1), forest.predict(big))
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="threads must be at least 1, or -1"):
+            forest.predict_proba(X, threads=bad)
 
 
 def test_sweep_and_cv(data: pd.DataFrame) -> None:

@@ -1,55 +1,114 @@
 //! ADWIN (Bifet & Gavaldà 2007), the ADWIN2 exponential-histogram version, with river's
 //! parameters and arithmetic order so change points agree with river's one for one.
+//!
+//! Speed without changing a single decision:
+//! - the histogram's rows are fixed-size rings in two flat arrays, so an insert (and the merges it
+//!   cascades) moves no memory and allocates nothing once a row exists; a reset keeps the arrays;
+//! - the cut scan (every `clock` values) first asks [`CutBounds::surely_no_cut`], a test free of
+//!   divisions and square roots whose rounding errors are bounded far inside its margin: it only
+//!   answers "no cut" when river's expression (evaluated in floating point, exactly as river
+//!   does) would also say no. Every other boundary is decided by river's expression itself, so a
+//!   change point can only move if the bound were wrong — the unit tests compare the detector with
+//!   a literal transcription of river's loop on many series and parameters;
+//! - the check schedule is a countdown instead of a modulo per value.
 
 use super::{Change, ChangeDetector};
 
-/// One row of the exponential histogram: up to `max_buckets + 1` summaries of `2^row` values.
-#[derive(Clone, Debug)]
-struct Row {
-    len: usize,
-    totals: Vec<f64>,
-    variances: Vec<f64>,
+/// Relative safety margin of the pre-check. Its floating-point errors are a few units of 2^-53
+/// (~1e-15) each; 1e-12 covers them hundreds of times over while letting through (to the exact
+/// expression) only boundaries within a millionth of a millionth of river's threshold.
+const MARGIN: f64 = 1e-12;
+
+/// The constants of one scan pass for the division-free pre-check of a boundary.
+///
+/// river cuts when `|u0/n0 - u1/n1| > sqrt(2·m·var·dp) + 2/3·dp·m` with
+/// `m = 1/(n0-c) + 1/(n1-c)`, `c = min_window_length - 1`. With `P = n0·n1`,
+/// `Q = (n0-c)(n1-c)`, `S = n0 + n1 - 2c` (so `m = S/Q`) and `D = |u0·n1 - u1·n0|` (so
+/// `|Δmean| = D/P`), no cut means `D·Q ≤ 2/3·dp·S·P + P·sqrt(2·var·dp·S·Q)`, which needs no
+/// division, and no square root once both sides are squared.
+#[derive(Clone, Copy, Debug)]
+struct CutBounds {
+    /// False when the pass's constants are outside the range the error analysis covers
+    /// (non-finite, negative variance from rounding, tiny variance): every boundary then goes to
+    /// river's expression.
+    enabled: bool,
+    /// `min_window_length - 1`.
+    c: f64,
+    /// `2/3·dp·S`, lowered by the margin.
+    linear: f64,
+    /// `2·var·dp·S`, lowered by the margin.
+    quadratic: f64,
 }
 
-impl Row {
-    fn new(max_buckets: usize) -> Self {
-        Row {
-            len: 0,
-            totals: vec![0.0; max_buckets + 1],
-            variances: vec![0.0; max_buckets + 1],
+impl CutBounds {
+    fn new(width: f64, dp: f64, var: f64, min_window_length: f64) -> Self {
+        let c = min_window_length - 1.0;
+        let s = width - 2.0 * c;
+        let enabled = dp.is_finite()
+            && dp > 0.0
+            && var.is_finite()
+            && (var == 0.0 || var >= 1e-200)
+            && width < (1u64 << 52) as f64
+            && s > 0.0;
+        CutBounds {
+            enabled,
+            c,
+            linear: 2.0 / 3.0 * dp * s * (1.0 - MARGIN),
+            quadratic: 2.0 * var * dp * s * (1.0 - MARGIN),
         }
     }
-    fn push(&mut self, total: f64, variance: f64) {
-        self.totals[self.len] = total;
-        self.variances[self.len] = variance;
-        self.len += 1;
-    }
-    /// Drops the `k` oldest summaries.
-    fn drop_front(&mut self, k: usize) {
-        self.totals.copy_within(k..self.len, 0);
-        self.variances.copy_within(k..self.len, 0);
-        self.len -= k;
+
+    /// True only when river's cut test is certainly false at this boundary (`n0`, `n1` at least
+    /// `min_window_length`). Upper bounds are raised and lower bounds lowered by [`MARGIN`]; the
+    /// term `MARGIN·(|u0·n1| + |u1·n0|)` covers the cancellation in `u0·n1 - u1·n0` (and in
+    /// river's `u0/n0 - u1/n1`). NaN or an overflow anywhere makes the answer false, so the
+    /// boundary goes to river's expression.
+    #[inline(always)]
+    fn surely_no_cut(&self, n0: f64, n1: f64, u0: f64, u1: f64) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let (t0, t1) = (u0 * n1, u1 * n0);
+        let d = (t0 - t1).abs() + MARGIN * (t0.abs() + t1.abs());
+        let p = n0 * n1;
+        let q = (n0 - self.c) * (n1 - self.c);
+        let lhs = d * q * (1.0 + MARGIN);
+        let linear = self.linear * p;
+        if lhs <= linear {
+            return true;
+        }
+        // With zero variance river's bound is the linear term alone. Otherwise the right side
+        // is at least ~1e-201 (variance ≥ 1e-200), so a square that underflows is truly below
+        // it; a right side that overflowed proves nothing.
+        let x = lhs - linear;
+        let rhs = self.quadratic * p * p * q;
+        self.quadratic > 0.0 && x * x <= rhs && rhs < f64::INFINITY
     }
 }
 
 /// ADaptive WINdowing change detector.
 #[derive(Clone, Debug)]
 pub struct Adwin {
-    /// Confidence `δ`. Default 0.002 (river).
-    pub delta: f64,
-    /// Check for a cut every `clock` values. Default 32 (river).
-    pub clock: u64,
-    /// Summaries per row before two are merged. Default 5 (river).
-    pub max_buckets: usize,
-    /// Smallest sub-window compared. Default 5 (river).
-    pub min_window_length: f64,
-    /// No check before this many values. Default 10 (river).
-    pub grace_period: f64,
-    rows: Vec<Row>,
+    delta: f64,
+    clock: u64,
+    max_buckets: usize,
+    min_window_length: f64,
+    grace_period: f64,
+    /// Row `r`'s summaries (totals and variances of `2^r` values each) live in the ring
+    /// `[r·cap, (r+1)·cap)` of these arrays, oldest at `heads[r]`.
+    totals: Vec<f64>,
+    variances: Vec<f64>,
+    heads: Vec<usize>,
+    lens: Vec<usize>,
+    /// Rows in use (≥ 1).
+    rows: usize,
+    /// Ring size: `max_buckets + 1` rounded up to a power of two, so positions wrap with a mask.
+    cap: usize,
     total: f64,
     variance: f64,
     width: f64,
-    tick: u64,
+    /// Values until the next cut check (river checks when its tick is a multiple of `clock`).
+    countdown: u64,
     seen: u64,
     detected: bool,
 }
@@ -61,7 +120,9 @@ impl Default for Adwin {
 }
 
 impl Adwin {
-    /// A detector with explicit parameters (river's argument order).
+    /// A detector with explicit parameters (river's argument order and defaults: `delta` 0.002,
+    /// `clock` 32, `max_buckets` 5, `min_window_length` 5, `grace_period` 10). `clock` and
+    /// `max_buckets` below 1 are taken as 1.
     pub fn new(
         delta: f64,
         clock: u64,
@@ -69,28 +130,64 @@ impl Adwin {
         min_window_length: u32,
         grace_period: u32,
     ) -> Self {
+        let max_buckets = max_buckets.max(1);
+        let cap = (max_buckets + 1).next_power_of_two();
+        let clock = clock.max(1);
         Adwin {
             delta,
-            clock: clock.max(1),
-            max_buckets: max_buckets.max(1),
+            clock,
+            max_buckets,
             min_window_length: min_window_length as f64,
             grace_period: grace_period as f64,
-            rows: vec![Row::new(max_buckets.max(1))],
+            totals: vec![0.0; cap],
+            variances: vec![0.0; cap],
+            heads: vec![0],
+            lens: vec![0],
+            rows: 1,
+            cap,
             total: 0.0,
             variance: 0.0,
             width: 0.0,
-            tick: 0,
+            countdown: clock,
             seen: 0,
             detected: false,
         }
     }
 
+    /// Confidence `δ`.
+    pub fn delta(&self) -> f64 {
+        self.delta
+    }
+
+    /// A cut is looked for every `clock` values.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Summaries per row before the two oldest are merged.
+    pub fn max_buckets(&self) -> usize {
+        self.max_buckets
+    }
+
+    /// Smallest sub-window compared.
+    pub fn min_window_length(&self) -> u32 {
+        self.min_window_length as u32
+    }
+
+    /// No check before the window holds more than this many values.
+    pub fn grace_period(&self) -> u32 {
+        self.grace_period as u32
+    }
+
+    /// Empties the window; the arrays keep their size, so no allocation follows.
     fn reset(&mut self) {
-        self.rows = vec![Row::new(self.max_buckets)];
+        self.rows = 1;
+        self.heads[0] = 0;
+        self.lens[0] = 0;
         self.total = 0.0;
         self.variance = 0.0;
         self.width = 0.0;
-        self.tick = 0;
+        self.countdown = self.clock;
     }
 
     /// Values in the current window.
@@ -107,28 +204,71 @@ impl Adwin {
         }
     }
 
+    /// Index in `totals`/`variances` of row `r`'s `k`-th oldest summary.
+    #[inline(always)]
+    fn slot(&self, r: usize, k: usize) -> usize {
+        r * self.cap + ((self.heads[r] + k) & (self.cap - 1))
+    }
+
+    #[inline(always)]
+    fn push(&mut self, r: usize, total: f64, variance: f64) {
+        let i = self.slot(r, self.lens[r]);
+        self.totals[i] = total;
+        self.variances[i] = variance;
+        self.lens[r] += 1;
+    }
+
+    /// Drops the `k` oldest summaries of row `r`.
+    #[inline(always)]
+    fn drop_front(&mut self, r: usize, k: usize) {
+        self.heads[r] = (self.heads[r] + k) & (self.cap - 1);
+        self.lens[r] -= k;
+    }
+
+    fn add_row(&mut self) {
+        let r = self.rows;
+        if self.heads.len() == r {
+            self.heads.push(0);
+            self.lens.push(0);
+            self.totals.resize((r + 1) * self.cap, 0.0);
+            self.variances.resize((r + 1) * self.cap, 0.0);
+        }
+        self.heads[r] = 0;
+        self.lens[r] = 0;
+        self.rows += 1;
+    }
+
+    #[inline(always)]
     fn insert(&mut self, x: f64) {
-        self.rows[0].push(x, 0.0);
+        self.push(0, x, 0.0);
         self.width += 1.0;
         if self.width > 1.0 {
             let d = x - self.total / (self.width - 1.0);
             self.variance += (self.width - 1.0) * d * d / self.width;
         }
         self.total += x;
-        // Merge the two oldest summaries of a full row into the next row, cascading.
-        let mut r = 0;
-        while self.rows[r].len == self.max_buckets + 1 {
+        if self.lens[0] > self.max_buckets {
+            self.merge_from(0);
+        }
+    }
+
+    /// Merges the two oldest summaries of a full row into the next row, cascading.
+    fn merge_from(&mut self, mut r: usize) {
+        while self.lens[r] == self.max_buckets + 1 {
             let n = (1u64 << r) as f64;
-            let (t0, t1) = (self.rows[r].totals[0], self.rows[r].totals[1]);
-            let (v0, v1) = (self.rows[r].variances[0], self.rows[r].variances[1]);
-            let (m0, m1) = (t0 / n, t1 / n);
+            // Dividing by a power of two and multiplying by its (exact) inverse round alike.
+            let inv_n = 1.0 / n;
+            let (i0, i1) = (self.slot(r, 0), self.slot(r, 1));
+            let (t0, t1) = (self.totals[i0], self.totals[i1]);
+            let (v0, v1) = (self.variances[i0], self.variances[i1]);
+            let (m0, m1) = (t0 * inv_n, t1 * inv_n);
             let merged_var = v0 + v1 + n * 0.5 * (m0 - m1) * (m0 - m1);
-            if r + 1 == self.rows.len() {
-                self.rows.push(Row::new(self.max_buckets));
+            if r + 1 == self.rows {
+                self.add_row();
             }
-            self.rows[r + 1].push(t0 + t1, merged_var);
-            self.rows[r].drop_front(2);
-            if self.rows[r + 1].len <= self.max_buckets {
+            self.push(r + 1, t0 + t1, merged_var);
+            self.drop_front(r, 2);
+            if self.lens[r + 1] <= self.max_buckets {
                 break;
             }
             r += 1;
@@ -137,46 +277,65 @@ impl Adwin {
 
     /// Removes the oldest summary (from the last row).
     fn drop_oldest(&mut self) {
-        let last = self.rows.len() - 1;
+        let last = self.rows - 1;
         let n = (1u64 << last) as f64;
-        let (u, v) = (self.rows[last].totals[0], self.rows[last].variances[0]);
+        let i = self.slot(last, 0);
+        let (u, v) = (self.totals[i], self.variances[i]);
         let mu = u / n;
         self.width -= n;
         self.total -= u;
         let mu_w = self.total / self.width;
         self.variance -= v + n * self.width * (mu - mu_w) * (mu - mu_w) / (n + self.width);
-        self.rows[last].drop_front(1);
-        if self.rows[last].len == 0 {
-            self.rows.pop();
+        self.drop_front(last, 1);
+        // With `max_buckets` ≥ 2 only the last row can be empty, and only now; with 1 a merge
+        // empties its row, and the rows below may be empty too (river, whose rows are never
+        // empty but at the top, then reads a removed summary: this takes the oldest one left).
+        // A cut needs a summary on either side of it, so some row still holds one.
+        while self.rows > 1 && self.lens[self.rows - 1] == 0 {
+            self.rows -= 1;
         }
     }
 
-    /// `dp = ln(2·ln(width)/δ)` and `var = variance/width` only change when the window does, so
-    /// the scan computes them once per pass (same values, same rounding as per cut).
+    /// river's cut test, term for term. `dp = ln(2·ln(width)/δ)` and `var = variance/width`
+    /// only change when the window does, so the scan computes them once per pass (same values,
+    /// same rounding as per cut).
     fn cut_found(&self, n0: f64, n1: f64, delta_mean: f64, dp: f64, var: f64) -> bool {
         let m = 1.0 / (n0 - self.min_window_length + 1.0) + 1.0 / (n1 - self.min_window_length + 1.0);
         let eps = (2.0 * m * var * dp).sqrt() + 2.0 / 3.0 * dp * m;
         delta_mean.abs() > eps
     }
 
+    /// Counts the value towards the check schedule; scans when a check is due.
+    #[inline(always)]
     fn detect(&mut self) -> bool {
-        self.tick += 1;
-        if !(self.tick.is_multiple_of(self.clock) && self.width > self.grace_period) {
+        self.countdown -= 1;
+        if self.countdown > 0 {
             return false;
         }
+        self.countdown = self.clock;
+        self.width > self.grace_period && self.scan()
+    }
+
+    /// Looks for a cut from the oldest summary towards the newest; after a cut drops the oldest
+    /// summary and looks again (river's loop), so the window is left as river leaves it.
+    #[inline(never)]
+    fn scan(&mut self) -> bool {
+        let mask = self.cap - 1;
+        let mwl = self.min_window_length;
         let mut detected = false;
-        let mut again = true;
-        while again {
-            again = false;
+        loop {
             let (mut n0, mut n1, mut u0, mut u1) = (0.0, self.width, 0.0, self.total);
             let dp = (2.0 * self.width.ln() / self.delta).ln();
             let var = self.variance / self.width;
-            // Cuts from the oldest summary towards the newest.
-            'rows: for r in (0..self.rows.len()).rev() {
+            let bounds = CutBounds::new(self.width, dp, var, mwl);
+            let mut cut = false;
+            'rows: for r in (0..self.rows).rev() {
                 let size = (1u64 << r) as f64;
-                let len = self.rows[r].len;
+                let len = self.lens[r];
+                let head = self.heads[r];
+                let ring = &self.totals[r * self.cap..(r + 1) * self.cap];
                 for k in 0..len {
-                    let t = self.rows[r].totals[k];
+                    let t = ring[(head + k) & mask];
                     n0 += size;
                     n1 -= size;
                     u0 += t;
@@ -184,21 +343,26 @@ impl Adwin {
                     if r == 0 && k == len - 1 {
                         break 'rows;
                     }
-                    if n1 >= self.min_window_length
-                        && n0 >= self.min_window_length
+                    if n1 >= mwl
+                        && n0 >= mwl
+                        && !bounds.surely_no_cut(n0, n1, u0, u1)
                         && self.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var)
                     {
-                        detected = true;
-                        again = true;
-                        if self.width > 0.0 {
-                            self.drop_oldest();
-                            break 'rows;
-                        }
+                        cut = true;
+                        break 'rows;
                     }
                 }
             }
+            if !cut {
+                return detected;
+            }
+            detected = true;
+            // A cut lies between two summaries, so the window is never empty here.
+            if self.width <= 0.0 {
+                return true;
+            }
+            self.drop_oldest();
         }
-        detected
     }
 }
 
@@ -222,13 +386,321 @@ impl ChangeDetector for Adwin {
         self.detected.then_some(Change { index })
     }
 
+    /// The same as [`ChangeDetector::update`] value by value, in one loop.
     fn update_many(&mut self, xs: &[f64]) -> Vec<Change> {
         let mut out = Vec::new();
-        for &x in xs {
-            if let Some(c) = self.update(x) {
-                out.push(c);
+        for (i, &x) in xs.iter().enumerate() {
+            if self.detected {
+                self.reset();
+                self.detected = false;
+            }
+            if !x.is_finite() {
+                continue;
+            }
+            self.insert(x);
+            if self.detect() {
+                self.detected = true;
+                out.push(Change {
+                    index: self.seen + i as u64,
+                });
             }
         }
+        self.seen += xs.len() as u64;
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ml_core::rng::Rng;
+
+    /// river's ADWIN loop transcribed as plainly as possible (rows as vectors shifted on every
+    /// merge, river's cut expression at every boundary): what [`Adwin`] must equal bit for bit.
+    #[derive(Debug)]
+    struct Literal {
+        delta: f64,
+        clock: u64,
+        max_buckets: usize,
+        min_window_length: f64,
+        grace_period: f64,
+        rows: Vec<(Vec<f64>, Vec<f64>)>,
+        total: f64,
+        variance: f64,
+        width: f64,
+        tick: u64,
+        detected: bool,
+    }
+
+    impl Literal {
+        fn new(delta: f64, clock: u64, max_buckets: usize, mwl: u32, grace: u32) -> Self {
+            Literal {
+                delta,
+                clock: clock.max(1),
+                max_buckets: max_buckets.max(1),
+                min_window_length: mwl as f64,
+                grace_period: grace as f64,
+                rows: vec![(Vec::new(), Vec::new())],
+                total: 0.0,
+                variance: 0.0,
+                width: 0.0,
+                tick: 0,
+                detected: false,
+            }
+        }
+
+        fn update(&mut self, x: f64) -> bool {
+            if self.detected {
+                *self = Literal::new(
+                    self.delta,
+                    self.clock,
+                    self.max_buckets,
+                    self.min_window_length as u32,
+                    self.grace_period as u32,
+                );
+            }
+            if !x.is_finite() {
+                return false;
+            }
+            self.rows[0].0.push(x);
+            self.rows[0].1.push(0.0);
+            self.width += 1.0;
+            if self.width > 1.0 {
+                let d = x - self.total / (self.width - 1.0);
+                self.variance += (self.width - 1.0) * d * d / self.width;
+            }
+            self.total += x;
+            let mut r = 0;
+            while self.rows[r].0.len() == self.max_buckets + 1 {
+                let n = (1u64 << r) as f64;
+                let (t0, t1) = (self.rows[r].0[0], self.rows[r].0[1]);
+                let (v0, v1) = (self.rows[r].1[0], self.rows[r].1[1]);
+                let (m0, m1) = (t0 / n, t1 / n);
+                let merged = v0 + v1 + n * 0.5 * (m0 - m1) * (m0 - m1);
+                if r + 1 == self.rows.len() {
+                    self.rows.push((Vec::new(), Vec::new()));
+                }
+                self.rows[r + 1].0.push(t0 + t1);
+                self.rows[r + 1].1.push(merged);
+                self.rows[r].0.drain(..2);
+                self.rows[r].1.drain(..2);
+                if self.rows[r + 1].0.len() <= self.max_buckets {
+                    break;
+                }
+                r += 1;
+            }
+            self.detected = self.detect();
+            self.detected
+        }
+
+        fn detect(&mut self) -> bool {
+            self.tick += 1;
+            if !(self.tick.is_multiple_of(self.clock) && self.width > self.grace_period) {
+                return false;
+            }
+            let mwl = self.min_window_length;
+            let mut detected = false;
+            let mut again = true;
+            while again {
+                again = false;
+                let (mut n0, mut n1, mut u0, mut u1) = (0.0, self.width, 0.0, self.total);
+                'rows: for r in (0..self.rows.len()).rev() {
+                    let size = (1u64 << r) as f64;
+                    let len = self.rows[r].0.len();
+                    for k in 0..len {
+                        let t = self.rows[r].0[k];
+                        n0 += size;
+                        n1 -= size;
+                        u0 += t;
+                        u1 -= t;
+                        if r == 0 && k == len - 1 {
+                            break 'rows;
+                        }
+                        let delta_mean = u0 / n0 - u1 / n1;
+                        let dp = (2.0 * self.width.ln() / self.delta).ln();
+                        let m = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0);
+                        let eps = (2.0 * m * (self.variance / self.width) * dp).sqrt() + 2.0 / 3.0 * dp * m;
+                        if n1 >= mwl && n0 >= mwl && delta_mean.abs() > eps {
+                            detected = true;
+                            again = true;
+                            // Remove the oldest summary.
+                            let last = self.rows.len() - 1;
+                            let n = (1u64 << last) as f64;
+                            let (u, v) = (self.rows[last].0[0], self.rows[last].1[0]);
+                            let mu = u / n;
+                            self.width -= n;
+                            self.total -= u;
+                            let mu_w = self.total / self.width;
+                            self.variance -=
+                                v + n * self.width * (mu - mu_w) * (mu - mu_w) / (n + self.width);
+                            self.rows[last].0.remove(0);
+                            self.rows[last].1.remove(0);
+                            if self.rows[last].0.is_empty() {
+                                self.rows.pop();
+                            }
+                            break 'rows;
+                        }
+                    }
+                }
+            }
+            detected
+        }
+    }
+
+    /// Streams whose cut tests land everywhere: steps in mean and variance, slow drifts, 0/1
+    /// error indicators, constants (zero variance), large offsets (cancellation in the mean
+    /// difference), tiny and huge scales, heavy tails, non-finite values.
+    fn series(kind: usize, seed: u64, n: usize) -> Vec<f64> {
+        let mut rng = Rng::new(seed);
+        (0..n)
+            .map(|i| {
+                let phase = (i * 5 / n) as f64;
+                let z = rng.normal();
+                match kind {
+                    0 => z + 0.5 * (phase as u64 % 3) as f64,
+                    1 => z * (1.0 + 2.0 * (phase as u64 % 2) as f64),
+                    2 => z + 1.5 * i as f64 / n as f64,
+                    3 => f64::from(rng.bernoulli(if phase < 2.0 { 0.1 } else { 0.3 })),
+                    4 => {
+                        if phase < 3.0 {
+                            2.5
+                        } else {
+                            2.5 + 0.25 * (phase - 2.0)
+                        }
+                    }
+                    5 => 1e8 + z * 1e-3 + if phase >= 3.0 { 2e-3 } else { 0.0 },
+                    6 => (z + phase) * 1e-150,
+                    7 => (z + phase) * 1e150,
+                    8 => z / rng.uniform().max(1e-3) + phase,
+                    9 => match i % 997 {
+                        3 => f64::NAN,
+                        500 => f64::INFINITY,
+                        _ => z + if phase >= 2.0 { 0.3 } else { 0.0 },
+                    },
+                    _ => (z * 4.0).round() * 0.25 + 0.25 * phase,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn equals_rivers_loop_bit_for_bit_on_many_series_and_parameters() {
+        // (delta, clock, max_buckets, min_window_length, grace_period)
+        let params = [
+            (0.002, 32, 5, 5, 10),
+            (0.02, 8, 5, 5, 10),
+            (0.3, 1, 2, 1, 0),
+            (0.1, 3, 2, 2, 4),
+            (0.9, 1, 3, 0, 1),
+            (1e-5, 64, 9, 20, 50),
+        ];
+        let mut compared = 0;
+        let mut changes = 0;
+        for kind in 0..11 {
+            for (p, &(delta, clock, max_buckets, mwl, grace)) in params.iter().enumerate() {
+                let xs = series(kind, 100 + p as u64, 12_000);
+                let mut fast = Adwin::new(delta, clock, max_buckets, mwl, grace);
+                let mut literal = Literal::new(delta, clock, max_buckets, mwl, grace);
+                let mut batch = Adwin::new(delta, clock, max_buckets, mwl, grace);
+                let mut from_batches = Vec::new();
+                for chunk in xs.chunks(1 + 37 * p) {
+                    from_batches.extend(batch.update_many(chunk).into_iter().map(|c| c.index));
+                }
+                let mut one_by_one = Vec::new();
+                for (i, &x) in xs.iter().enumerate() {
+                    let got = fast.update(x);
+                    let want = literal.update(x);
+                    assert_eq!(got.is_some(), want, "kind {kind}, params {p}, value {i}");
+                    if let Some(c) = got {
+                        assert_eq!(c.index, i as u64);
+                        one_by_one.push(c.index);
+                    }
+                    let what = format!("kind {kind}, params {p}, after value {i}");
+                    assert_eq!(fast.width.to_bits(), literal.width.to_bits(), "width, {what}");
+                    assert_eq!(fast.total.to_bits(), literal.total.to_bits(), "total, {what}");
+                    assert_eq!(
+                        fast.variance.to_bits(),
+                        literal.variance.to_bits(),
+                        "variance, {what}"
+                    );
+                    compared += 1;
+                }
+                assert_eq!(from_batches, one_by_one, "update_many, kind {kind}, params {p}");
+                changes += one_by_one.len();
+            }
+        }
+        assert_eq!(compared, 11 * params.len() * 12_000);
+        // The comparison means something only if the series do trigger cuts.
+        assert!(changes > 200, "only {changes} changes");
+    }
+
+    /// river's cut test on random boundaries placed within tiny distances of its threshold,
+    /// around means far from zero too: the pre-check may only say "no cut" where river's test
+    /// says no, and must say it for boundaries clearly inside the threshold.
+    #[test]
+    fn the_pre_check_never_hides_a_cut_and_settles_clear_cases() {
+        let mut rng = Rng::new(11);
+        let mut pick = |options: &[f64]| options[rng.below(options.len() as u64) as usize];
+        let (mut settled, mut clear) = (0, 0);
+        for case in 0..200_000 {
+            let mwl = pick(&[0.0, 1.0, 5.0, 20.0]);
+            let det = Adwin::new(0.002, 32, 5, mwl as u32, 10);
+            let (n0, n1) = (
+                mwl + 1.0 + (pick(&[1.0, 2.0, 30.0, 1e3, 1e5, 1e7]) * pick(&[0.3, 0.77, 1.0])).round(),
+                mwl + 1.0 + (pick(&[1.0, 3.0, 50.0, 1e4, 1e6]) * pick(&[0.5, 0.91, 1.0])).round(),
+            );
+            let width = n0 + n1;
+            let dp = (2.0 * width.ln() / pick(&[0.002, 0.3, 1e-6])).ln();
+            let var = pick(&[0.0, 1e-9, 0.01, 1.0, 1e4, 1e290]) * pick(&[0.37, 1.0]);
+            let m = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0);
+            let eps = (2.0 * m * var * dp).sqrt() + 2.0 / 3.0 * dp * m;
+            let rel = pick(&[0.0, 1e-16, -1e-16, 1e-13, -1e-13, 1e-9, -1e-9, -0.5, 0.5]);
+            let mean = pick(&[0.0, 1.0, -3.0, 1e6, 1e9, 1e150]);
+            let dm = eps * (1.0 + rel) * pick(&[1.0, -1.0]);
+            let (u0, u1) = ((mean + dm) * n0, mean * n1);
+            let cut = det.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var);
+            let no = CutBounds::new(width, dp, var, mwl).surely_no_cut(n0, n1, u0, u1);
+            assert!(
+                !(cut && no),
+                "case {case}: n0 {n0} n1 {n1} u0 {u0} u1 {u1} var {var} dp {dp}"
+            );
+            settled += usize::from(no);
+            if rel == -0.5 && mean.abs() <= 1.0 && var < 1e100 {
+                clear += 1;
+                assert!(
+                    no,
+                    "case {case}: a boundary at half the threshold was not settled"
+                );
+            }
+        }
+        assert!(
+            clear > 4_000 && settled > 20_000,
+            "clear {clear}, settled {settled}"
+        );
+    }
+
+    /// One summary per row (river's own loop misreads a removed summary there): no panic, the
+    /// window stays consistent, and batches agree with single updates.
+    #[test]
+    fn one_bucket_per_row_runs_and_batches_agree() {
+        for kind in [0, 3, 5, 9] {
+            let xs = series(kind, 5, 20_000);
+            let mut one = Adwin::new(0.3, 1, 1, 1, 0);
+            let mut many = one.clone();
+            let singles: Vec<u64> = xs
+                .iter()
+                .filter_map(|&x| one.update(x))
+                .map(|c| c.index)
+                .collect();
+            let batched: Vec<u64> = xs
+                .chunks(333)
+                .flat_map(|c| many.update_many(c))
+                .map(|c| c.index)
+                .collect();
+            assert_eq!(singles, batched, "kind {kind}");
+            assert!(!singles.is_empty(), "kind {kind}");
+            let held: f64 = (0..one.rows).map(|r| (one.lens[r] << r) as f64).sum();
+            assert_eq!(held, one.width, "kind {kind}");
+        }
     }
 }

@@ -145,6 +145,16 @@ def _columns(data: Any, names: Sequence[str]) -> Any:
     )
 
 
+def _threads(threads: int) -> int:
+    """The thread count of a scoring call: ``-1`` is every core this process may use (as
+    scikit-learn's ``n_jobs=-1``)."""
+    if threads == -1:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, or -1 for every core; got {threads}")
+    return threads
+
+
 class Model:
     """A fitted model: a native streamscore model or an ONNX graph run by ONNX Runtime.
 
@@ -201,15 +211,16 @@ class Model:
         """Class probabilities, a float64 array of shape ``(rows, len(classes))``.
 
         ``X``: a DataFrame, a 2-D array in :attr:`feature_names` order, a list of dicts or a
-        dict of columns. ``threads``: threads one large batch may use (the result does not
-        depend on it). The GIL is released while scoring.
+        dict of columns. ``threads``: threads one large batch (2,048 rows or more) may use,
+        ``-1`` for every core (the result does not depend on it); the default, one, leaves the
+        other cores to the caller. The GIL is released while scoring.
         """
-        return self._inner.predict_proba(_columns(X, self.feature_names), threads=threads)
+        return self._inner.predict_proba(_columns(X, self.feature_names), threads=_threads(threads))
 
     def predict(self, X: Any, *, threads: int = 1) -> np.ndarray:
         """The predicted class label per row (an array of ``str``), or the predicted value
-        (float64) for a regressor."""
-        out = self._inner.predict(_columns(X, self.feature_names), threads=threads)
+        (float64) for a regressor. ``threads`` as for :meth:`predict_proba`."""
+        out = self._inner.predict(_columns(X, self.feature_names), threads=_threads(threads))
         classes = self._inner.classes
         if classes is None:
             return out
