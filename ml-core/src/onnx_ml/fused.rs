@@ -117,18 +117,26 @@ impl FusedLinear {
         }
         // Predictions::from_probabilities' rule (the most probable class, ties to the lower
         // index) over contiguous rows.
-        let predicted = slice
-            .chunks_exact(k)
-            .map(|row| {
-                let mut best = 0;
-                for (i, &p) in row.iter().enumerate() {
-                    if p > row[best] {
-                        best = i;
+        let predicted = if k == 2 {
+            // The same rule without a branch per row.
+            slice
+                .chunks_exact(2)
+                .map(|row| usize::from(row[1] > row[0]))
+                .collect()
+        } else {
+            slice
+                .chunks_exact(k)
+                .map(|row| {
+                    let mut best = 0;
+                    for (i, &p) in row.iter().enumerate() {
+                        if p > row[best] {
+                            best = i;
+                        }
                     }
-                }
-                best
-            })
-            .collect();
+                    best
+                })
+                .collect()
+        };
         if labels.len() != k {
             return Err(Error::Internal(format!(
                 "{} labels for {k} probability columns",
@@ -152,6 +160,11 @@ fn fill_block(frame: &Frame, c: usize, start: usize, dst: &mut [f64], round: boo
     let missing = |i: usize| nulls.is_some_and(|m| m[i]);
     match &frame.columns()[c] {
         Column::Float(v) => match v.as_slice() {
+            // Copied and rounded in one pass (the common case: a float column, no nulls).
+            Some(s) if round => dst
+                .iter_mut()
+                .zip(&s[rows])
+                .for_each(|(d, x)| *d = f64::from(*x as f32)),
             Some(s) => dst.copy_from_slice(&s[rows]),
             None => dst.iter_mut().zip(rows).for_each(|(d, r)| *d = v[r]),
         },
@@ -169,7 +182,7 @@ fn fill_block(frame: &Frame, c: usize, start: usize, dst: &mut [f64], round: boo
         // Refused when the input layout was built.
         Column::Categorical(_) | Column::String(_) => dst.fill(f64::NAN),
     }
-    if round {
+    if round && !matches!(&frame.columns()[c], Column::Float(v) if v.as_slice().is_some()) {
         dst.iter_mut().for_each(|v| *v = f64::from(*v as f32));
     }
 }
