@@ -221,11 +221,17 @@ pub struct PredictOptions {
     /// Default 1, so that a server or a stream can run one scorer per core without them
     /// competing.
     pub threads: usize,
+    /// Which instruction set the kernels may use (default: the best the CPU has). Every level
+    /// gives the same bits; choosing one is for tests and measurements.
+    pub simd: crate::kernel::Simd,
 }
 
 impl Default for PredictOptions {
     fn default() -> Self {
-        PredictOptions { threads: 1 }
+        PredictOptions {
+            threads: 1,
+            simd: crate::kernel::Simd::Auto,
+        }
     }
 }
 
@@ -234,7 +240,13 @@ impl PredictOptions {
     pub fn with_threads(threads: usize) -> Self {
         PredictOptions {
             threads: threads.max(1),
+            ..PredictOptions::default()
         }
+    }
+
+    /// These options with the kernels restricted to `simd`.
+    pub fn with_simd(self, simd: crate::kernel::Simd) -> Self {
+        PredictOptions { simd, ..self }
     }
 }
 

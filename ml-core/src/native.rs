@@ -142,7 +142,7 @@ impl NativeModel {
         options: &PredictOptions,
     ) -> Result<Predictions> {
         let out = match self.kernel() {
-            Some(kernel) => kernel.predict_matrix(x, options.threads)?,
+            Some(kernel) => kernel.predict_matrix_with(x, options)?,
             None => self.predict_fitted(x)?,
         };
         self.to_predictions(out)
@@ -329,7 +329,7 @@ impl Model for NativeModel {
         let slice = out
             .as_slice_mut()
             .ok_or_else(|| Error::Internal("a new array is contiguous".into()))?;
-        kernel.predict_frame_into(&self.preprocessor, frame, &index, slice, options.threads)?;
+        kernel.predict_frame_into(&self.preprocessor, frame, &index, slice, options)?;
         self.to_predictions(out)
     }
 

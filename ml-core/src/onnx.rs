@@ -849,6 +849,13 @@ impl Model for OnnxModel {
         &self.output
     }
 
+    fn predict_with(&self, frame: &Frame, options: &crate::PredictOptions) -> Result<Predictions> {
+        match &self.backend {
+            Backend::Native(m) => m.predict_with(frame, options),
+            Backend::Runtime { .. } => self.predict(frame),
+        }
+    }
+
     fn predict(&self, frame: &Frame) -> Result<Predictions> {
         let (inputs, layout, session) = match &self.backend {
             Backend::Native(m) => return m.predict(frame),

@@ -503,19 +503,23 @@ impl Preprocessor {
     /// `(weights / scale) · (x − center)` (one multiplication instead of a division per value),
     /// a one-hot step the weight of the row's category only (the others multiply zero), so
     /// the scores agree with the design matrix's to rounding (about 1e-16 relative).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn linear_scores(
         &self,
+        level: crate::kernel::simd::Level,
         frame: &Frame,
         index: &[usize],
         rows: std::ops::Range<usize>,
         weights: &[f64],
         k: usize,
         z: &mut [f64],
+        stride: usize,
     ) -> Result<()> {
         let m = rows.len();
         if index.len() != self.steps.len()
             || weights.len() != k * self.n_outputs()
-            || z.len() != k * m
+            || stride < m
+            || z.len() < (k.max(1) - 1) * stride + m
             || rows.end > frame.n_rows()
         {
             return Err(Error::Internal(format!(
@@ -535,15 +539,14 @@ impl Preprocessor {
                 } => {
                     for c in 0..k {
                         let w = weights[offset * k + c] / scale;
-                        let zc = &mut z[c * m..(c + 1) * m];
+                        let zc = &mut z[c * stride..c * stride + m];
                         match (col, mask) {
                             (Column::Float(v), None) if v.as_slice().is_some() => {
                                 let src = &v.as_slice().unwrap_or(&[])[rows.clone()];
-                                for (zr, x) in zc.iter_mut().zip(src) {
-                                    *zr += w * (x - center);
-                                }
+                                crate::kernel::axpy_centered(level, zc, src, w, *center);
                             }
                             _ => {
+                                // The same formula as the kernel's, row by row.
                                 for (i, zr) in zc.iter_mut().enumerate() {
                                     let x = if mask.is_some_and(|mk| mk[i]) {
                                         *fill
@@ -575,7 +578,7 @@ impl Preprocessor {
                             && (code as usize) < width
                         {
                             for c in 0..k {
-                                z[c * m + i] += weights[(offset + code as usize) * k + c];
+                                z[c * stride + i] += weights[(offset + code as usize) * k + c];
                             }
                         }
                     }
@@ -593,7 +596,7 @@ impl Preprocessor {
                         let x =
                             ordinal_value(codes[rows.start + i], mask.is_some_and(|mk| mk[i]), width, *fill);
                         for c in 0..k {
-                            z[c * m + i] += weights[offset * k + c] * x;
+                            z[c * stride + i] += weights[offset * k + c] * x;
                         }
                     }
                     offset += 1;

@@ -303,6 +303,10 @@ def main():
     matrix_fixture(out, "bench_rf100_d8_f20",
                    RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0, n_jobs=1),
                    X, y, X_test[:N_TEST])
+    # The benchmark logistic regression: 20 features, exported as the comparison benchmark does
+    # (no ZipMap).
+    X, y, X_test = classification_data(21, n_features=20, n=5000)
+    matrix_fixture(out, "bench_lr_f20", LogisticRegression(max_iter=1000), X, y, X_test[:N_TEST])
 
 
 if __name__ == "__main__":

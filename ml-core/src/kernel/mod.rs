@@ -12,7 +12,11 @@
 //! - [`FlatForest`]: trees padded to perfect heap-ordered trees (or linked, when deep), walked
 //!   several rows (or, for a single row, several trees) at a time; exactly the fitted
 //!   ensemble's predictions.
-//! - [`LinearKernel`]: one multiply-add pass per feature over a block, then the link function.
+//! - [`LinearKernel`]: rows scored several at a time in structure-of-arrays form, the weights
+//!   broadcast, then the link function over the same groups of rows.
+//!
+//! The linear kernels are compiled for the baseline instruction set and for AVX2 and pick one
+//! at run time ([`Simd`], [`crate::PredictOptions::simd`]); both give the same bits.
 //!
 //! Determinism: each row's result is computed by the same operations in the same order
 //! whichever block, lane or thread it falls in, so predictions are bit-identical across batch
@@ -20,6 +24,7 @@
 
 mod forest;
 mod linear;
+pub(crate) mod simd;
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -29,8 +34,12 @@ use rayon::prelude::*;
 
 pub use self::forest::{FlatForest, LANES, MAX_PERFECT_DEPTH, TREE_LANES};
 pub use self::linear::LinearKernel;
+pub(crate) use self::linear::{Link, axpy_centered};
+use self::simd::Level;
+pub use self::simd::Simd;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::model::PredictOptions;
 use crate::preprocess::Preprocessor;
 
 /// Rows preprocessed and predicted together: 128 rows × 20 features (20 KiB) fit in L1 next
@@ -53,8 +62,6 @@ pub(crate) trait Rows: Sync {
     fn data(&self) -> &[f64];
     /// Distance in `data` between one row and the next.
     fn row_stride(&self) -> usize;
-    /// `z[r] += w * x(r, f)` for every row.
-    fn axpy(&self, f: usize, w: f64, z: &mut [f64]);
 }
 
 /// Feature-major values: feature `f` of row `r` at `data[f * BLOCK_ROWS + r]`, for
@@ -82,14 +89,6 @@ impl Rows for FeatureMajor<'_> {
     fn row_stride(&self) -> usize {
         1
     }
-
-    #[inline(always)]
-    fn axpy(&self, f: usize, w: f64, z: &mut [f64]) {
-        let col = &self.data[f * BLOCK_ROWS..f * BLOCK_ROWS + self.n];
-        for (zr, x) in z.iter_mut().zip(col) {
-            *zr += w * x;
-        }
-    }
 }
 
 /// Row-major values: feature `f` of row `r` at `data[r * d + f]`.
@@ -115,13 +114,6 @@ impl Rows for RowMajor<'_> {
     #[inline(always)]
     fn row_stride(&self) -> usize {
         self.d
-    }
-
-    #[inline(always)]
-    fn axpy(&self, f: usize, w: f64, z: &mut [f64]) {
-        for (r, zr) in z.iter_mut().enumerate().take(self.n) {
-            *zr += w * self.data[r * self.d + f];
-        }
     }
 }
 
@@ -152,20 +144,21 @@ impl Kernel {
         }
     }
 
-    fn scratch_len(&self, n: usize) -> usize {
+    /// Scratch values per block of [`BLOCK_ROWS`] rows, besides a preprocessed block.
+    fn scratch_len(&self) -> usize {
         match self {
             Kernel::Forest(_) => 0,
-            Kernel::Linear(l) => l.scratch_len(n),
+            Kernel::Linear(l) => l.scratch_len(),
         }
     }
 
-    fn predict_rows<X: Rows>(&self, x: &X, scratch: &mut [f64], out: &mut [f64]) {
+    fn predict_rows<X: Rows>(&self, level: Level, x: &X, scratch: &mut [f64], out: &mut [f64]) {
         match self {
             Kernel::Forest(f) => {
                 out.fill(0.0);
                 f.predict_into(x, out)
             }
-            Kernel::Linear(l) => l.predict_into(x, scratch, out),
+            Kernel::Linear(l) => l.predict_into(level, x, scratch, out),
         }
     }
 
@@ -174,6 +167,18 @@ impl Kernel {
     /// vectors (no frame, no preprocessing); `threads` > 1 lets large batches use that many
     /// rayon tasks.
     pub fn predict_matrix_into(&self, x: ArrayView2<'_, f64>, out: &mut [f64], threads: usize) -> Result<()> {
+        self.predict_matrix_into_with(x, out, &PredictOptions::with_threads(threads))
+    }
+
+    /// [`Kernel::predict_matrix_into`] with all the [`PredictOptions`] (threads and instruction
+    /// set).
+    pub fn predict_matrix_into_with(
+        &self,
+        x: ArrayView2<'_, f64>,
+        out: &mut [f64],
+        options: &PredictOptions,
+    ) -> Result<()> {
+        let (threads, level) = (options.threads, options.simd.level());
         let (n, d) = x.dim();
         let k = self.n_outputs();
         if d != self.n_features() || out.len() != n * k {
@@ -192,7 +197,7 @@ impl Kernel {
             }
         };
         for_each_chunk(n, k, threads, out, |rows, out| {
-            with_scratch(self.scratch_len(BLOCK_ROWS), |z| {
+            with_scratch(self.scratch_len(), |z| {
                 // Blocks keep a block's scores and rows in L1 while every feature passes over
                 // them.
                 for start in rows.clone().step_by(BLOCK_ROWS) {
@@ -203,7 +208,7 @@ impl Kernel {
                         n: end - start,
                     };
                     let o = &mut out[(start - rows.start) * k..(end - rows.start) * k];
-                    self.predict_rows(&x, z, o);
+                    self.predict_rows(level, &x, z, o);
                 }
             });
             Ok(())
@@ -212,11 +217,20 @@ impl Kernel {
 
     /// [`Kernel::predict_matrix_into`] into a new `n × n_outputs` array.
     pub fn predict_matrix(&self, x: ArrayView2<'_, f64>, threads: usize) -> Result<Array2<f64>> {
+        self.predict_matrix_with(x, &PredictOptions::with_threads(threads))
+    }
+
+    /// [`Kernel::predict_matrix_into_with`] into a new `n × n_outputs` array.
+    pub fn predict_matrix_with(
+        &self,
+        x: ArrayView2<'_, f64>,
+        options: &PredictOptions,
+    ) -> Result<Array2<f64>> {
         let mut out = Array2::zeros((x.nrows(), self.n_outputs()));
         let slice = out
             .as_slice_mut()
             .ok_or_else(|| Error::Internal("a new array is contiguous".into()))?;
-        self.predict_matrix_into(x, slice, threads)?;
+        self.predict_matrix_into_with(x, slice, options)?;
         Ok(out)
     }
 
@@ -229,8 +243,9 @@ impl Kernel {
         frame: &Frame,
         index: &[usize],
         out: &mut [f64],
-        threads: usize,
+        options: &PredictOptions,
     ) -> Result<()> {
+        let (threads, level) = (options.threads, options.simd.level());
         let n = frame.n_rows();
         let k = self.n_outputs();
         let d = self.n_features();
@@ -243,18 +258,18 @@ impl Kernel {
         }
         if let Kernel::Linear(linear) = self {
             return for_each_chunk(n, k, threads, out, |rows, out| {
-                with_scratch(linear.scratch_len(BLOCK_ROWS), |z| {
+                with_scratch(linear.scratch_len(), |z| {
                     for start in rows.clone().step_by(BLOCK_ROWS) {
                         let end = (start + BLOCK_ROWS).min(rows.end);
                         let o = &mut out[(start - rows.start) * k..(end - rows.start) * k];
-                        linear.predict_frame_rows(pre, frame, index, start..end, z, o)?;
+                        linear.predict_frame_rows(level, pre, frame, index, start..end, z, o)?;
                     }
                     Ok(())
                 })
             });
         }
         for_each_chunk(n, k, threads, out, |rows, out| {
-            let block_scratch = BLOCK_ROWS * d + self.scratch_len(BLOCK_ROWS);
+            let block_scratch = BLOCK_ROWS * d + self.scratch_len();
             with_scratch(block_scratch, |scratch| {
                 let (xb, z) = scratch.split_at_mut(BLOCK_ROWS * d);
                 for start in rows.clone().step_by(BLOCK_ROWS) {
@@ -262,7 +277,7 @@ impl Kernel {
                     let m = end - start;
                     pre.transform_block(frame, index, start..end, xb, BLOCK_ROWS)?;
                     let o = &mut out[(start - rows.start) * k..(end - rows.start) * k];
-                    self.predict_rows(&FeatureMajor { data: xb, n: m }, z, o);
+                    self.predict_rows(level, &FeatureMajor { data: xb, n: m }, z, o);
                 }
                 Ok(())
             })
@@ -297,7 +312,7 @@ thread_local! {
 }
 
 /// Calls `f` with `len` scratch values (contents unspecified).
-fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f64]) -> T) -> T {
+pub(crate) fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f64]) -> T) -> T {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < len {

@@ -7,9 +7,11 @@
 
 use std::collections::HashMap;
 
-use super::ops::{Attrs, Labels, Linear, NodeError, Trees, logistic, softmax, tensor_data};
+use super::fused::FusedLinear;
+use super::ops::{Attrs, Labels, Linear, NodeError, PostTransform, Trees, logistic, softmax, tensor_data};
 use super::proto::{GraphProto, NodeProto};
 use super::value::{Data, Tensor, Value};
+use crate::kernel::{LinearKernel, Link};
 
 /// The operators evaluated natively (all in the `ai.onnx.ml` domain but the last group, which
 /// is in the default `ai.onnx` domain).
@@ -327,6 +329,100 @@ impl NativeGraph {
                     .ok_or_else(|| format!("no node writes the graph output `{name}`"))
             })
             .collect()
+    }
+}
+
+impl NativeGraph {
+    /// The graph compiled into one linear pass, when the path from its one input to the graph
+    /// output `output` is the standard chain of a linear model (see [`super::fused`]):
+    /// `LinearClassifier` (LOGISTIC with one score row or two opposite ones, or SOFTMAX) or
+    /// `LinearRegressor` (one target, no post-transform), then only `Identity`, `Cast` to
+    /// float, reshapes to rows, at most one L1 `Normalizer` and, last, `ZipMap`. `labels`: the
+    /// model's class labels, in its probability-column order. Nodes off that path (such as a
+    /// cast of the label output) do not matter: predictions read only `output`.
+    pub(crate) fn fused_linear(
+        &self,
+        output: &str,
+        round_inputs: bool,
+        labels: Option<&[String]>,
+    ) -> Option<FusedLinear> {
+        let [(_, input)] = self.inputs.as_slice() else {
+            return None;
+        };
+        let mut slot = self.outputs.iter().find(|(n, _)| n == output)?.1;
+        let mut normalize_l1 = false;
+        let mut zipmap: Option<Vec<String>> = None;
+        let mut first = true;
+        // Each node at most once: a malformed graph with a cycle ends the walk.
+        for _ in 0..=self.steps.len() {
+            let writers: Vec<&Step> = self.steps.iter().filter(|s| s.outputs.contains(&slot)).collect();
+            let [step] = writers.as_slice() else {
+                return None;
+            };
+            let from = *step.inputs.first()?;
+            match &step.op {
+                Op::ZipMap { labels } if first => zipmap = Some(labels.texts()),
+                Op::Normalizer(Norm::L1) if !normalize_l1 => normalize_l1 = true,
+                Op::Identity | Op::Rows | Op::Cast { to: 1 } => {}
+                Op::LinearClassifier(l) if from == *input && step.outputs.get(1) == Some(&slot) => {
+                    let (coef, intercepts, post) = l.parts();
+                    let k = intercepts.len();
+                    let f = coef.len() / k.max(1);
+                    let kernel = match (k, post) {
+                        (1, PostTransform::Logistic) => {
+                            LinearKernel::from_score_rows(coef, intercepts, Link::Logistic)
+                        }
+                        // skl2onnx's binary form: the negative class's row is the positive one's
+                        // negation, so its score is exactly -z and the pair is [σ(-z), σ(z)].
+                        (2, PostTransform::Logistic)
+                            if coef[..f]
+                                .iter()
+                                .zip(&coef[f..])
+                                .all(|(a, b)| (-a).to_bits() == b.to_bits())
+                                && (-intercepts[0]).to_bits() == intercepts[1].to_bits() =>
+                        {
+                            LinearKernel::from_score_rows(&coef[f..], &intercepts[1..], Link::Logistic)
+                        }
+                        (k, PostTransform::Softmax) if k >= 2 => {
+                            LinearKernel::from_score_rows(coef, intercepts, Link::Softmax)
+                        }
+                        _ => None,
+                    }?;
+                    let labels = labels?;
+                    if labels.len() != kernel.n_outputs() {
+                        return None;
+                    }
+                    let columns = match zipmap {
+                        Some(z) if z.len() == labels.len() => Some(
+                            labels
+                                .iter()
+                                .map(|l| z.iter().position(|m| m == l))
+                                .collect::<Option<Vec<_>>>()?,
+                        ),
+                        Some(_) => return None,
+                        None => None,
+                    };
+                    return Some(FusedLinear::new(kernel, round_inputs, normalize_l1, columns));
+                }
+                Op::LinearRegressor(l)
+                    if from == *input
+                        && step.outputs.first() == Some(&slot)
+                        && !normalize_l1
+                        && zipmap.is_none() =>
+                {
+                    let (coef, intercepts, post) = l.parts();
+                    if post != PostTransform::None || labels.is_some() {
+                        return None;
+                    }
+                    let kernel = LinearKernel::from_score_rows(coef, intercepts, Link::Identity)?;
+                    return Some(FusedLinear::new(kernel, round_inputs, false, None));
+                }
+                _ => return None,
+            }
+            first = false;
+            slot = from;
+        }
+        None
     }
 }
 

@@ -9,6 +9,10 @@
 //!   any other operator (or an attribute value without a native implementation, such as the
 //!   `MIN`/`MAX` aggregates or `BRANCH_EQ` splits) is refused at compile time with a list naming
 //!   each operator and its node.
+//! - The standard graph of an exported linear model (`LinearClassifier` or `LinearRegressor`,
+//!   then pass-through nodes such as `Normalizer`, `Cast` and `ZipMap`) is fused into one pass
+//!   of the SIMD linear kernel (`fused`); [`NativeOnnxModel::is_fused`] tells, and
+//!   [`NativeOnnxModel::unfused`] keeps the operator-by-operator evaluation.
 //! - [`NativeOnnxModel`]: a [`Model`] over a native graph, with the same input and output
 //!   conventions as [`OnnxModel`](../onnx/struct.OnnxModel.html) (feature `onnx`), which picks
 //!   this engine whenever the graph allows it.
@@ -27,6 +31,7 @@
 //! # Ok::<(), ml_core::Error>(())
 //! ```
 
+mod fused;
 mod graph;
 mod ops;
 pub mod proto;
@@ -42,7 +47,7 @@ pub use self::graph::{CompileError, NATIVE_OPERATORS, NativeGraph};
 pub use self::value::{Data, Tensor, Value};
 use crate::error::{Error, Result};
 use crate::frame::{Column, Frame, MISSING_CODE};
-use crate::model::{Model, OutputSpec, Predictions, check_frame_schema};
+use crate::model::{Model, OutputSpec, PredictOptions, Predictions, check_frame_schema};
 use crate::schema::{DataType, Field, Schema};
 use proto::{GraphProto, ModelProto, NodeProto, ValueInfoProto};
 
@@ -491,6 +496,8 @@ pub struct NativeOnnxModel {
     inputs: InputLayout,
     produces: Produces,
     graph: NativeGraph,
+    /// The graph as one linear pass, when it has the standard shape.
+    fused: Option<Arc<fused::FusedLinear>>,
     bytes: Arc<[u8]>,
     producer: String,
 }
@@ -575,6 +582,17 @@ impl NativeOnnxModel {
         let producer = format!("{} {}", proto.producer_name(), proto.producer_version())
             .trim()
             .to_string();
+        let fused = match (&layout, &produces) {
+            (InputLayout::Matrix { elem, .. }, Produces::Values(name)) => {
+                graph.fused_linear(name, *elem == Elem::F32, None)
+            }
+            (InputLayout::Matrix { elem, .. }, Produces::Probabilities(name)) => {
+                graph.fused_linear(name, *elem == Elem::F32, Some(&labels))
+            }
+            (InputLayout::Columns(_), _) => None,
+        }
+        .filter(|f| f.n_features() == schema.len() && f.n_outputs() == labels.len().max(1))
+        .map(Arc::new);
         Ok(NativeOnnxModel {
             schema,
             output,
@@ -582,6 +600,7 @@ impl NativeOnnxModel {
             inputs: layout,
             produces,
             graph,
+            fused,
             bytes,
             producer,
         })
@@ -600,6 +619,19 @@ impl NativeOnnxModel {
     /// The compiled graph.
     pub fn graph(&self) -> &NativeGraph {
         &self.graph
+    }
+
+    /// Whether predictions run as one fused linear pass (the graph has the standard shape of
+    /// an exported linear model) rather than operator by operator.
+    pub fn is_fused(&self) -> bool {
+        self.fused.is_some()
+    }
+
+    /// This model evaluated operator by operator even where its graph could be fused (the
+    /// reference the fused pass is tested against).
+    pub fn unfused(mut self) -> NativeOnnxModel {
+        self.fused = None;
+        self
     }
 
     /// The names of the model's graph inputs, in order.
@@ -665,7 +697,15 @@ impl Model for NativeOnnxModel {
     }
 
     fn predict(&self, frame: &Frame) -> Result<Predictions> {
+        self.predict_with(frame, &PredictOptions::default())
+    }
+
+    fn predict_with(&self, frame: &Frame, options: &PredictOptions) -> Result<Predictions> {
         let idx = check_frame_schema(&self.schema, frame)?;
+        if let Some(fused) = &self.fused {
+            let labels = matches!(self.produces, Produces::Probabilities(_)).then_some(&self.labels);
+            return fused.predict(frame, &idx, labels, options.simd.level());
+        }
         let n = frame.n_rows();
         let feeds = self.feeds(frame, &idx)?;
         let failed = |reason: String| Error::OnnxRuntime {

@@ -840,6 +840,12 @@ impl Linear {
         self.labels.as_ref()
     }
 
+    /// Coefficients (`k × f`, row-major), intercepts (`k`) and post-transform, for a fused
+    /// pass.
+    pub(crate) fn parts(&self) -> (&[f64], &[f64], PostTransform) {
+        (&self.coef, &self.intercepts, self.post)
+    }
+
     fn raw(&self, x: &Tensor) -> Result<Vec<f64>, String> {
         if x.cols != self.f {
             return Err(format!(

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use ml_core::estimator::tree::TreeEnsemble;
-use ml_core::kernel::{FlatForest, Kernel};
+use ml_core::kernel::{FlatForest, Kernel, Simd};
 use ml_core::native::Fitted;
 use ml_core::rng::Rng;
 use ml_core::{
@@ -225,20 +225,25 @@ fn linear_models_match_their_fitted_coefficients_within_1e_12_on_100k_rows() {
     ] {
         let model = fit(name, &[], classes);
         let rows = test_rows(classes);
-        let fast = model.predict(rows).unwrap();
         let reference = model.predict_unoptimized(rows).unwrap();
-        let worst = outputs(&fast)
-            .iter()
-            .zip(outputs(&reference))
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        assert!(worst <= 1e-12, "{name}: largest difference {worst:e}");
-        if let (
-            Predictions::Classification { predicted: a, .. },
-            Predictions::Classification { predicted: b, .. },
-        ) = (&fast, &reference)
-        {
-            assert_eq!(a, b, "{name}: predicted classes");
+        // Every instruction set this CPU runs, the portable one included.
+        for simd in Simd::available() {
+            let fast = model
+                .predict_with(rows, &PredictOptions::default().with_simd(simd))
+                .unwrap();
+            let worst = outputs(&fast)
+                .iter()
+                .zip(outputs(&reference))
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(worst <= 1e-12, "{name}, {simd:?}: largest difference {worst:e}");
+            if let (
+                Predictions::Classification { predicted: a, .. },
+                Predictions::Classification { predicted: b, .. },
+            ) = (&fast, &reference)
+            {
+                assert_eq!(a, b, "{name}, {simd:?}: predicted classes");
+            }
         }
     }
 }
@@ -370,6 +375,56 @@ proptest! {
         let bits = output_bits(&model.predict(&part).unwrap());
         for (i, &r) in picks.iter().enumerate() {
             prop_assert_eq!(&bits[i * k..(i + 1) * k], &whole[r * k..(r + 1) * k]);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Linear models at every instruction set this CPU runs (the portable fallback included),
+    /// through the frame and through a design matrix: any split of a batch, and any row's
+    /// position in a batch, gives the same bits as the portable kernel on the whole batch.
+    #[test]
+    fn linear_predictions_have_the_same_bits_at_every_simd_level_batch_size_and_position(
+        which in 3usize..6,
+        level in 0usize..2,
+        sizes in prop::collection::vec(1usize..300, 1..8),
+        picks in prop::collection::vec(0usize..700, 1..40),
+    ) {
+        let levels = Simd::available();
+        let simd = levels[level % levels.len()];
+        let options = PredictOptions::default().with_simd(simd);
+        let portable = PredictOptions::default().with_simd(Simd::Portable);
+        let model = &models()[which];
+        let classes = model.output().labels().len();
+        let all = test_rows(classes).select_rows(&(0..700).collect::<Vec<_>>()).unwrap();
+        let x_all = model.preprocessor().transform(model.schema(), &all).unwrap();
+        let whole = output_bits(&model.predict_with(&all, &portable).unwrap());
+        let whole_matrix = output_bits(&model.predict_features(x_all.view(), &portable).unwrap());
+        let k = whole.len() / 700;
+        prop_assert_eq!(&output_bits(&model.predict_with(&all, &options).unwrap()), &whole);
+        let mut start = 0;
+        for size in sizes {
+            if start >= 700 {
+                break;
+            }
+            let end = (start + size).min(700);
+            let part = all.select_rows(&(start..end).collect::<Vec<_>>()).unwrap();
+            let bits = output_bits(&model.predict_with(&part, &options).unwrap());
+            prop_assert_eq!(&bits[..], &whole[start * k..end * k]);
+            let x = x_all.slice(ndarray::s![start..end, ..]);
+            let bits = output_bits(&model.predict_features(x, &options).unwrap());
+            prop_assert_eq!(&bits[..], &whole_matrix[start * k..end * k]);
+            start = end;
+        }
+        let part = all.select_rows(&picks).unwrap();
+        let bits = output_bits(&model.predict_with(&part, &options).unwrap());
+        let x = x_all.select(ndarray::Axis(0), &picks);
+        let matrix_bits = output_bits(&model.predict_features(x.view(), &options).unwrap());
+        for (i, &r) in picks.iter().enumerate() {
+            prop_assert_eq!(&bits[i * k..(i + 1) * k], &whole[r * k..(r + 1) * k]);
+            prop_assert_eq!(&matrix_bits[i * k..(i + 1) * k], &whole_matrix[r * k..(r + 1) * k]);
         }
     }
 }

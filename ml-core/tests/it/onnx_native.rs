@@ -513,3 +513,347 @@ fn a_hand_built_model_file_loads_and_predicts_through_the_model_interface() {
     let p = model.predict(&frame).unwrap();
     assert_eq!(p.values().unwrap().to_vec(), [10.0, 20.0, 10.0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fused linear pass.
+
+/// The largest difference between two models' outputs on `frame`, with the predicted labels
+/// equal wherever the top two probabilities are apart.
+fn largest_difference(a: &dyn Model, b: &dyn Model, frame: &Frame) -> f64 {
+    let (p, q) = (a.predict(frame).unwrap(), b.predict(frame).unwrap());
+    assert_eq!(p.len(), q.len());
+    match (p.probabilities(), q.probabilities()) {
+        (Some(x), Some(y)) => {
+            for r in 0..p.len() {
+                let mut row: Vec<f64> = y.row(r).to_vec();
+                row.sort_by(|a, b| b.total_cmp(a));
+                if row[0] - row[1] > 1e-6 {
+                    assert_eq!(p.label(r), q.label(r), "row {r}");
+                }
+            }
+            x.iter()
+                .zip(y.iter())
+                .map(|(u, v)| (u - v).abs())
+                .fold(0.0, f64::max)
+        }
+        _ => {
+            let (x, y) = (p.values().unwrap(), q.values().unwrap());
+            x.iter()
+                .zip(y.iter())
+                .map(|(u, v)| (u - v).abs())
+                .fold(0.0, f64::max)
+        }
+    }
+}
+
+/// `n` rows of `f` features, uniform in [-4, 4) with a few exact zeros, from a fixed seed.
+fn random_rows(schema: &Schema, n: usize, seed: u64) -> Frame {
+    let mut rng = ml_core::rng::Rng::new(seed);
+    let rows: Vec<Vec<Value>> = (0..n)
+        .map(|_| {
+            (0..schema.len())
+                .map(|_| {
+                    let v = rng.uniform_range(-4.0, 4.0);
+                    Value::Float(if v.abs() < 0.05 { 0.0 } else { v })
+                })
+                .collect()
+        })
+        .collect();
+    Frame::from_rows(schema.clone(), &rows).unwrap()
+}
+
+/// One float ulp at 1: the fused pass rounds to float where the operators do, so the two paths
+/// differ at most by a rounding of their last step.
+const ONE_FLOAT_ULP: f64 = 1.2e-7;
+
+#[test]
+fn exported_logistic_regressions_run_fused_and_agree_with_the_operator_path_and_onnxruntime() {
+    for name in ["logistic_regression", "bench_lr_f20"] {
+        let fx = fixture(name);
+        let fused = NativeOnnxModel::load(fixtures().join(format!("{name}.onnx")), None, None).unwrap();
+        assert!(fused.is_fused(), "{name}: {}", fused.graph().summary());
+        let general = fused.clone().unfused();
+        assert!(!general.is_fused());
+        // Both within the fixtures' tolerance of onnxruntime's recorded output.
+        for model in [&fused, &general] {
+            let worst = max_difference(model, &fx);
+            assert!(worst <= 1e-6, "{name}: max |native - onnxruntime| = {worst:e}");
+        }
+        let frame = Frame::from_rows(fused.schema().clone(), &fx.rows).unwrap();
+        let worst = largest_difference(&fused, &general, &frame);
+        assert!(worst <= ONE_FLOAT_ULP, "{name}: fused vs operator path {worst:e}");
+        let frame = random_rows(fused.schema(), 2000, 17);
+        let worst = largest_difference(&fused, &general, &frame);
+        assert!(
+            worst <= ONE_FLOAT_ULP,
+            "{name}: fused vs operator path on 2000 rows {worst:e}"
+        );
+    }
+    // Other shapes keep the operator path: a pipeline of per-column inputs, a forest.
+    let pipeline = NativeOnnxModel::load(
+        fixtures().join("pipeline_lr.onnx"),
+        Some(pipeline_lr_schema()),
+        None,
+    )
+    .unwrap();
+    assert!(!pipeline.is_fused());
+    let forest = NativeOnnxModel::load(fixtures().join("random_forest_classifier.onnx"), None, None).unwrap();
+    assert!(!forest.is_fused());
+}
+
+#[test]
+fn the_fused_pass_gives_the_same_bits_at_every_simd_level_batch_size_and_position() {
+    use ml_core::PredictOptions;
+    use ml_core::kernel::Simd;
+
+    let model = NativeOnnxModel::load(fixtures().join("bench_lr_f20.onnx"), None, None).unwrap();
+    assert!(model.is_fused());
+    let n = 700;
+    let all = random_rows(model.schema(), n, 5);
+    let bits = |p: &ml_core::Predictions| -> Vec<u64> {
+        p.probabilities().unwrap().iter().map(|v| v.to_bits()).collect()
+    };
+    let portable = PredictOptions::default().with_simd(Simd::Portable);
+    let whole = bits(&model.predict_with(&all, &portable).unwrap());
+    for simd in Simd::available() {
+        let options = PredictOptions::default().with_simd(simd);
+        assert_eq!(
+            bits(&model.predict_with(&all, &options).unwrap()),
+            whole,
+            "{simd:?}"
+        );
+        // Batches of every length class: single rows, a partial SIMD group, several blocks.
+        for size in [1, 3, 8, 13, 129, 300] {
+            for start in (0..n).step_by(size).take(40) {
+                let end = (start + size).min(n);
+                let part = all.select_rows(&(start..end).collect::<Vec<_>>()).unwrap();
+                let got = bits(&model.predict_with(&part, &options).unwrap());
+                assert_eq!(
+                    got[..],
+                    whole[start * 2..end * 2],
+                    "{simd:?}, rows {start}..{end}"
+                );
+            }
+        }
+        // A row moved to every position of a batch.
+        let picks: Vec<usize> = (0..n).rev().step_by(7).collect();
+        let part = all.select_rows(&picks).unwrap();
+        let got = bits(&model.predict_with(&part, &options).unwrap());
+        for (i, &r) in picks.iter().enumerate() {
+            assert_eq!(
+                got[i * 2..i * 2 + 2],
+                whole[r * 2..r * 2 + 2],
+                "{simd:?}, row {r} at {i}"
+            );
+        }
+    }
+}
+
+/// A LinearClassifier on two features, with the graph's remaining nodes.
+fn linear_model(
+    coefficients: &[f32],
+    intercepts: &[f32],
+    labels: &[&str],
+    post: &str,
+    after: Vec<ml_core::onnx_ml::proto::NodeProto>,
+    output: &str,
+) -> NativeOnnxModel {
+    let mut nodes = vec![node(
+        "LinearClassifier",
+        "ai.onnx.ml",
+        &["x"],
+        &["label", "scores"],
+        vec![
+            attr_floats("coefficients", coefficients),
+            attr_floats("intercepts", intercepts),
+            attr_strings("classlabels_strings", labels),
+            attr_string("post_transform", post),
+        ],
+    )];
+    nodes.extend(after);
+    let g = graph(
+        nodes,
+        vec![tensor_info("x", 1, 2)],
+        vec![
+            tensor_info("label", 8, 1),
+            tensor_info(output, 1, labels.len() as i64),
+        ],
+    );
+    NativeOnnxModel::from_bytes(model_bytes(g), "linear.onnx", None, None, None).unwrap()
+}
+
+#[test]
+fn linear_chains_with_normalizer_cast_zipmap_and_softmax_fuse_and_compute_what_the_operators_specify() {
+    let frame = |model: &NativeOnnxModel| {
+        Frame::from_rows(
+            model.schema().clone(),
+            &[
+                vec![Value::Float(0.5), Value::Float(-1.25)],
+                vec![Value::Float(-2.0), Value::Float(0.75)],
+                vec![Value::Float(0.0), Value::Float(0.0)],
+            ],
+        )
+        .unwrap()
+    };
+    let rows = [[0.5, -1.25], [-2.0, 0.75], [0.0, 0.0]];
+    let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
+    let check = |model: &NativeOnnxModel, want: &[Vec<f64>], what: &str| {
+        let p = model.predict(&frame(model)).unwrap();
+        let probs = p.probabilities().unwrap();
+        for (r, w) in want.iter().enumerate() {
+            for (c, v) in w.iter().enumerate() {
+                assert!(
+                    (probs[[r, c]] - v).abs() <= 2e-7,
+                    "{what}: row {r} class {c}: {} vs {v}",
+                    probs[[r, c]]
+                );
+            }
+        }
+        // The operator path agrees.
+        let general = model.clone().unfused();
+        assert!(
+            largest_difference(model, &general, &frame(model)) <= ONE_FLOAT_ULP,
+            "{what}"
+        );
+    };
+
+    // skl2onnx's binary form (two opposite rows, LOGISTIC), then Normalizer (L1), Cast to
+    // float and ZipMap whose labels come in the other order than the classifier's: the model's
+    // columns follow ZipMap's labels.
+    let (w, b) = ([1.5f32, -0.5], 0.25f32);
+    let binary = linear_model(
+        &[-w[0], -w[1], w[0], w[1]],
+        &[-b, b],
+        &["no", "yes"],
+        "LOGISTIC",
+        vec![
+            node(
+                "Normalizer",
+                "ai.onnx.ml",
+                &["scores"],
+                &["normed"],
+                vec![attr_string("norm", "L1")],
+            ),
+            node("Cast", "", &["normed"], &["cast"], vec![attr_int("to", 1)]),
+            node(
+                "ZipMap",
+                "ai.onnx.ml",
+                &["cast"],
+                &["maps"],
+                vec![attr_strings("classlabels_strings", &["no", "yes"])],
+            ),
+        ],
+        "maps",
+    );
+    assert!(binary.is_fused());
+    let want: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|x| {
+            let z = f64::from(w[0]) * x[0] + f64::from(w[1]) * x[1] + f64::from(b);
+            vec![sig(-z), sig(z)]
+        })
+        .collect();
+    check(&binary, &want, "binary");
+    // Labels given in the other order: the columns follow them.
+    let bytes = binary.onnx_bytes().to_vec();
+    let swapped = NativeOnnxModel::from_bytes(
+        bytes,
+        "linear.onnx",
+        None,
+        None,
+        Some(vec!["yes".into(), "no".into()]),
+    )
+    .unwrap();
+    assert!(swapped.is_fused());
+    let swapped_want: Vec<Vec<f64>> = want.iter().map(|r| vec![r[1], r[0]]).collect();
+    check(&swapped, &swapped_want, "labels swapped");
+
+    // Three classes with SOFTMAX.
+    let coef = [1.0f32, 0.0, 0.0, 1.0, -1.0, -1.0];
+    let icpt = [0.0f32, 0.5, -0.5];
+    let multi = linear_model(&coef, &icpt, &["a", "b", "c"], "SOFTMAX", vec![], "scores");
+    assert!(multi.is_fused());
+    let want: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|x| {
+            let s: Vec<f64> = (0..3)
+                .map(|c| {
+                    f64::from(coef[2 * c]) * x[0] + f64::from(coef[2 * c + 1]) * x[1] + f64::from(icpt[c])
+                })
+                .collect();
+            let sum: f64 = s.iter().map(|v| v.exp()).sum();
+            s.iter().map(|v| v.exp() / sum).collect()
+        })
+        .collect();
+    check(&multi, &want, "softmax");
+
+    // Shapes outside the standard chain stay on the operator path and still compute it:
+    // LOGISTIC on two rows that are not opposite (each score through σ independently) ...
+    let two_rows = linear_model(
+        &[1.0, 0.0, 0.0, 1.0],
+        &[0.0, 0.0],
+        &["p", "q"],
+        "LOGISTIC",
+        vec![],
+        "scores",
+    );
+    assert!(!two_rows.is_fused());
+    let want: Vec<Vec<f64>> = rows.iter().map(|x| vec![sig(x[0]), sig(x[1])]).collect();
+    check(&two_rows, &want, "two independent rows");
+    // ... and a Softmax node after the classifier.
+    let softmax_node = linear_model(
+        &coef,
+        &icpt,
+        &["a", "b", "c"],
+        "NONE",
+        vec![node(
+            "Softmax",
+            "",
+            &["scores"],
+            &["p"],
+            vec![attr_int("axis", -1)],
+        )],
+        "p",
+    );
+    assert!(!softmax_node.is_fused());
+}
+
+#[test]
+fn a_linear_regressor_runs_fused_with_float_inputs_and_outputs() {
+    let g = graph(
+        vec![node(
+            "LinearRegressor",
+            "ai.onnx.ml",
+            &["x"],
+            &["y"],
+            vec![
+                attr_floats("coefficients", &[0.5, -2.0]),
+                attr_floats("intercepts", &[1.0]),
+            ],
+        )],
+        vec![tensor_info("x", 1, 2)],
+        vec![tensor_info("y", 1, 1)],
+    );
+    let model = NativeOnnxModel::from_bytes(model_bytes(g), "lin.onnx", None, None, None).unwrap();
+    assert!(model.is_fused());
+    // 0.1 is not a float: the input tensor holds 0.100000001490116..., and the output is a float.
+    let frame = Frame::from_rows(
+        model.schema().clone(),
+        &[
+            vec![Value::Float(0.1), Value::Float(1.0)],
+            vec![Value::Float(4.0), Value::Float(-0.25)],
+        ],
+    )
+    .unwrap();
+    let got = model.predict(&frame).unwrap().values().unwrap().to_vec();
+    let x = f64::from(0.1f32);
+    assert_eq!(got, [f64::from((0.5 * x - 2.0 + 1.0) as f32), 3.5]);
+    let general = model
+        .unfused()
+        .predict(&frame)
+        .unwrap()
+        .values()
+        .unwrap()
+        .to_vec();
+    assert_eq!(got, general);
+}

@@ -47,7 +47,7 @@ pub fn fixture(name: &str) -> Fixture {
 }
 
 /// Every fixture.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     "logistic_regression",
     "random_forest_classifier",
     "gradient_boosting_classifier",
@@ -57,6 +57,7 @@ pub const ALL: [&str; 9] = [
     "xgb_classifier",
     "lgbm_classifier",
     "bench_rf100_d8_f20",
+    "bench_lr_f20",
 ];
 
 /// The fields of the `pipeline_lr` fixture: three floats and two categoricals.

@@ -1,0 +1,188 @@
+//! The standard shape of an exported linear model, fused into one pass.
+//!
+//! skl2onnx (and onnxmltools) export a logistic regression as `LinearClassifier` (scores, then
+//! its post-transform) followed by pass-through nodes on the probabilities: `Normalizer` (L1),
+//! `Identity`, `Cast` to float, `ZipMap`; a linear regression as `LinearRegressor`. Evaluated
+//! node by node, each of those copies the batch once more. When the path from the graph's one
+//! input to the probabilities (or values) is exactly such a chain, the model is compiled into a
+//! [`LinearKernel`] instead, and a batch goes from the frame's columns to the predictions in one
+//! pass of blocks: the inputs rounded to `float` as the input tensor would hold them, scores,
+//! link and L1 normalisation computed as the operators specify, the outputs rounded to `float`
+//! as the operators return them. Any other graph keeps the operator-by-operator path.
+
+use std::sync::Arc;
+
+use ndarray::{Array1, Array2};
+
+use crate::error::{Error, Result};
+use crate::frame::{Column, Frame};
+use crate::kernel::simd::Level;
+use crate::kernel::{BLOCK_ROWS, LinearKernel, with_scratch};
+use crate::model::Predictions;
+
+/// A linear graph compiled into one pass (see the [module docs](self)).
+#[derive(Clone, Debug)]
+pub(crate) struct FusedLinear {
+    kernel: LinearKernel,
+    /// The input tensor is float: each value is rounded to `f32` first.
+    round_inputs: bool,
+    /// The probabilities go through `Normalizer` with the L1 norm.
+    normalize_l1: bool,
+    /// Classifiers: output column `j` of the predictions is the kernel's column `columns[j]`.
+    columns: Option<Vec<usize>>,
+}
+
+impl FusedLinear {
+    pub(crate) fn new(
+        kernel: LinearKernel,
+        round_inputs: bool,
+        normalize_l1: bool,
+        columns: Option<Vec<usize>>,
+    ) -> FusedLinear {
+        FusedLinear {
+            kernel,
+            round_inputs,
+            normalize_l1,
+            columns,
+        }
+    }
+
+    /// Number of input features.
+    pub(crate) fn n_features(&self) -> usize {
+        self.kernel.n_features()
+    }
+
+    /// Values per row.
+    pub(crate) fn n_outputs(&self) -> usize {
+        self.kernel.n_outputs()
+    }
+
+    /// Predicts `frame`, whose field `j` is column `idx[j]`; `labels` for classifiers.
+    pub(crate) fn predict(
+        &self,
+        frame: &Frame,
+        idx: &[usize],
+        labels: Option<&Arc<[String]>>,
+        level: Level,
+    ) -> Result<Predictions> {
+        let n = frame.n_rows();
+        let d = self.kernel.n_features();
+        let k = self.kernel.n_outputs();
+        if idx.len() != d {
+            return Err(Error::Internal(format!(
+                "{} input columns for a linear model of {d} features",
+                idx.len()
+            )));
+        }
+        let mut out = Array2::<f64>::zeros((n, k));
+        let slice = out
+            .as_slice_mut()
+            .ok_or_else(|| Error::Internal("a new array is contiguous".into()))?;
+        let k_scores = self.kernel.n_scores();
+        with_scratch(self.kernel.scratch_len(), |scratch| {
+            let (z, xb) = scratch.split_at_mut(k_scores * BLOCK_ROWS);
+            for start in (0..n).step_by(BLOCK_ROWS) {
+                let end = (start + BLOCK_ROWS).min(n);
+                for (col, &c) in xb.chunks_exact_mut(BLOCK_ROWS).zip(idx) {
+                    fill_block(frame, c, start, &mut col[..end - start], self.round_inputs);
+                }
+                self.kernel
+                    .predict_block(level, xb, end - start, z, &mut slice[start * k..end * k]);
+            }
+        });
+        // The operators return float.
+        slice.iter_mut().for_each(|v| *v = f64::from(*v as f32));
+        if self.normalize_l1 {
+            // As `Normalizer`: divide by the sum of absolute values unless it is zero.
+            for row in slice.chunks_exact_mut(k) {
+                let sum: f64 = row.iter().map(|v| v.abs()).sum();
+                if sum != 0.0 {
+                    row.iter_mut().for_each(|v| *v = f64::from((*v / sum) as f32));
+                }
+            }
+        }
+        let Some(labels) = labels else {
+            return Ok(Predictions::Regression {
+                values: Array1::from(out.into_raw_vec_and_offset().0),
+            });
+        };
+        if let Some(columns) = &self.columns {
+            let mut row_copy = vec![0.0; k];
+            for row in slice.chunks_exact_mut(k) {
+                row_copy.copy_from_slice(row);
+                for (v, &c) in row.iter_mut().zip(columns) {
+                    *v = row_copy[c];
+                }
+            }
+        }
+        // Predictions::from_probabilities' rule (the most probable class, ties to the lower
+        // index) over contiguous rows.
+        let predicted = if k == 2 {
+            // The same rule without a branch per row.
+            slice
+                .chunks_exact(2)
+                .map(|row| usize::from(row[1] > row[0]))
+                .collect()
+        } else {
+            slice
+                .chunks_exact(k)
+                .map(|row| {
+                    let mut best = 0;
+                    for (i, &p) in row.iter().enumerate() {
+                        if p > row[best] {
+                            best = i;
+                        }
+                    }
+                    best
+                })
+                .collect()
+        };
+        if labels.len() != k {
+            return Err(Error::Internal(format!(
+                "{} labels for {k} probability columns",
+                labels.len()
+            )));
+        }
+        Ok(Predictions::Classification {
+            labels: labels.clone(),
+            predicted,
+            probabilities: out,
+        })
+    }
+}
+
+/// Rows `start..start + dst.len()` of numeric column `c` into `dst`, as the input tensor holds
+/// them ([`super::numeric_column`]: missing values as NaN, float values as stored), rounded to
+/// `f32` when `round`.
+fn fill_block(frame: &Frame, c: usize, start: usize, dst: &mut [f64], round: bool) {
+    let rows = start..start + dst.len();
+    let nulls = frame.null_mask(c).map(|m| &m[rows.clone()]);
+    let missing = |i: usize| nulls.is_some_and(|m| m[i]);
+    match &frame.columns()[c] {
+        Column::Float(v) => match v.as_slice() {
+            // Copied and rounded in one pass (the common case: a float column, no nulls).
+            Some(s) if round => dst
+                .iter_mut()
+                .zip(&s[rows])
+                .for_each(|(d, x)| *d = f64::from(*x as f32)),
+            Some(s) => dst.copy_from_slice(&s[rows]),
+            None => dst.iter_mut().zip(rows).for_each(|(d, r)| *d = v[r]),
+        },
+        Column::Int(v) => dst
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, d)| *d = if missing(i) { f64::NAN } else { v[start + i] as f64 }),
+        Column::Bool(v) => dst.iter_mut().enumerate().for_each(|(i, d)| {
+            *d = if missing(i) {
+                f64::NAN
+            } else {
+                f64::from(u8::from(v[start + i]))
+            }
+        }),
+        // Refused when the input layout was built.
+        Column::Categorical(_) | Column::String(_) => dst.fill(f64::NAN),
+    }
+    if round && !matches!(&frame.columns()[c], Column::Float(v) if v.as_slice().is_some()) {
+        dst.iter_mut().for_each(|v| *v = f64::from(*v as f32));
+    }
+}
