@@ -16,7 +16,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ml_core::datasets::{
@@ -169,16 +169,42 @@ fn produce(bootstrap: &str, lines: &[String]) -> AnyResult<()> {
 
 /// Scores every event with `processes` workers; returns (events/s first to last record, group
 /// formation seconds, records read back).
-fn kafka_run(bootstrap: &str, n: usize, processes: usize) -> AnyResult<(f64, f64, Vec<serde_json::Value>)> {
+fn kafka_run(
+    bootstrap: &str,
+    lines: &[String],
+    processes: usize,
+) -> AnyResult<(f64, f64, Vec<serde_json::Value>)> {
+    let n = lines.len();
     let exe = std::env::current_exe()?;
     let mut workers = Vec::new();
-    for _ in 0..processes {
+    // What each worker owns, from the source's "owns partitions [..]" lines on its stderr
+    // (passed on to ours): the events are produced only once every worker owns a share, so
+    // the run measures the group at its full size rather than the first worker alone.
+    let owned = Arc::new((Mutex::new(vec![Vec::<u32>::new(); processes]), Condvar::new()));
+    for w in 0..processes {
         let mut child = Command::new(&exe)
             .args(["--worker", bootstrap])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()?;
+        let stderr = child.stderr.take().ok_or("stderr")?;
+        let owned = owned.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[worker {w}] {line}");
+                if let Some((_, list)) = line.split_once("owns partitions [") {
+                    let parts = list
+                        .trim_end_matches(']')
+                        .split(", ")
+                        .filter_map(|p| p.parse().ok())
+                        .collect();
+                    let (lock, changed) = &*owned;
+                    lock.lock().unwrap_or_else(|e| e.into_inner())[w] = parts;
+                    changed.notify_all();
+                }
+            }
+        });
         let mut line = String::new();
         BufReader::new(child.stdout.take().ok_or("stdout")?).read_line(&mut line)?;
         if line.trim() != "ready" {
@@ -187,6 +213,27 @@ fn kafka_run(bootstrap: &str, n: usize, processes: usize) -> AnyResult<(f64, f64
         workers.push(child);
     }
     let started = Instant::now();
+    {
+        let (lock, changed) = &*owned;
+        let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let all: std::collections::BTreeSet<u32> = guard.iter().flatten().copied().collect();
+            if guard.iter().all(|o| !o.is_empty()) && all.len() == PARTITIONS as usize {
+                break;
+            }
+            let (g, timeout) = changed
+                .wait_timeout(guard, Duration::from_secs(120))
+                .unwrap_or_else(|e| e.into_inner());
+            if timeout.timed_out() {
+                return Err(format!("the group did not spread over the workers: {:?}", *g).into());
+            }
+            guard = g;
+        }
+    }
+    let formation = started.elapsed().as_secs_f64();
+    let t = Instant::now();
+    produce(bootstrap, lines)?;
+    println!("  produced {n} events in {:.1} s", t.elapsed().as_secs_f64());
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "checker")
@@ -221,7 +268,7 @@ fn kafka_run(bootstrap: &str, n: usize, processes: usize) -> AnyResult<(f64, f64
     }
     let first = first.ok_or("no record")?;
     let rate = n as f64 / (last - first).as_secs_f64();
-    Ok((rate, (first - started).as_secs_f64(), records))
+    Ok((rate, formation, records))
 }
 
 /// File source → RF100 → JSONL log, in this process: the baseline.
@@ -330,12 +377,9 @@ fn main() -> AnyResult<()> {
         cluster.create_topic("events", PARTITIONS, 1)?;
         cluster.create_topic("scores", PARTITIONS, 1)?;
         let bootstrap = cluster.bootstrap_servers();
-        let t = Instant::now();
-        produce(&bootstrap, &lines)?;
-        println!("  produced {n} events in {:.1} s", t.elapsed().as_secs_f64());
-        let (rate, formation, records) = kafka_run(&bootstrap, n, k)?;
+        let (rate, formation, records) = kafka_run(&bootstrap, &lines, k)?;
         println!(
-            "kafka → RF100 → kafka, {k} process(es): {rate:>9.0} events/s = {:.2} × the file pipeline (first record after {formation:.1} s)",
+            "kafka → RF100 → kafka, {k} process(es): {rate:>9.0} events/s = {:.2} × the file pipeline (group formed in {formation:.1} s)",
             rate / file_rate
         );
         if verify {
