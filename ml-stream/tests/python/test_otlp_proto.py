@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -101,7 +102,7 @@ def test_drift_report_parses_as_otlp_metrics_and_a_log_record(model, collector, 
                        "--json", tmp_path / "report.json", env=env_for(url))
     assert KEY not in done.stdout + done.stderr
     report = json.loads((tmp_path / "report.json").read_text())
-    dataset = report["dataset"]
+    dataset = report  # the dataset metrics are top-level fields
     assert dataset["dataset_drift"] is True
 
     [request] = parse(calls, "/v1/metrics", metrics_service.ExportMetricsServiceRequest)
@@ -151,6 +152,17 @@ def test_request_metrics_of_serve_parse_as_otlp_sums_and_histograms(model, colle
                             env={**os.environ, **env_for(url)})
     try:
         base = proc.stdout.readline().strip()
+        # The model loads after the address is printed: wait until the server says it is ready.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the server never became ready"
+            time.sleep(0.05)
         header, *rows = (model / "train.csv").read_text().splitlines()[:4]
         names = header.split(",")
         records = []
