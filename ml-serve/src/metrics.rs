@@ -74,41 +74,39 @@ const BUCKETS: [f64; 14] = [
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// The recorder's builder with the latency and batch-size buckets.
+fn builder() -> Option<PrometheusBuilder> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(DURATION.into()), &BUCKETS)
+        .ok()?
+        .set_buckets_for_metric(Matcher::Full(SHADOW_DURATION.into()), &BUCKETS)
+        .ok()?
+        .set_buckets_for_metric(
+            Matcher::Full(BATCH_ROWS.into()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+        )
+        .ok()
+}
+
 /// Installs the Prometheus recorder once per process.
 pub(crate) fn init() {
-    HANDLE.get_or_init(|| {
-        let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(DURATION.into()), &BUCKETS)
-            .ok()?
-            .set_buckets_for_metric(Matcher::Full(SHADOW_DURATION.into()), &BUCKETS)
-            .ok()?
-            .set_buckets_for_metric(
-                Matcher::Full(BATCH_ROWS.into()),
-                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
-            )
-            .ok()?;
-        match builder.install_recorder() {
-            Ok(h) => Some(with_upkeep(h)),
-            Err(e) => {
-                tracing::warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
-                None
-            }
+    HANDLE.get_or_init(|| match builder()?.install_recorder() {
+        Ok(h) => Some(with_upkeep(h)),
+        Err(e) => {
+            tracing::warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
+            None
         }
     });
 }
 
 /// Installs the Prometheus recorder once per process, wrapped by `wrap` (a recorder that
 /// forwards to it and elsewhere); false when a recorder was installed before.
-#[cfg(feature = "azure")]
 pub(crate) fn init_wrapped<R: metrics::Recorder + Send + Sync + 'static>(
     wrap: impl FnOnce(metrics_exporter_prometheus::PrometheusRecorder) -> R,
 ) -> bool {
     let mut installed = false;
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(DURATION.into()), &BUCKETS)
-            .ok()?
-            .build_recorder();
+        let recorder = builder()?.build_recorder();
         let handle = recorder.handle();
         installed = metrics::set_global_recorder(wrap(recorder)).is_ok();
         installed.then(|| with_upkeep(handle))

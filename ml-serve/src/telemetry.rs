@@ -1,6 +1,7 @@
-//! Telemetry beside `/metrics`: request telemetry (`RequestData`) to Application Insights for
-//! the calls the server answers (feature `azure`, through the process-wide exporter of
-//! `ml_stream::appinsights`), the Prometheus recorder for programs that are not the server
+//! Telemetry beside `/metrics`: request telemetry for the calls the server answers —
+//! `RequestData` to Application Insights (feature `azure`, through the process-wide exporter of
+//! `ml_stream::appinsights`) and server spans to an OTLP collector (`ml_stream::otlp`) — the
+//! Prometheus recorder (optionally forwarding every signal to those exporters) for programs that are not the server
 //! (`streamscore stream --metrics-port`), and a server of `/metrics` alone.
 //!
 //! Health probes and `/metrics` scrapes that succeed are not sent as requests: they would be
@@ -27,49 +28,76 @@ const QUIET_ROUTES: &[&str] = &[
     "/v2/health/ready",
 ];
 
-/// Middleware: sends each call as `RequestData` (name `METHOD /route`, status, duration, the
-/// `x-request-id` as id and operation id, the model version as a property) when a process-wide
-/// Application Insights exporter is installed; otherwise only passes the call on.
+/// Middleware: sends each call as `RequestData` to the process-wide Application Insights
+/// exporter (feature `azure`; name `METHOD /route`, status, duration, the `x-request-id` as id
+/// and operation id, the model version as a property) and as a server span to the process-wide
+/// OTLP exporter (the same fields as attributes), when they are installed; otherwise only
+/// passes the call on.
 pub async fn track_requests(req: Request, next: Next) -> Response {
     #[cfg(feature = "azure")]
-    if let Some(client) = ml_stream::appinsights::global() {
-        let started = std::time::Instant::now();
-        let route = req
-            .extensions()
-            .get::<axum::extract::MatchedPath>()
-            .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
-        let name = format!("{} {route}", req.method());
-        let url = req.uri().to_string();
-        let response = next.run(req).await;
-        let status = response.status();
-        if status.as_u16() < 400 && QUIET_ROUTES.contains(&route.as_str()) {
-            return response;
-        }
-        let header = |h: &axum::http::HeaderName| {
-            response
-                .headers()
-                .get(h)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+    let appinsights = ml_stream::appinsights::global();
+    #[cfg(not(feature = "azure"))]
+    let appinsights: Option<()> = None;
+    let otlp = ml_stream::otlp::global();
+    if appinsights.is_none() && otlp.is_none() {
+        return next.run(req).await;
+    }
+    let started = std::time::Instant::now();
+    let start_ns = ml_stream::exporter::now_ns();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
+    let method = req.method().to_string();
+    let url = req.uri().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    if status < 400 && QUIET_ROUTES.contains(&route.as_str()) {
+        return response;
+    }
+    let header = |h: &axum::http::HeaderName| {
+        response
+            .headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let id = header(&crate::ops::REQUEST_ID).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let version = header(&crate::ops::MODEL_VERSION);
+    #[cfg(feature = "azure")]
+    if let Some(client) = appinsights {
         let mut properties = std::collections::BTreeMap::new();
-        if let Some(v) = header(&crate::ops::MODEL_VERSION) {
-            properties.insert("model_version".to_string(), v);
+        if let Some(v) = &version {
+            properties.insert("model_version".to_string(), v.clone());
         }
         client.track_request(ml_stream::appinsights::RequestData {
             ver: 2,
-            id: header(&crate::ops::REQUEST_ID).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            name,
+            id: id.clone(),
+            name: format!("{method} {route}"),
             duration: ml_stream::appinsights::timespan(started.elapsed()),
-            response_code: status.as_u16().to_string(),
-            success: status.as_u16() < 400,
-            url,
+            response_code: status.to_string(),
+            success: status < 400,
+            url: url.clone(),
             properties,
         });
-        return response;
     }
-    let _ = QUIET_ROUTES;
-    next.run(req).await
+    if let Some(otlp) = otlp {
+        let mut attributes = vec![("request_id".to_string(), id)];
+        if let Some(v) = version {
+            attributes.push(("model_version".to_string(), v));
+        }
+        otlp.track_request(&ml_stream::otlp::RequestSpan {
+            name: format!("{method} {route}"),
+            method,
+            route,
+            target: url,
+            status,
+            start_ns,
+            end_ns: start_ns + started.elapsed().as_nanos() as u64,
+            attributes,
+        });
+    }
+    response
 }
 
 /// Installs the Prometheus recorder of [`render_prometheus`] (once per process; the server
@@ -83,7 +111,16 @@ pub fn install_prometheus() -> bool {
 /// `MetricData`. False when a recorder was installed before (then nothing is forwarded).
 #[cfg(feature = "azure")]
 pub fn install_prometheus_with(client: &ml_stream::appinsights::AppInsights) -> bool {
-    crate::metrics::init_wrapped(|prometheus| client.recorder(prometheus))
+    install_prometheus_forwarding(vec![client.forward()])
+}
+
+/// Installs the Prometheus recorder with every signal also forwarded to each exporter of
+/// `targets` (Application Insights, OTLP; from their `forward()`). False when a recorder was
+/// installed before (then nothing is forwarded).
+pub fn install_prometheus_forwarding(targets: Vec<ml_stream::exporter::MetricsForward>) -> bool {
+    crate::metrics::init_wrapped(|prometheus| {
+        ml_stream::exporter::ForwardingRecorder::new(prometheus, targets)
+    })
 }
 
 /// The Prometheus text of every metric, `None` when another recorder took the signals.

@@ -43,7 +43,7 @@ async fn score_calls_arrive_as_request_data_and_a_refusing_receiver_changes_no_a
     let mut options =
         AppInsightsOptions::new(ConnectionString::parse("InstrumentationKey=serve-key").unwrap());
     options.endpoint = Some(receiver);
-    options.send_interval = Duration::from_secs(3600);
+    options.batch.send_interval = Duration::from_secs(3600);
     let ai = AppInsights::start(options).unwrap();
     assert!(ai.install_global());
 

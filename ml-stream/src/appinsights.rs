@@ -31,17 +31,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+#[cfg(test)]
+use metrics::Key;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::datacollection::rfc3339;
 use crate::error::{Error, Result};
-use crate::pipeline::RetryPolicy;
+use crate::exporter::{
+    Answer, ExportHandle, Exporter, MetricPoint, PointValue, Protocol, SignalExporter, post, short,
+};
+pub use crate::exporter::{BatchSettings, ExportStats, ForwardingRecorder, MetricsForward};
 use crate::spec::SpecRegistry;
 use crate::traits::{InferenceRecord, InferenceSink};
 
@@ -192,6 +195,21 @@ pub struct MetricData {
     pub properties: BTreeMap<String, String>,
 }
 
+impl DataPoint {
+    /// One value.
+    pub fn measurement(name: &str, value: f64) -> DataPoint {
+        DataPoint {
+            name: name.to_string(),
+            kind: DataPointKind::Measurement,
+            value,
+            count: Some(1),
+            min: None,
+            max: None,
+            std_dev: None,
+        }
+    }
+}
+
 /// Whether a data point is one value or an aggregate of several.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DataPointKind {
@@ -287,9 +305,7 @@ pub fn timespan(d: Duration) -> String {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    (crate::exporter::now_ns() / 1_000_000) as i64
 }
 
 /// Settings of an [`AppInsights`] exporter.
@@ -304,19 +320,8 @@ pub struct AppInsightsOptions {
     pub role: String,
     /// `ai.cloud.roleInstance`. Default the host name (`HOSTNAME`), else empty.
     pub role_instance: String,
-    /// Envelopes waiting to be sent; more are dropped and counted. Default 10,000.
-    pub max_queue: usize,
-    /// Most envelopes per call. Default 500.
-    pub max_batch: usize,
-    /// Longest time an envelope waits before it is sent. Default 5 s.
-    pub send_interval: Duration,
-    /// How often the forwarded `metrics` are aggregated and sent. Default 60 s.
-    pub metrics_interval: Duration,
-    /// Retries of a call answered 408/429/439/5xx or lost on the network. Default 5 attempts,
-    /// 500 ms doubling to 8 s.
-    pub retry: RetryPolicy,
-    /// Timeout of one call. Default 10 s.
-    pub timeout: Duration,
+    /// Queue, batches, retries (408/429/439/5xx and network errors) and timeouts.
+    pub batch: BatchSettings,
 }
 
 impl AppInsightsOptions {
@@ -327,16 +332,7 @@ impl AppInsightsOptions {
             endpoint: None,
             role: "streamscore".into(),
             role_instance: std::env::var("HOSTNAME").unwrap_or_default(),
-            max_queue: 10_000,
-            max_batch: 500,
-            send_interval: Duration::from_secs(5),
-            metrics_interval: Duration::from_secs(60),
-            retry: RetryPolicy {
-                max_attempts: 5,
-                initial_backoff: Duration::from_millis(500),
-                max_backoff: Duration::from_secs(8),
-            },
-            timeout: Duration::from_secs(10),
+            batch: BatchSettings::default(),
         }
     }
 
@@ -350,123 +346,16 @@ impl AppInsightsOptions {
     }
 }
 
-/// What an exporter has done so far.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ExportStats {
-    /// Envelopes queued.
-    pub enqueued: u64,
-    /// Envelopes the service accepted.
-    pub accepted: u64,
-    /// Envelopes the service refused, or that failed after every retry.
-    pub failed: u64,
-    /// Envelopes dropped because the queue was full or the exporter had stopped.
-    pub dropped: u64,
-    /// Calls retried.
-    pub retries: u64,
-    /// The last export error, as logged.
-    pub last_error: Option<String>,
-}
-
-#[derive(Default)]
-struct Counts {
-    enqueued: AtomicU64,
-    accepted: AtomicU64,
-    failed: AtomicU64,
-    dropped: AtomicU64,
-    retries: AtomicU64,
-    seq: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-enum Control {
-    Flush(oneshot::Sender<()>),
-    Shutdown(Instant, oneshot::Sender<()>),
-}
-
-struct Shared {
+/// The track API as an exporter protocol: envelopes posted as a JSON array.
+struct Track {
     options: AppInsightsOptions,
-    counts: Counts,
-    aggregator: Arc<Aggregator>,
+    url: String,
+    seq: AtomicU64,
 }
 
-/// A handle on an Application Insights exporter; clones share one queue and one background
-/// task. Made with [`AppInsights::start`] inside a Tokio runtime.
-#[derive(Clone)]
-pub struct AppInsights {
-    shared: Arc<Shared>,
-    data: mpsc::Sender<Envelope>,
-    control: mpsc::UnboundedSender<Control>,
-}
-
-impl fmt::Debug for AppInsights {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppInsights")
-            .field("url", &self.shared.options.track_url())
-            .field("role", &self.shared.options.role)
-            .finish_non_exhaustive()
-    }
-}
-
-static GLOBAL: OnceLock<AppInsights> = OnceLock::new();
-
-impl AppInsights {
-    /// Starts the exporter's background task on the current Tokio runtime.
-    pub fn start(options: AppInsightsOptions) -> Result<AppInsights> {
-        if options.max_queue == 0 || options.max_batch == 0 {
-            return Err(Error::InvalidSetting {
-                name: "appinsights",
-                reason: "max_queue and max_batch must be at least 1".into(),
-            });
-        }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::InvalidSetting {
-            name: "appinsights",
-            reason: "the exporter must be started inside a Tokio runtime".into(),
-        })?;
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .build()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let (data_tx, data_rx) = mpsc::channel(options.max_queue);
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            options,
-            counts: Counts::default(),
-            aggregator: Arc::new(Aggregator::default()),
-        });
-        let worker = Worker {
-            shared: shared.clone(),
-            http,
-            buffer: Vec::new(),
-        };
-        runtime.spawn(worker.run(data_rx, control_rx));
-        Ok(AppInsights {
-            shared,
-            data: data_tx,
-            control: control_tx,
-        })
-    }
-
-    /// An exporter from [`CONNECTION_STRING_ENV`], `None` when it is unset.
-    pub fn from_env() -> Result<Option<AppInsights>> {
-        ConnectionString::from_env()?
-            .map(|c| AppInsights::start(AppInsightsOptions::new(c)))
-            .transpose()
-    }
-
-    /// Makes this exporter the process-wide one that [`track_event`] and request telemetry
-    /// use; false when one was set already (that one stays).
-    pub fn install_global(&self) -> bool {
-        GLOBAL.set(self.clone()).is_ok()
-    }
-
-    /// The settings.
-    pub fn options(&self) -> &AppInsightsOptions {
-        &self.shared.options
-    }
-
-    /// Queues one item; never waits. A full queue drops it and counts it.
-    pub fn track(&self, data: Telemetry, tags: BTreeMap<String, String>, sample_rate: f64) {
-        let options = &self.shared.options;
+impl Track {
+    fn envelope(&self, data: Telemetry, tags: BTreeMap<String, String>, sample_rate: f64) -> Envelope {
+        let options = &self.options;
         let mut all_tags = BTreeMap::new();
         all_tags.insert("ai.cloud.role".to_string(), options.role.clone());
         if !options.role_instance.is_empty() {
@@ -477,26 +366,159 @@ impl AppInsights {
             concat!("streamscore-rs:", env!("CARGO_PKG_VERSION")).to_string(),
         );
         all_tags.extend(tags);
-        let counts = &self.shared.counts;
-        let envelope = Envelope {
+        Envelope {
             ver: 1,
             name: data.envelope_name().to_string(),
             time: rfc3339(now_ms()),
             sample_rate,
-            seq: Some(counts.seq.fetch_add(1, Ordering::Relaxed).to_string()),
+            seq: Some(self.seq.fetch_add(1, Ordering::Relaxed).to_string()),
             ikey: options.connection.instrumentation_key.clone(),
             tags: all_tags,
             data,
-        };
-        match self.data.try_send(envelope) {
-            Ok(()) => {
-                counts.enqueued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {
-                counts.dropped.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(ITEMS_METRIC, "outcome" => "dropped").increment(1);
-            }
         }
+    }
+}
+
+/// A forwarded `metrics` point as the `DataPoint` of a `MetricData`: counters and gauges as
+/// measurements, histograms as aggregations (sum, count, min, max, standard deviation).
+fn data_point(point: &MetricPoint) -> DataPoint {
+    let measurement = |value| DataPoint::measurement(point.key.name(), value);
+    match &point.value {
+        PointValue::Counter(n) => measurement(*n as f64),
+        PointValue::Gauge(v) => measurement(*v),
+        PointValue::Histogram(h) => DataPoint {
+            kind: DataPointKind::Aggregation,
+            count: Some(h.count),
+            min: Some(h.min),
+            max: Some(h.max),
+            std_dev: Some(h.std_dev()),
+            ..measurement(h.sum)
+        },
+    }
+}
+
+#[async_trait]
+impl Protocol for Track {
+    type Item = Envelope;
+    const NAME: &'static str = "Application Insights";
+    const ITEMS_METRIC: &'static str = ITEMS_METRIC;
+    const RETRIES_METRIC: &'static str = RETRIES_METRIC;
+
+    fn metric_items(&self, points: Vec<MetricPoint>) -> Vec<Envelope> {
+        points
+            .iter()
+            .map(|point| {
+                let properties = point
+                    .key
+                    .labels()
+                    .map(|l| (l.key().to_string(), l.value().to_string()))
+                    .collect();
+                let data = Telemetry::MetricData(MetricData {
+                    ver: 2,
+                    metrics: vec![data_point(point)],
+                    properties,
+                });
+                self.envelope(data, BTreeMap::new(), 100.0)
+            })
+            .collect()
+    }
+
+    async fn send(&self, http: &reqwest::Client, batch: Vec<Envelope>) -> Answer<Envelope> {
+        let body = match serde_json::to_vec(&batch) {
+            Ok(b) => b,
+            Err(e) => return Answer::refused(batch.len(), format!("cannot serialize: {e}")),
+        };
+        let call = http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body);
+        let (status, retry_after, text) = match post(call).await {
+            Ok(answer) => answer,
+            Err(e) => return Answer::retry(batch, e, None),
+        };
+        match status {
+            200 => Answer::accepted(batch.len()),
+            206 => {
+                let answer: TrackResponse = serde_json::from_str(&text).unwrap_or_default();
+                let (again, refused) = answer.split(batch);
+                let reason = format!("HTTP 206: {}", answer.first_message());
+                Answer {
+                    accepted: answer.items_received.saturating_sub(answer.errors.len() as u64),
+                    refused: (!refused.is_empty()).then(|| (refused.len() as u64, reason.clone())),
+                    again,
+                    again_reason: reason,
+                    retry_after,
+                }
+            }
+            408 | 429 | 439 | 500..=599 => {
+                Answer::retry(batch, format!("HTTP {status}: {}", short(&text)), retry_after)
+            }
+            _ => Answer::refused(
+                batch.len(),
+                format!("HTTP {status} from {}: {}", self.url, short(&text)),
+            ),
+        }
+    }
+}
+
+/// A handle on an Application Insights exporter; clones share one queue and one background
+/// task. Made with [`AppInsights::start`] inside a Tokio runtime.
+#[derive(Clone)]
+pub struct AppInsights {
+    exporter: Exporter<Track>,
+}
+
+impl fmt::Debug for AppInsights {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppInsights")
+            .field("url", &self.options().track_url())
+            .field("role", &self.options().role)
+            .finish_non_exhaustive()
+    }
+}
+
+static GLOBAL: OnceLock<AppInsights> = OnceLock::new();
+
+impl AppInsights {
+    /// Starts the exporter's background task on the current Tokio runtime.
+    pub fn start(options: AppInsightsOptions) -> Result<AppInsights> {
+        let batch = options.batch.clone();
+        let track = Track {
+            url: options.track_url(),
+            options,
+            seq: AtomicU64::new(0),
+        };
+        Ok(AppInsights {
+            exporter: Exporter::start(track, batch, "appinsights")?,
+        })
+    }
+
+    /// An exporter from [`CONNECTION_STRING_ENV`], `None` when it is unset.
+    pub fn from_env() -> Result<Option<AppInsights>> {
+        ConnectionString::from_env()?
+            .map(|c| AppInsights::start(AppInsightsOptions::new(c)))
+            .transpose()
+    }
+
+    /// Makes this exporter the process-wide one that request telemetry uses, and one of those
+    /// [`crate::track_event`] sends to; false when one was set already (that one stays).
+    pub fn install_global(&self) -> bool {
+        let first = GLOBAL.set(self.clone()).is_ok();
+        if first {
+            crate::exporter::install(Arc::new(self.clone()));
+        }
+        first
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &AppInsightsOptions {
+        &self.exporter.protocol().options
+    }
+
+    /// Queues one item; never waits. A full queue drops it and counts it.
+    pub fn track(&self, data: Telemetry, tags: BTreeMap<String, String>, sample_rate: f64) {
+        self.exporter
+            .enqueue(self.exporter.protocol().envelope(data, tags, sample_rate));
     }
 
     /// A custom event (`EventData`).
@@ -523,15 +545,7 @@ impl AppInsights {
         self.track(
             Telemetry::MetricData(MetricData {
                 ver: 2,
-                metrics: vec![DataPoint {
-                    name: name.to_string(),
-                    kind: DataPointKind::Measurement,
-                    value,
-                    count: Some(1),
-                    min: None,
-                    max: None,
-                    std_dev: None,
-                }],
+                metrics: vec![DataPoint::measurement(name, value)],
                 properties,
             }),
             BTreeMap::new(),
@@ -546,51 +560,34 @@ impl AppInsights {
         tags.insert("ai.operation.name".to_string(), request.name.clone());
         self.track(Telemetry::RequestData(request), tags, 100.0);
     }
+}
 
-    /// Sends everything queued so far (and the forwarded metrics aggregated so far); returns
-    /// when the service has answered for all of it (accepted, refused, or given up on after the
-    /// retries).
-    pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.control.send(Control::Flush(tx)).is_ok() {
-            let _ = rx.await;
-        }
+/// Flush, bounded shutdown, counts ([`ExportHandle::stats`]) and the forwarding of `metrics`
+/// signals ([`ExportHandle::recorder`], [`ExportHandle::forward`]).
+impl std::ops::Deref for AppInsights {
+    type Target = ExportHandle;
+
+    fn deref(&self) -> &ExportHandle {
+        self.exporter.handle()
+    }
+}
+
+impl SignalExporter for AppInsights {
+    fn metric(&self, name: &str, value: f64, dimensions: &[(String, String)]) {
+        self.track_metric(name, value, dimensions.iter().cloned().collect());
     }
 
-    /// Flushes within `timeout`, then stops the background task. Items still unsent at the
-    /// deadline are counted as failed and logged.
-    pub async fn shutdown(&self, timeout: Duration) -> ExportStats {
-        let (tx, rx) = oneshot::channel();
-        let deadline = Instant::now() + timeout;
-        if self.control.send(Control::Shutdown(deadline, tx)).is_ok() {
-            // The worker keeps to the deadline itself; the margin covers one call in flight.
-            let _ = tokio::time::timeout(timeout + self.shared.options.timeout, rx).await;
+    /// A custom event; fields that parse as finite numbers are also sent as measurements.
+    fn event(&self, name: &str, fields: &[(String, String)]) {
+        let mut measurements = BTreeMap::new();
+        for (k, v) in fields {
+            if let Ok(x) = v.parse::<f64>()
+                && x.is_finite()
+            {
+                measurements.insert(k.clone(), x);
+            }
         }
-        self.stats()
-    }
-
-    /// Counts so far.
-    pub fn stats(&self) -> ExportStats {
-        let c = &self.shared.counts;
-        ExportStats {
-            enqueued: c.enqueued.load(Ordering::Relaxed),
-            accepted: c.accepted.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
-            retries: c.retries.load(Ordering::Relaxed),
-            last_error: c.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
-        }
-    }
-
-    /// A `metrics` recorder that records into `inner` (the Prometheus recorder, say) and
-    /// forwards every signal to this exporter: counters as their increase, gauges as their
-    /// last value, histograms as count/sum/min/max/stdDev, every `metrics_interval` and at
-    /// each flush; labels become dimensions.
-    pub fn recorder<R: Recorder>(&self, inner: R) -> AppInsightsRecorder<R> {
-        AppInsightsRecorder {
-            inner,
-            aggregator: self.shared.aggregator.clone(),
-        }
+        self.track_event(name, fields.iter().cloned().collect(), measurements);
     }
 }
 
@@ -604,200 +601,12 @@ pub fn global() -> Option<&'static AppInsights> {
 /// numbers are also sent as measurements.
 pub fn track_event(name: &str, properties: &[(&str, String)]) {
     if let Some(client) = global() {
-        let mut props = BTreeMap::new();
-        let mut measurements = BTreeMap::new();
-        for (k, v) in properties {
-            if let Ok(x) = v.parse::<f64>()
-                && x.is_finite()
-            {
-                measurements.insert(k.to_string(), x);
-            }
-            props.insert(k.to_string(), v.clone());
-        }
-        client.track_event(name, props, measurements);
+        let fields: Vec<(String, String)> = properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        SignalExporter::event(client, name, &fields);
     }
-}
-
-struct Worker {
-    shared: Arc<Shared>,
-    http: reqwest::Client,
-    buffer: Vec<Envelope>,
-}
-
-impl Worker {
-    async fn run(
-        mut self,
-        mut data: mpsc::Receiver<Envelope>,
-        mut control: mpsc::UnboundedReceiver<Control>,
-    ) {
-        let options = self.shared.options.clone();
-        let mut send_tick = tokio::time::interval(options.send_interval.max(Duration::from_millis(1)));
-        let mut metrics_tick = tokio::time::interval(options.metrics_interval.max(Duration::from_millis(1)));
-        send_tick.tick().await;
-        metrics_tick.tick().await;
-        loop {
-            tokio::select! {
-                biased;
-                Some(c) = control.recv() => {
-                    let (deadline, reply, stop) = match c {
-                        Control::Flush(reply) => (None, reply, false),
-                        Control::Shutdown(deadline, reply) => (Some(deadline), reply, true),
-                    };
-                    while let Ok(e) = data.try_recv() {
-                        self.buffer.push(e);
-                    }
-                    self.collect_metrics();
-                    self.send_all(deadline).await;
-                    let _ = reply.send(());
-                    if stop {
-                        return;
-                    }
-                }
-                item = data.recv() => match item {
-                    Some(e) => {
-                        self.buffer.push(e);
-                        if self.buffer.len() >= options.max_batch {
-                            self.send_all(None).await;
-                        }
-                    }
-                    None => {
-                        self.collect_metrics();
-                        self.send_all(Some(Instant::now() + options.timeout)).await;
-                        return;
-                    }
-                },
-                _ = send_tick.tick() => self.send_all(None).await,
-                _ = metrics_tick.tick() => self.collect_metrics(),
-            }
-        }
-    }
-
-    fn collect_metrics(&mut self) {
-        let options = &self.shared.options;
-        for (key, point) in self.shared.aggregator.drain() {
-            let properties = key
-                .labels()
-                .map(|l| (l.key().to_string(), l.value().to_string()))
-                .collect();
-            let mut tags = BTreeMap::new();
-            tags.insert("ai.cloud.role".to_string(), options.role.clone());
-            let counts = &self.shared.counts;
-            counts.enqueued.fetch_add(1, Ordering::Relaxed);
-            self.buffer.push(Envelope {
-                ver: 1,
-                name: "Microsoft.ApplicationInsights.Metric".into(),
-                time: rfc3339(now_ms()),
-                sample_rate: 100.0,
-                seq: Some(counts.seq.fetch_add(1, Ordering::Relaxed).to_string()),
-                ikey: options.connection.instrumentation_key.clone(),
-                tags,
-                data: Telemetry::MetricData(MetricData {
-                    ver: 2,
-                    metrics: vec![point],
-                    properties,
-                }),
-            });
-        }
-    }
-
-    async fn send_all(&mut self, deadline: Option<Instant>) {
-        while !self.buffer.is_empty() {
-            let n = self.buffer.len().min(self.shared.options.max_batch);
-            let batch: Vec<Envelope> = self.buffer.drain(..n).collect();
-            self.send(batch, deadline).await;
-        }
-    }
-
-    fn fail(&self, n: usize, reason: String) {
-        let counts = &self.shared.counts;
-        counts.failed.fetch_add(n as u64, Ordering::Relaxed);
-        metrics::counter!(ITEMS_METRIC, "outcome" => "failed").increment(n as u64);
-        eprintln!("warning: Application Insights export: {n} items lost: {reason}");
-        if let Ok(mut last) = counts.last_error.lock() {
-            *last = Some(reason);
-        }
-    }
-
-    /// Sends one batch, resending what the service asks to resend, until it is accepted,
-    /// refused, out of attempts, or past `deadline`.
-    async fn send(&self, mut batch: Vec<Envelope>, deadline: Option<Instant>) {
-        let options = &self.shared.options;
-        let counts = &self.shared.counts;
-        let url = options.track_url();
-        let mut wait = options.retry.initial_backoff;
-        let mut attempt = 1;
-        loop {
-            let body = match serde_json::to_vec(&batch) {
-                Ok(b) => b,
-                Err(e) => return self.fail(batch.len(), format!("cannot serialize: {e}")),
-            };
-            let sent = self
-                .http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await;
-            let (reason, retry_after) = match sent {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let retry_after = crate::logs_ingestion::retry_after(r.headers());
-                    let text = r.text().await.unwrap_or_default();
-                    match status {
-                        200 => {
-                            counts.accepted.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                            metrics::counter!(ITEMS_METRIC, "outcome" => "accepted")
-                                .increment(batch.len() as u64);
-                            return;
-                        }
-                        206 => {
-                            let answer: TrackResponse = serde_json::from_str(&text).unwrap_or_default();
-                            let (again, refused) = answer.split(batch);
-                            let accepted = answer.items_received.saturating_sub(answer.errors.len() as u64);
-                            counts.accepted.fetch_add(accepted, Ordering::Relaxed);
-                            metrics::counter!(ITEMS_METRIC, "outcome" => "accepted").increment(accepted);
-                            if !refused.is_empty() {
-                                self.fail(refused.len(), format!("HTTP 206: {}", answer.first_message()));
-                            }
-                            if again.is_empty() {
-                                return;
-                            }
-                            batch = again;
-                            (format!("HTTP 206: {}", answer.first_message()), retry_after)
-                        }
-                        408 | 429 | 439 | 500..=599 => {
-                            (format!("HTTP {status}: {}", short(&text)), retry_after)
-                        }
-                        _ => {
-                            return self
-                                .fail(batch.len(), format!("HTTP {status} from {url}: {}", short(&text)));
-                        }
-                    }
-                }
-                // Network errors and timeouts; reqwest's messages hold the URL, never the body.
-                Err(e) => (e.to_string(), None),
-            };
-            let delay = retry_after.map_or(wait, |r| r.max(wait));
-            let past_deadline = deadline.is_some_and(|d| Instant::now() + delay > d);
-            if attempt >= options.retry.max_attempts || past_deadline {
-                return self.fail(batch.len(), format!("{reason} (after {attempt} attempts)"));
-            }
-            eprintln!(
-                "warning: Application Insights answered {reason} (attempt {attempt} of {}); retrying in {} ms",
-                options.retry.max_attempts,
-                delay.as_millis()
-            );
-            counts.retries.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(RETRIES_METRIC).increment(1);
-            tokio::time::sleep(delay).await;
-            wait = (wait * 2).min(options.retry.max_backoff);
-            attempt += 1;
-        }
-    }
-}
-
-fn short(text: &str) -> String {
-    text.chars().take(300).collect()
 }
 
 /// The answer of the track API.
@@ -840,219 +649,8 @@ impl TrackResponse {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The `metrics` facade → MetricData
-
-#[derive(Default)]
-struct HistogramStats {
-    count: u64,
-    sum: f64,
-    sum_sq: f64,
-    min: f64,
-    max: f64,
-}
-
-enum Cell {
-    Counter(Arc<AtomicU64>),
-    Gauge(Arc<Mutex<Option<f64>>>),
-    Histogram(Arc<Mutex<HistogramStats>>),
-}
-
-/// Every signal recorded since the last drain, per key.
-#[derive(Default)]
-struct Aggregator {
-    cells: Mutex<HashMap<(u8, Key), Cell>>,
-}
-
-impl Aggregator {
-    fn counter(&self, key: &Key) -> Arc<AtomicU64> {
-        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-        match cells
-            .entry((0, key.clone()))
-            .or_insert_with(|| Cell::Counter(Arc::default()))
-        {
-            Cell::Counter(c) => c.clone(),
-            _ => Arc::default(),
-        }
-    }
-
-    fn gauge(&self, key: &Key) -> Arc<Mutex<Option<f64>>> {
-        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-        match cells
-            .entry((1, key.clone()))
-            .or_insert_with(|| Cell::Gauge(Arc::default()))
-        {
-            Cell::Gauge(g) => g.clone(),
-            _ => Arc::default(),
-        }
-    }
-
-    fn histogram(&self, key: &Key) -> Arc<Mutex<HistogramStats>> {
-        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-        match cells
-            .entry((2, key.clone()))
-            .or_insert_with(|| Cell::Histogram(Arc::default()))
-        {
-            Cell::Histogram(h) => h.clone(),
-            _ => Arc::default(),
-        }
-    }
-
-    /// The data points since the last drain: counters with an increase, every gauge ever set,
-    /// histograms with values.
-    fn drain(&self) -> Vec<(Key, DataPoint)> {
-        let cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = Vec::new();
-        for ((_, key), cell) in cells.iter() {
-            let point = |kind, value, count, min, max, std_dev| DataPoint {
-                name: key.name().to_string(),
-                kind,
-                value,
-                count,
-                min,
-                max,
-                std_dev,
-            };
-            match cell {
-                Cell::Counter(c) => {
-                    let n = c.swap(0, Ordering::Relaxed);
-                    if n > 0 {
-                        out.push((
-                            key.clone(),
-                            point(DataPointKind::Measurement, n as f64, Some(1), None, None, None),
-                        ));
-                    }
-                }
-                Cell::Gauge(g) => {
-                    if let Some(v) = *g.lock().unwrap_or_else(|e| e.into_inner()) {
-                        out.push((
-                            key.clone(),
-                            point(DataPointKind::Measurement, v, Some(1), None, None, None),
-                        ));
-                    }
-                }
-                Cell::Histogram(h) => {
-                    let s = std::mem::take(&mut *h.lock().unwrap_or_else(|e| e.into_inner()));
-                    if s.count > 0 {
-                        let n = s.count as f64;
-                        let mean = s.sum / n;
-                        let var = (s.sum_sq / n - mean * mean).max(0.0);
-                        out.push((
-                            key.clone(),
-                            point(
-                                DataPointKind::Aggregation,
-                                s.sum,
-                                Some(s.count),
-                                Some(s.min),
-                                Some(s.max),
-                                Some(var.sqrt()),
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
-    }
-}
-
-struct FanCounter(Counter, Arc<AtomicU64>);
-
-impl metrics::CounterFn for FanCounter {
-    fn increment(&self, value: u64) {
-        self.0.increment(value);
-        self.1.fetch_add(value, Ordering::Relaxed);
-    }
-
-    fn absolute(&self, value: u64) {
-        self.0.absolute(value);
-        // An absolute counter (a total kept elsewhere) is forwarded as its latest value.
-        self.1.store(value, Ordering::Relaxed);
-    }
-}
-
-struct FanGauge(Gauge, Arc<Mutex<Option<f64>>>);
-
-impl metrics::GaugeFn for FanGauge {
-    fn increment(&self, value: f64) {
-        self.0.increment(value);
-        let mut g = self.1.lock().unwrap_or_else(|e| e.into_inner());
-        *g = Some(g.unwrap_or(0.0) + value);
-    }
-
-    fn decrement(&self, value: f64) {
-        self.0.decrement(value);
-        let mut g = self.1.lock().unwrap_or_else(|e| e.into_inner());
-        *g = Some(g.unwrap_or(0.0) - value);
-    }
-
-    fn set(&self, value: f64) {
-        self.0.set(value);
-        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
-    }
-}
-
-struct FanHistogram(Histogram, Arc<Mutex<HistogramStats>>);
-
-impl metrics::HistogramFn for FanHistogram {
-    fn record(&self, value: f64) {
-        self.0.record(value);
-        let mut s = self.1.lock().unwrap_or_else(|e| e.into_inner());
-        if s.count == 0 {
-            s.min = value;
-            s.max = value;
-        } else {
-            s.min = s.min.min(value);
-            s.max = s.max.max(value);
-        }
-        s.count += 1;
-        s.sum += value;
-        s.sum_sq += value * value;
-    }
-}
-
-/// A `metrics` recorder that records into an inner recorder and forwards every signal to an
-/// [`AppInsights`] exporter (see [`AppInsights::recorder`]).
-pub struct AppInsightsRecorder<R> {
-    inner: R,
-    aggregator: Arc<Aggregator>,
-}
-
-impl<R> fmt::Debug for AppInsightsRecorder<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppInsightsRecorder").finish_non_exhaustive()
-    }
-}
-
-impl<R: Recorder> Recorder for AppInsightsRecorder<R> {
-    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.inner.describe_counter(key, unit, description);
-    }
-
-    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.inner.describe_gauge(key, unit, description);
-    }
-
-    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.inner.describe_histogram(key, unit, description);
-    }
-
-    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        let inner = self.inner.register_counter(key, metadata);
-        Counter::from_arc(Arc::new(FanCounter(inner, self.aggregator.counter(key))))
-    }
-
-    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        let inner = self.inner.register_gauge(key, metadata);
-        Gauge::from_arc(Arc::new(FanGauge(inner, self.aggregator.gauge(key))))
-    }
-
-    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        let inner = self.inner.register_histogram(key, metadata);
-        Histogram::from_arc(Arc::new(FanHistogram(inner, self.aggregator.histogram(key))))
-    }
-}
+/// The recorder of [`ExportHandle::recorder`] on an [`AppInsights`].
+pub type AppInsightsRecorder<R> = ForwardingRecorder<R>;
 
 // ---------------------------------------------------------------------------------------------
 // The `appinsights:` sink
@@ -1326,42 +924,32 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_metrics_aggregate_per_key() {
-        let agg = Arc::new(Aggregator::default());
-        let recorder = AppInsightsRecorder {
-            inner: metrics::NoopRecorder,
-            aggregator: agg.clone(),
+    fn forwarded_points_become_measurements_and_aggregations() {
+        let key = Key::from_name("h");
+        let point = |value| MetricPoint {
+            key: key.clone(),
+            value,
+            start_ns: 0,
+            time_ns: 1,
         };
-        metrics::with_local_recorder(&recorder, || {
-            metrics::counter!("c", "route" => "/score").increment(2);
-            metrics::counter!("c", "route" => "/score").increment(3);
-            metrics::gauge!("g").set(4.0);
-            metrics::gauge!("g").increment(1.0);
-            for v in [1.0, 2.0, 3.0, 4.0] {
-                metrics::histogram!("h").record(v);
-            }
-        });
-        let points = agg.drain();
-        let by_name: HashMap<&str, (&Key, &DataPoint)> =
-            points.iter().map(|(k, p)| (p.name.as_str(), (k, p))).collect();
-        let (key, c) = by_name["c"];
-        assert_eq!(c.value, 5.0);
+        let c = data_point(&point(PointValue::Counter(5)));
         assert_eq!(
-            key.labels().next().map(|l| (l.key(), l.value())),
-            Some(("route", "/score"))
+            (c.kind, c.value, c.count),
+            (DataPointKind::Measurement, 5.0, Some(1))
         );
-        assert_eq!(by_name["g"].1.value, 5.0);
-        let h = by_name["h"].1;
+        let h = data_point(&point(PointValue::Histogram(crate::exporter::HistogramStats {
+            count: 4,
+            sum: 10.0,
+            sum_sq: 30.0,
+            min: 1.0,
+            max: 4.0,
+        })));
         // 1..4: sum 10, population standard deviation sqrt(1.25).
         assert_eq!(
-            (h.value, h.count, h.min, h.max),
-            (10.0, Some(4), Some(1.0), Some(4.0))
+            (h.kind, h.value, h.count, h.min, h.max),
+            (DataPointKind::Aggregation, 10.0, Some(4), Some(1.0), Some(4.0))
         );
         assert!((h.std_dev.unwrap() - 1.25f64.sqrt()).abs() < 1e-12);
-        assert_eq!(h.kind, DataPointKind::Aggregation);
-        // Drained: the counter and histogram start again, the gauge keeps its value.
-        let again: Vec<String> = agg.drain().into_iter().map(|(_, p)| p.name).collect();
-        assert_eq!(again, vec!["g".to_string()]);
     }
 
     #[test]

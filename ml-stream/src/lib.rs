@@ -57,11 +57,13 @@ pub mod decode;
 pub mod error;
 #[cfg(feature = "parquet")]
 pub mod export;
+pub mod exporter;
 mod jsonwrite;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "azure")]
 pub mod logs_ingestion;
+pub mod otlp;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod pipeline;
@@ -80,13 +82,11 @@ pub use traits::{
     Checkpoint, DeadLetter, Event, InferenceRecord, InferenceSink, SourcePosition, StreamSource,
 };
 
-/// A custom event (`AlertFired`, `ModelPromoted`, `ModelRefused`, ...) to Application Insights
-/// through the process-wide exporter (feature `azure`, installed by
-/// `appinsights::AppInsights::install_global`); does nothing without one, or without the
-/// feature. Property values that parse as numbers are also sent as measurements.
+/// A custom event (`DriftDetected`, `AlertFired`, `ModelPromoted`, `ModelRefused`, ...) through
+/// every process-wide exporter: Application Insights (feature `azure`, installed by
+/// `appinsights::AppInsights::install_global`; property values that parse as numbers are also
+/// sent as measurements) and OTLP (installed by [`otlp::Otlp::install_global`]; a log record
+/// with the fields as attributes). Does nothing when none is installed.
 pub fn track_event(name: &str, properties: &[(&str, String)]) {
-    #[cfg(feature = "azure")]
-    appinsights::track_event(name, properties);
-    #[cfg(not(feature = "azure"))]
-    let _ = (name, properties);
+    exporter::track_event(name, properties);
 }

@@ -451,15 +451,7 @@ impl InferenceSink for LogsIngestionSink {
     }
 }
 
-/// The wait a `Retry-After` header asks for, in seconds (the form Azure's ingestion endpoints
-/// send).
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-}
+use crate::exporter::retry_after;
 
 pub(crate) fn register(registry: &mut SpecRegistry) {
     registry.register_sink("logsingestion", |spec| {

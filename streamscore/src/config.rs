@@ -206,7 +206,8 @@ pub struct MonitorSection {
     pub drift_share: Option<f64>,
     /// Compare the predictions with the training predictions too (default true).
     pub prediction_drift: Option<bool>,
-    /// Event sinks: `jsonl:DIR` or `file:PATH.jsonl` (one JSON line per loop event).
+    /// Event sinks: `jsonl:DIR` or `file:PATH.jsonl` (one JSON line per loop event);
+    /// `appinsights:` and `otlp:` (`?endpoint=URL`) send the loop's telemetry there.
     #[serde(default)]
     pub sinks: Vec<String>,
     /// Per-feature test and threshold.

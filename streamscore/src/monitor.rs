@@ -1,9 +1,9 @@
 //! Monitoring signals of drift results, in the reference pipeline's names: the dataset metrics
 //! `n_features`, `n_drifted_features`, `share_drifted_features`, `dataset_drift` and the
 //! per-feature `drift_score` (dimension `feature_name`), as gauges of the `metrics` facade
-//! (Prometheus, and Application Insights through the forwarding recorder) and — feature
-//! `azure` — as Application Insights `MetricData` under exactly those names, with a
-//! `DriftDetected` custom event when the dataset drifted.
+//! (Prometheus, and the exporters through the forwarding recorder) and, under exactly those
+//! names, to Application Insights (`MetricData`, feature `azure`) and OTLP (gauges), with a
+//! `DriftDetected` event (custom event, log record) when the dataset drifted.
 
 use ml_drift::DriftReport;
 
@@ -50,18 +50,17 @@ pub fn drift_event_properties(report: &DriftReport) -> Vec<(&'static str, String
     ]
 }
 
-/// Sends a drift report to Application Insights: one `MetricData` per dataset metric, one
-/// `drift_score` per feature with its `feature_name` (and `feature_type`, `stattest_name`,
-/// `drift_detected`) as dimensions, and `DriftDetected` when the dataset drifted. `extra`
-/// dimensions (the model, its version) go on every item.
-#[cfg(feature = "azure")]
+/// Sends a drift report through an exporter (Application Insights `MetricData`/`EventData`,
+/// or OTLP gauges and a log record): one value per dataset metric, one `drift_score` per
+/// feature with its `feature_name` (and `feature_type`, `stattest_name`, `drift_detected`) as
+/// dimensions, and the `DriftDetected` event with [`drift_event_properties`] when the dataset
+/// drifted. `extra` dimensions (the model, its version) go on every item.
 pub fn track_drift(
-    client: &ml_stream::appinsights::AppInsights,
+    client: &dyn ml_stream::exporter::SignalExporter,
     report: &DriftReport,
     extra: &[(&str, String)],
 ) {
-    use std::collections::BTreeMap;
-    let base: BTreeMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let base: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     let d = &report.dataset;
     for (name, value) in [
         ("n_features", d.n_features as f64),
@@ -69,26 +68,34 @@ pub fn track_drift(
         ("share_drifted_features", d.share_drifted_features),
         ("dataset_drift", if d.dataset_drift { 1.0 } else { 0.0 }),
     ] {
-        client.track_metric(name, value, base.clone());
+        client.metric(name, value, &base);
     }
     for f in report.features.iter().chain(&report.prediction) {
         let mut dims = base.clone();
-        dims.insert("feature_name".into(), f.feature_name.clone());
-        dims.insert("feature_type".into(), f.feature_type.clone());
-        dims.insert("stattest_name".into(), f.stattest_name.clone());
-        dims.insert("drift_detected".into(), f.drift_detected.to_string());
-        client.track_metric("drift_score", f.drift_score, dims);
+        dims.extend([
+            ("feature_name".to_string(), f.feature_name.clone()),
+            ("feature_type".to_string(), f.feature_type.clone()),
+            ("stattest_name".to_string(), f.stattest_name.clone()),
+            ("drift_detected".to_string(), f.drift_detected.to_string()),
+        ]);
+        client.metric("drift_score", f.drift_score, &dims);
     }
     if d.dataset_drift {
-        let mut properties = base;
-        let mut measurements = BTreeMap::new();
-        for (k, v) in drift_event_properties(report) {
-            if let Ok(x) = v.parse::<f64>() {
-                measurements.insert(k.to_string(), x);
-            }
-            properties.insert(k.to_string(), v);
-        }
-        client.track_event("DriftDetected", properties, measurements);
+        let mut fields = base;
+        fields.extend(
+            drift_event_properties(report)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        );
+        client.event("DriftDetected", &fields);
+    }
+}
+
+/// [`track_drift`] through every process-wide exporter (`ml_stream::exporter::installed`);
+/// nothing when none is installed.
+pub fn track_drift_everywhere(report: &DriftReport, extra: &[(&str, String)]) {
+    for client in ml_stream::exporter::installed() {
+        track_drift(client.as_ref(), report, extra);
     }
 }
 

@@ -83,9 +83,9 @@ fn client(endpoint: &str) -> AppInsights {
     let mut options = AppInsightsOptions::new(connection);
     options.endpoint = Some(endpoint.to_string());
     options.role = "credit-scorer".into();
-    options.retry.initial_backoff = Duration::from_millis(10);
-    options.send_interval = Duration::from_secs(3600);
-    options.metrics_interval = Duration::from_secs(3600);
+    options.batch.retry.initial_backoff = Duration::from_millis(10);
+    options.batch.send_interval = Duration::from_secs(3600);
+    options.batch.metrics_interval = Duration::from_secs(3600);
     AppInsights::start(options).unwrap()
 }
 

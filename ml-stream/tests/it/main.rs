@@ -7,5 +7,6 @@ mod appinsights;
 mod azure_blob;
 mod kafka;
 mod logs_ingestion;
+mod otlp;
 mod parquet;
 mod pipeline;

@@ -48,6 +48,11 @@ pub struct Args {
     /// Threshold for a feature as FEATURE=VALUE; repeatable.
     #[arg(long = "threshold", value_name = "FEATURE=VALUE", value_parser = parse_key_value)]
     thresholds: Vec<(String, String)>,
+    /// Send the report's metrics and `DriftDetected` to this OpenTelemetry collector over
+    /// OTLP/HTTP, e.g. http://localhost:4318; instead of OTEL_EXPORTER_OTLP_ENDPOINT. Application
+    /// Insights gets them when APPLICATIONINSIGHTS_CONNECTION_STRING is set (feature azure).
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 // Builders for running the command from Rust; the loop demo no longer calls them.
@@ -66,6 +71,7 @@ impl Args {
             correction: "none".into(),
             tests: Vec::new(),
             thresholds: Vec::new(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -82,12 +88,30 @@ impl Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let fail = args.fail_on_drift;
+    let (reference, otlp_endpoint) = (args.reference.clone(), args.otlp_endpoint.clone());
     let report = run_with_report(args)?;
+    send_report(&report, &reference, otlp_endpoint)?;
     if fail && report.dataset.dataset_drift {
         eprintln!("dataset drift detected: exiting with status {EXIT_DRIFT} (--fail-on-drift)");
         std::process::exit(EXIT_DRIFT);
     }
     Ok(())
+}
+
+/// Sends the report's metrics (and `DriftDetected` when the dataset drifted) to Application
+/// Insights and OTLP when the environment (or `otlp_endpoint`) configures them; each metric
+/// carries the `reference` it was compared with. The send is bounded in time.
+fn send_report(report: &DriftReport, reference: &str, otlp_endpoint: Option<String>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let monitoring = super::monitoring::Monitoring::start_with(None, None, otlp_endpoint).await?;
+        streamscore::monitor::track_drift_everywhere(report, &[("reference", reference.to_string())]);
+        monitoring.stop().await;
+        Ok::<(), anyhow::Error>(())
+    })
 }
 
 /// Computes, prints and writes the report; returns it for `demo`.

@@ -1,14 +1,15 @@
-//! Monitoring of the long-running commands: Prometheus `/metrics` on a port of its own
-//! (`stream --metrics-port`) and, with the `azure` feature and
-//! `APPLICATIONINSIGHTS_CONNECTION_STRING` set, Application Insights (requests, the `metrics`
-//! signals as custom metrics, custom events), sent to `STREAMSCORE_APPINSIGHTS_ENDPOINT` instead
-//! of the connection string's ingestion endpoint when that is set.
+//! Monitoring of the commands: Prometheus `/metrics` on a port of its own
+//! (`stream --metrics-port`); with the `azure` feature and `APPLICATIONINSIGHTS_CONNECTION_STRING`
+//! set, Application Insights (requests, the `metrics` signals as custom metrics, custom events),
+//! sent to `STREAMSCORE_APPINSIGHTS_ENDPOINT` instead of the connection string's ingestion
+//! endpoint when that is set; and with `OTEL_EXPORTER_OTLP_ENDPOINT` (or a per-signal endpoint,
+//! or `--otlp-endpoint`) set, the same signals to an OpenTelemetry collector over OTLP/HTTP.
 
-#[cfg(feature = "azure")]
 use std::time::Duration;
 
+use ml_stream::exporter::ExportStats;
+
 /// How long the end of a command waits for the last telemetry to be sent.
-#[cfg(feature = "azure")]
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An explicit Application Insights ingestion endpoint (a proxy or a local receiver), used
@@ -19,27 +20,35 @@ pub struct Monitoring {
     server: Option<ml_serve::telemetry::MetricsServer>,
     #[cfg(feature = "azure")]
     appinsights: Option<ml_stream::appinsights::AppInsights>,
+    otlp: Option<ml_stream::otlp::Otlp>,
 }
 
 impl Monitoring {
-    /// Starts what the environment and `metrics_at` (host, port) ask for; inside a runtime.
-    pub async fn start(metrics_at: Option<(String, u16)>) -> anyhow::Result<Monitoring> {
-        Monitoring::start_to(metrics_at, None).await
-    }
-
-    /// [`Monitoring::start`], with Application Insights sent to `endpoint` instead of the
-    /// connection string's ingestion endpoint (a proxy or a local receiver; not forced to https).
-    pub async fn start_to(
+    /// Starts what the environment and `metrics_at` (host, port) ask for, inside a runtime;
+    /// Application Insights goes to `endpoint` instead of the connection string's ingestion
+    /// endpoint when given (a proxy or a local receiver; not forced to https), and OTLP to
+    /// `otlp_endpoint` (a command-line option) instead of `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub async fn start_with(
         metrics_at: Option<(String, u16)>,
         endpoint: Option<String>,
+        otlp_endpoint: Option<String>,
     ) -> anyhow::Result<Monitoring> {
         let endpoint = endpoint.or_else(|| std::env::var(ENDPOINT_ENV).ok().filter(|v| !v.trim().is_empty()));
+        // Every exporter aggregates the `metrics` signals forwarded by the Prometheus recorder.
+        let mut forward = Vec::new();
         #[cfg(feature = "azure")]
-        let client = match (ml_stream::appinsights::ConnectionString::from_env()?, endpoint) {
+        let appinsights = match (ml_stream::appinsights::ConnectionString::from_env()?, endpoint) {
             (Some(connection), endpoint) => {
                 let mut options = ml_stream::appinsights::AppInsightsOptions::new(connection);
                 options.endpoint = endpoint;
-                Some(ml_stream::appinsights::AppInsights::start(options)?)
+                let client = ml_stream::appinsights::AppInsights::start(options)?;
+                client.install_global();
+                forward.push(client.forward());
+                eprintln!(
+                    "Application Insights: sending to {}",
+                    client.options().track_url()
+                );
+                Some(client)
             }
             (None, Some(_)) => anyhow::bail!(
                 "an Application Insights endpoint is given but APPLICATIONINSIGHTS_CONNECTION_STRING is not set"
@@ -52,19 +61,26 @@ impl Monitoring {
                 "this streamscore was built without Application Insights; rebuild with `--features azure`"
             );
         }
-        #[cfg(feature = "azure")]
-        let appinsights = match client {
-            Some(client) => {
+        let otlp = match ml_stream::otlp::OtlpOptions::from_vars(otlp_endpoint.as_deref(), |k| {
+            std::env::var(k).ok()
+        })? {
+            Some(options) => {
+                let client = ml_stream::otlp::Otlp::start(options)?;
                 client.install_global();
-                ml_serve::telemetry::install_prometheus_with(&client);
+                forward.push(client.forward());
+                // The URLs only: the headers (an API key) are never printed.
+                let o = client.options();
                 eprintln!(
-                    "Application Insights: sending to {}",
-                    client.options().track_url()
+                    "OTLP: sending to {}, {}, {}",
+                    o.metrics_url, o.logs_url, o.traces_url
                 );
                 Some(client)
             }
             None => None,
         };
+        if !forward.is_empty() {
+            ml_serve::telemetry::install_prometheus_forwarding(forward);
+        }
         let server = match metrics_at {
             Some((host, port)) => {
                 let server = ml_serve::telemetry::MetricsServer::start(&host, port)
@@ -79,6 +95,7 @@ impl Monitoring {
             server,
             #[cfg(feature = "azure")]
             appinsights,
+            otlp,
         })
     }
 
@@ -91,13 +108,19 @@ impl Monitoring {
         }
         #[cfg(feature = "azure")]
         if let Some(client) = self.appinsights {
-            let stats = client.shutdown(FLUSH_TIMEOUT).await;
-            if stats.failed + stats.dropped > 0 {
-                eprintln!(
-                    "warning: Application Insights: {} items sent, {} failed, {} dropped",
-                    stats.accepted, stats.failed, stats.dropped
-                );
-            }
+            warn_lost("Application Insights", &client.shutdown(FLUSH_TIMEOUT).await);
         }
+        if let Some(client) = self.otlp {
+            warn_lost("OTLP", &client.shutdown(FLUSH_TIMEOUT).await);
+        }
+    }
+}
+
+fn warn_lost(name: &str, stats: &ExportStats) {
+    if stats.failed + stats.dropped > 0 {
+        eprintln!(
+            "warning: {name}: {} items sent, {} failed, {} dropped",
+            stats.accepted, stats.failed, stats.dropped
+        );
     }
 }

@@ -57,14 +57,37 @@ pub(super) fn loop_io(config: &Config, file: &Path) -> anyhow::Result<LoopIo> {
 
 /// The `endpoint` of an `appinsights:` spec among the `[monitor] sinks`, if any.
 fn appinsights_endpoint(config: &Config) -> anyhow::Result<Option<String>> {
+    monitor_sink_endpoint(config, "appinsights:")
+}
+
+/// The `endpoint` of the first `[monitor] sinks` spec with `scheme`, if any.
+fn monitor_sink_endpoint(config: &Config, scheme: &str) -> anyhow::Result<Option<String>> {
     for spec in config.monitor.iter().flat_map(|m| &m.sinks) {
-        if spec.starts_with("appinsights:") {
+        if spec.starts_with(scheme) {
             let spec = ml_stream::Spec::parse(spec)?;
             spec.only_params(&["endpoint"])?;
             return Ok(spec.params.get("endpoint").cloned());
         }
     }
     Ok(None)
+}
+
+/// The OTLP base endpoint of an `otlp:?endpoint=URL` spec among the `[monitor] sinks`. A bare
+/// `otlp:` asks for the OTEL_* variables, and is refused when they name no endpoint.
+fn otlp_endpoint(config: &Config) -> anyhow::Result<Option<String>> {
+    let endpoint = monitor_sink_endpoint(config, "otlp:")?;
+    let named = config
+        .monitor
+        .iter()
+        .flat_map(|m| &m.sinks)
+        .any(|s| s.starts_with("otlp:"));
+    if named && endpoint.is_none() && ml_stream::otlp::OtlpOptions::from_env()?.is_none() {
+        anyhow::bail!(
+            "[monitor] sinks names `otlp:` but no collector is set: give `otlp:?endpoint=http://HOST:4318` or set {}",
+            ml_stream::otlp::ENDPOINT_ENV
+        );
+    }
+    Ok(endpoint)
 }
 
 /// One line of what the feed did.
@@ -143,8 +166,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Before the endpoint's state: the recorder that also forwards the `metrics` signals to
     // Application Insights (APPLICATIONINSIGHTS_CONNECTION_STRING) goes in first.
     // `appinsights:?endpoint=URL` among the [monitor] sinks: the loop's telemetry goes there.
+    // `otlp:` (`?endpoint=URL`) among them: the same telemetry to an OpenTelemetry collector.
     let endpoint = appinsights_endpoint(&config)?;
-    let monitoring = runtime.block_on(super::monitoring::Monitoring::start_to(None, endpoint))?;
+    let otlp = otlp_endpoint(&config)?;
+    let monitoring = runtime.block_on(super::monitoring::Monitoring::start_with(None, endpoint, otlp))?;
     let state = ml_serve::AppState::new(ml_serve::ServeConfig {
         keys: serve.keys.clone(),
         ..Default::default()
@@ -156,12 +181,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|m| m.sinks.clone())
         .unwrap_or_default()
     {
-        // Application Insights gets the loop's custom events below in any case.
-        if !spec.starts_with("appinsights:") {
+        // Application Insights and OTLP get the loop's events below in any case.
+        if !spec.starts_with("appinsights:") && !spec.starts_with("otlp:") {
             orchestrator.add_sink(Box::new(JsonlEventSink::from_spec(&spec)?));
         }
     }
-    // AlertFired / ModelPromoted / ModelRefused custom events; sends nothing without an exporter.
+    // AlertFired / ModelPromoted / ModelRefused events; sends nothing without an exporter.
     orchestrator.add_sink(Box::new(AppInsightsEventSink));
     let host = serve.host.clone().unwrap_or_else(|| "127.0.0.1".into());
     let listener = runtime.block_on(tokio::net::TcpListener::bind((

@@ -97,6 +97,11 @@ pub struct Args {
     /// Worker threads [default: one per core].
     #[arg(long)]
     workers: Option<usize>,
+    /// Send metrics, events and request spans to this OpenTelemetry collector over OTLP/HTTP
+    /// (JSON), e.g. http://localhost:4318; instead of OTEL_EXPORTER_OTLP_ENDPOINT. The other
+    /// OTEL_* variables (headers, service name, resource attributes) apply.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     /// Log format on standard error: text or json. The level comes from RUST_LOG (default info).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -336,7 +341,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         // Before the server's state: the metrics recorder that also forwards to Application
         // Insights must be installed before the server installs the plain one.
-        let monitoring = super::monitoring::Monitoring::start(None).await?;
+        let monitoring =
+            super::monitoring::Monitoring::start_with(None, None, args.otlp_endpoint.clone()).await?;
         // The first line on standard output: tests and scripts read the port from it.
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("{scheme}://{addr}");

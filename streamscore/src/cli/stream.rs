@@ -77,6 +77,11 @@ pub struct Args {
     /// Address the --metrics-port server binds.
     #[arg(long, default_value = "127.0.0.1")]
     metrics_host: String,
+    /// Send metrics, events and request spans to this OpenTelemetry collector over OTLP/HTTP
+    /// (JSON), e.g. http://localhost:4318; instead of OTEL_EXPORTER_OTLP_ENDPOINT. The other
+    /// OTEL_* variables (headers, service name, resource attributes) apply.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 /// The remote scorer settings from the flags, when --remote is given.
@@ -175,6 +180,7 @@ fn merge(args: Args) -> anyhow::Result<(StreamRequest, bool, Option<ml_stream::R
 pub fn run(args: Args) -> anyhow::Result<()> {
     let registry = args.registry.clone();
     let metrics_at = args.metrics_port.map(|port| (args.metrics_host.clone(), port));
+    let otlp_endpoint = args.otlp_endpoint.clone();
     let (request, quiet, remote) = merge(args)?;
     // A registry reference is resolved (and its checksums verified) before streaming starts.
     let from_registry = match &remote {
@@ -192,7 +198,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let monitoring = super::monitoring::Monitoring::start(metrics_at).await?;
+        let monitoring =
+            super::monitoring::Monitoring::start_with(metrics_at, None, otlp_endpoint).await?;
         let specs = SpecRegistry::default();
         let scored_by = match (&remote, &from_registry) {
             (Some(r), _) => r.url.clone(),

@@ -41,12 +41,13 @@ pub trait EventSink: Send + Sync + std::fmt::Debug {
     fn emit(&self, event: &LoopEvent) -> anyhow::Result<()>;
 }
 
-/// Sends the loop's decisions to Application Insights as custom events through the
-/// process-wide exporter ([`ml_stream::track_event`]): `alert` as `AlertFired`, `promoted` as
-/// `ModelPromoted`, `not_promoted` as `ModelRefused`, with the event's fields as properties
-/// (numbers also as measurements). Drift reports go out as metrics and `DriftDetected` from the
-/// orchestrator itself. Without an installed exporter (feature `azure`,
-/// `APPLICATIONINSIGHTS_CONNECTION_STRING`) it sends nothing.
+/// Sends the loop's decisions as events through the process-wide exporters
+/// ([`ml_stream::track_event`]): `alert` as `AlertFired`, `promoted` as `ModelPromoted`,
+/// `not_promoted` as `ModelRefused`, with the event's fields as properties — Application
+/// Insights custom events (numbers also as measurements) and OTLP log records (fields as typed
+/// attributes). Drift reports go out as metrics and `DriftDetected` from the orchestrator
+/// itself. Without an installed exporter (`APPLICATIONINSIGHTS_CONNECTION_STRING` with feature
+/// `azure`, `OTEL_EXPORTER_OTLP_ENDPOINT`) it sends nothing.
 #[derive(Debug, Default)]
 pub struct AppInsightsEventSink;
 

@@ -439,17 +439,13 @@ impl Orchestrator {
         let report = crate::drift::drift(&self.reference, &frame, model, &self.settings.drift)?;
         self.counters.drift_reports += 1;
         // The report's signals under the reference pipeline's names: gauges for `/metrics` (and
-        // the forwarding recorder), and Application Insights metrics plus `DriftDetected` when
-        // an exporter is installed.
+        // the forwarding recorder), and Application Insights / OTLP metrics plus `DriftDetected`
+        // when an exporter is installed.
         crate::monitor::record_drift_gauges(&report);
-        #[cfg(feature = "azure")]
-        if let Some(client) = ml_stream::appinsights::global() {
-            crate::monitor::track_drift(
-                client,
-                &report,
-                &[("model_version", self.serving.version.to_string())],
-            );
-        }
+        crate::monitor::track_drift_everywhere(
+            &report,
+            &[("model_version", self.serving.version.to_string())],
+        );
         let top: Vec<Value> = report
             .sorted_by_severity()
             .iter()

@@ -10,6 +10,7 @@ mod loop_azure;
 mod loop_e2e;
 mod loop_sources;
 mod onnx_cli;
+mod otlp_cli;
 mod reference_auc;
 mod registry_cli;
 mod serve_security;

@@ -42,7 +42,8 @@ fn serve(args: &[&str], log: &Path) -> Served {
     }
 }
 
-fn trained_model(dir: &Path) -> PathBuf {
+/// A model trained on 300 generated rows (seed 5) at `dir/model`, its data at `dir/train.csv`.
+pub(crate) fn trained_model(dir: &Path) -> PathBuf {
     let (train, model) = (dir.join("train.csv"), dir.join("model"));
     ok(&["generate", "--rows", "300", "--seed", "5", "--out", p(&train)]);
     ok(&[
