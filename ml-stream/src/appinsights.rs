@@ -19,8 +19,10 @@
 //!
 //! Nothing here blocks the caller: `track_*` puts an envelope on a bounded queue (a full queue
 //! drops it and counts it); a background task sends batches, retries what the service asks to
-//! retry, logs and counts what it refuses. [`AppInsights::flush`] sends everything queued so far;
-//! [`AppInsights::shutdown`] does the same within a bounded time.
+//! retry, logs and counts what it refuses. The exporter's common handle (reached through
+//! `Deref`) has [`flush`](crate::exporter::ExportHandle::flush), which sends everything queued
+//! so far, and [`shutdown`](crate::exporter::ExportHandle::shutdown), which does the same
+//! within a bounded time.
 //!
 //! The built-in code was written against the documented track API rather than the
 //! `opentelemetry-application-insights` crate: the `metrics` facade is what streamscore records
@@ -670,8 +672,8 @@ pub enum RecordKind {
 /// records; `sampleRate` of each envelope says the rate, so the portal scales counts back up.
 ///
 /// Telemetry, not a durable log: `flush` waits until the service has answered for every record
-/// written, and failures are logged and counted ([`AppInsights::stats`]) without stopping the
-/// stream.
+/// written, and failures are logged and counted
+/// ([`ExportHandle::stats`](crate::exporter::ExportHandle::stats)) without stopping the stream.
 #[derive(Debug)]
 pub struct AppInsightsSink {
     client: AppInsights,
