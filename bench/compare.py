@@ -28,7 +28,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-WORK = HERE / "work"
+WORK = HERE / "scratch"
 PY = str(HERE / ".venv" / "bin" / "python")
 PEERS = str(HERE / "peers.py")
 GROUPS = ["scoring", "training", "http", "streaming", "python", "drift", "adwin"]
