@@ -285,7 +285,8 @@ fn probe(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((rss, fds))
 }
 
-/// Samples `pid` every `interval` until `stop`, with `done()` beside each sample.
+/// Samples `pid` every `interval` until `stop`, and once more when stopped, with `done()` beside
+/// each sample.
 fn sampler(
     pid: u32,
     interval: Duration,
@@ -310,6 +311,14 @@ fn sampler(
         });
         next += interval;
     }
+    // One last sample at the end of the load.
+    let (rss_kb, fds) = probe(pid)?;
+    samples.push(Sample {
+        t_s: start.elapsed().as_secs_f64(),
+        rss_kb,
+        fds,
+        done: done(),
+    });
     Ok(samples)
 }
 
@@ -491,19 +500,10 @@ fn serve_soak(args: &Args, exe: &Path, model: &Path, lines: &[String]) -> anyhow
                 let _ = t.await;
             }
         });
-        // One last sample at the end of the load.
         stop.store(true, Ordering::SeqCst);
-        let mut samples = sampled
+        sampled
             .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("sampler panicked")))?;
-        let (rss_kb, fds) = probe(pid)?;
-        samples.push(Sample {
-            t_s: start.elapsed().as_secs_f64(),
-            rss_kb,
-            fds,
-            done: tally.ok.load(Ordering::Relaxed),
-        });
-        anyhow::Ok(samples)
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("sampler panicked")))
     })?;
     let elapsed = start.elapsed().as_secs_f64();
     let stopped_cleanly = server.terminate(Duration::from_secs(30));
@@ -639,16 +639,9 @@ fn stream_soak(args: &Args, exe: &Path, model: &Path, lines: &[String]) -> anyho
             std::thread::sleep(Duration::from_millis(10));
         }
         stop.store(true, Ordering::SeqCst);
-        let mut samples = sampled
+        let samples = sampled
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("sampler panicked")))?;
-        let (rss_kb, fds) = probe(pid)?;
-        samples.push(Sample {
-            t_s: start.elapsed().as_secs_f64(),
-            rss_kb,
-            fds,
-            done: records.load(Ordering::Relaxed),
-        });
         anyhow::Ok((samples, produced))
     })?;
     let elapsed = start.elapsed().as_secs_f64();
