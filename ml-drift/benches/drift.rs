@@ -14,12 +14,13 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
+use criterion::measurement::Measurement;
 use ml_core::rng::Rng;
 use ml_drift::ChangeDetector;
-use ml_drift::detect::{ReferenceFeature, exact_numeric};
-use ml_drift::profile::{Distribution, FeatureType};
-use ml_drift::stats::{KsMethod, ks_and_wasserstein_sorted, ks_pvalue, psi, sort_floats};
+use ml_drift::detect::{PreparedReference, ReferenceFeature, exact_numeric};
+use ml_drift::profile::FeatureType;
+use ml_drift::stats::{KsMethod, ks_pvalue, psi, sort_floats};
 use ml_drift::stream::Adwin;
 
 const FEATURES: usize = 20;
@@ -68,26 +69,22 @@ fn columns(n: usize, shift: f64, seed: u64) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// KS, normed Wasserstein and PSI of one current column against one prepared reference.
+/// KS (statistic and p-value), normed Wasserstein and PSI of one unsorted current column against
+/// one prepared reference, the way `compare` computes them.
 fn three_tests(reference: &ReferenceFeature, current: &[f64]) -> (f64, f64, f64, f64) {
-    let mut cur = current.to_vec();
-    sort_floats(&mut cur);
-    // One walk for both (the same values as the separate functions).
-    let (d, w) = ks_and_wasserstein_sorted(&reference.sorted, &cur);
-    let p = ks_pvalue(d, reference.sorted.len(), cur.len(), KsMethod::Auto);
-    let w = w / reference.std;
-    let mut counts = vec![0.0; reference.bin_edges.len() + 1];
-    let mut start = 0;
-    for (b, c) in counts.iter_mut().enumerate() {
-        let end = if b < reference.bin_edges.len() {
-            cur.partition_point(|&x| x <= reference.bin_edges[b])
-        } else {
-            cur.len()
-        };
-        *c = (end - start) as f64;
-        start = end;
-    }
-    (d, p, w, psi(&reference.bin_counts, &counts))
+    let cmp = reference.compare_numeric(current);
+    let p = ks_pvalue(
+        cmp.ks_statistic,
+        reference.sorted.len(),
+        current.len(),
+        KsMethod::Auto,
+    );
+    (
+        cmp.ks_statistic,
+        p,
+        cmp.wasserstein / reference.std,
+        psi(&reference.bin_counts, &cmp.bin_counts),
+    )
 }
 
 fn prepared_exact(reference: &[Vec<f64>]) -> Vec<ReferenceFeature> {
@@ -122,29 +119,10 @@ fn prepared_profile(reference: &[Vec<f64>]) -> Vec<ReferenceFeature> {
         ml_drift::ReferenceProfile::from_frame(&frame, None, &ml_drift::ProfileOptions::default()).unwrap();
     let json = profile.to_json().unwrap();
     eprintln!("profile.json for 1,000,000 × 20: {} bytes", json.len());
-    profile
-        .features
-        .iter()
-        .map(|f| {
-            let Distribution::Numeric(n) = &f.distribution else {
-                unreachable!()
-            };
-            ReferenceFeature {
-                name: f.name.clone(),
-                feature_type: FeatureType::Numerical,
-                sorted: n.reference_values(),
-                bin_edges: n.bin_edges.clone(),
-                bin_counts: n.bin_counts.iter().map(|&c| c as f64).collect(),
-                categories: None,
-                count: f.count,
-                std: n.std(f.count),
-                is_output: false,
-            }
-        })
-        .collect()
+    PreparedReference::from_profile(&profile).features
 }
 
-fn bench(c: &mut Criterion) {
+fn bench<M: Measurement>(c: &mut Criterion<M>) {
     let reference = columns(1_000_000, 0.0, 1);
     let current = columns(100_000, 0.05, 2);
     let exact = prepared_exact(&reference);
@@ -175,7 +153,10 @@ fn bench(c: &mut Criterion) {
 
     let mb = |b: usize| b as f64 / (1 << 20) as f64;
     let exact_bytes: usize = exact.iter().map(|f| f.sorted.len() * 8).sum();
-    let profile_bytes: usize = profile.iter().map(|f| f.sorted.len() * 8).sum();
+    let profile_bytes: usize = profile
+        .iter()
+        .map(|f| f.sorted.len() * 8 + f.index.as_ref().map_or(0, |i| i.heap_bytes()))
+        .sum();
     let current_bytes = FEATURES * current[0].len() * 8;
     let exact_peak = peak_extra(|| {
         for f in 0..FEATURES {
@@ -245,5 +226,20 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+#[cfg(unix)]
+#[path = "../../test-support/thread_cpu.rs"]
+mod thread_cpu;
+
+fn main() {
+    #[cfg(unix)]
+    if thread_cpu::wanted() {
+        let mut c = Criterion::default()
+            .with_measurement(thread_cpu::ThreadCpu)
+            .configure_from_args();
+        bench(&mut c);
+        return c.final_summary();
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}
