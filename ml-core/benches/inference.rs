@@ -242,7 +242,7 @@ fn run<M: Measurement>(mut c: Criterion<M>) {
 
 fn main() {
     #[cfg(unix)]
-    if std::env::var("BENCH_CLOCK").as_deref() == Ok("thread-cpu") {
+    if thread_cpu::wanted() {
         return run(Criterion::default()
             .with_measurement(thread_cpu::ThreadCpu)
             .configure_from_args());
@@ -251,5 +251,5 @@ fn main() {
 }
 
 #[cfg(unix)]
-#[path = "common/thread_cpu.rs"]
+#[path = "../../test-support/thread_cpu.rs"]
 mod thread_cpu;

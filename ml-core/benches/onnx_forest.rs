@@ -77,7 +77,7 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
 
 fn main() {
     #[cfg(unix)]
-    if std::env::var("BENCH_CLOCK").as_deref() == Ok("thread-cpu") {
+    if thread_cpu::wanted() {
         let mut c = Criterion::default()
             .with_measurement(thread_cpu::ThreadCpu)
             .configure_from_args();
@@ -91,5 +91,5 @@ fn main() {
 }
 
 #[cfg(unix)]
-#[path = "common/thread_cpu.rs"]
+#[path = "../../test-support/thread_cpu.rs"]
 mod thread_cpu;

@@ -35,7 +35,10 @@ use rayon::prelude::*;
 
 pub use self::forest::{FlatForest, LANES, MAX_PERFECT_DEPTH, TREE_LANES};
 pub use self::linear::LinearKernel;
-pub(crate) use self::linear::{Link, axpy_centered};
+pub(crate) use self::linear::axpy_centered;
+// The ONNX linear operators build kernels from score rows with a link of their own.
+#[cfg(feature = "onnx-native")]
+pub(crate) use self::linear::Link;
 use self::simd::Level;
 pub use self::simd::Simd;
 use crate::error::{Error, Result};
