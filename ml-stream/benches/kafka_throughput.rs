@@ -344,8 +344,14 @@ fn kafka_run(
         let (lock, changed) = &*owned;
         let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
+            // Every worker owns a share, the shares cover every partition and none overlap (a
+            // worker's line saying it gave some back may still be on its way).
             let all: std::collections::BTreeSet<u32> = guard.0.iter().flatten().copied().collect();
-            if guard.0.iter().all(|o| !o.is_empty()) && all.len() == PARTITIONS as usize {
+            let owned: usize = guard.0.iter().map(Vec::len).sum();
+            if guard.0.iter().all(|o| !o.is_empty())
+                && all.len() == PARTITIONS as usize
+                && owned == PARTITIONS as usize
+            {
                 break guard.1;
             }
             let (g, timeout) = changed
