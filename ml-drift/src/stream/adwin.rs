@@ -504,8 +504,8 @@ impl ChangeDetector for Adwin {
     }
 
     /// The same as [`ChangeDetector::update`] value by value: the values up to the next
-    /// check (at most [`BLOCK`] at a time) are inserted together ([`Adwin::insert_block`]),
-    /// then the check runs where it would have.
+    /// check (at most 64 at a time) are inserted together, then the check runs where it would
+    /// have.
     fn update_many(&mut self, xs: &[f64]) -> Vec<Change> {
         let mut out = Vec::new();
         let mut block = [0.0; BLOCK];
