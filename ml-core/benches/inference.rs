@@ -63,6 +63,33 @@
 //! of rows, or the leaf values added one tree later (software pipelining), and `u16`/`u32`
 //! positions so that the lanes fit in registers.
 //!
+//! Forest, before and after the third kernel revision: nodes as two parallel arrays
+//! (thresholds, and each feature's offset in a feature-major block, so a node's fields are
+//! found by scaling its index and a lane's value is the node's offset plus the lane), heap
+//! order from 1 (a step is `i = 2i + went_right`), every input walked as a feature-major block
+//! (the design matrix of `kernel` and `features` is transposed block by block), and the schema
+//! check comparing fields only (a derived comparison also compared the name index, hashing
+//! every name again: most of `frame`'s extra cost at batch 1). Same machine, `BENCH_CLOCK=
+//! thread-cpu`, `-- 'random_forest_100x8/(frame|features|kernel)/' --warm-up-time 1
+//! --measurement-time 2`, the two builds run alternately twice, load 13 to 16 on 2 vCPUs.
+//! Since the load varies from sample to sample, the figures are the fastest of criterion's 100
+//! samples (the median is 5–30% slower); per row at batch 1, rows per second otherwise:
+//!
+//! | forest, batch | `frame`                 | `features`              | `kernel`                |
+//! |---------------|-------------------------|-------------------------|-------------------------|
+//! | 1             | 2.52 → 1.64–1.73 µs     | 1.70–1.74 → 1.49–1.52 µs| 1.57–1.61 → 1.31–1.42 µs|
+//! | 64            | 0.88–0.90M → 1.50–1.51M | 0.96–1.00M → 1.37–1.53M | 0.98–1.00M → 1.57–1.61M |
+//! | 4096          | 0.90–0.92M → 1.49–1.52M | 0.94–0.98M → 1.48–1.49M | 0.94–0.95M → 1.56–1.58M |
+//!
+//! Medians of the same runs after the revision: `frame` 1.74–1.85 µs at batch 1, 1.27–1.33M
+//! at 64, 1.22–1.37M at 4096. What else was tried in this revision (`kernel` at 4096, fastest
+//! sample, one build with the variants chosen at run time, so the same code otherwise): 16
+//! rows per tree 1.44M rows/s; 8 rows 1.10M; 12 rows 1.22M; 32 rows 0.97M (positions and row
+//! offsets spill to the stack); two trees interleaved over 8 rows 1.14M (1.36M at batch 64),
+//! over 6 rows 1.11M. The compiled walk is 6 instructions per step (threshold, offset, compare
+//! with the value in memory, `setb`, `lea`); at 16 rows some positions live on the stack, and
+//! the level loop is not unrolled.
+//!
 //! Logistic regression, before and after the SIMD linear kernels (rows 8 at a time in
 //! structure-of-arrays form, AVX2 chosen at run time, row-major input transposed 4 × 4 in
 //! registers, Estrin exp). Same machine, `BENCH_CLOCK=thread-cpu`, `-- logistic_regression
@@ -215,7 +242,7 @@ fn run<M: Measurement>(mut c: Criterion<M>) {
 
 fn main() {
     #[cfg(unix)]
-    if std::env::var("BENCH_CLOCK").as_deref() == Ok("thread-cpu") {
+    if thread_cpu::wanted() {
         return run(Criterion::default()
             .with_measurement(thread_cpu::ThreadCpu)
             .configure_from_args());
@@ -223,44 +250,6 @@ fn main() {
     run(Criterion::default().configure_from_args());
 }
 
-/// Time on the CPU of the benchmarking thread.
 #[cfg(unix)]
-mod thread_cpu {
-    use std::time::Duration;
-
-    use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-    use rustix::time::{ClockId, clock_gettime};
-
-    pub struct ThreadCpu;
-
-    fn now() -> Duration {
-        let t = clock_gettime(ClockId::ThreadCPUTime);
-        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-    }
-
-    impl Measurement for ThreadCpu {
-        type Intermediate = Duration;
-        type Value = Duration;
-
-        fn start(&self) -> Duration {
-            now()
-        }
-        fn end(&self, start: Duration) -> Duration {
-            now().saturating_sub(start)
-        }
-        fn add(&self, a: &Duration, b: &Duration) -> Duration {
-            *a + *b
-        }
-        fn zero(&self) -> Duration {
-            Duration::ZERO
-        }
-        fn to_f64(&self, value: &Duration) -> f64 {
-            value.as_nanos() as f64
-        }
-        fn formatter(&self) -> &dyn ValueFormatter {
-            // Nanoseconds, as wall-clock time: the same units and throughput formatting.
-            static WALL: WallTime = WallTime;
-            WALL.formatter()
-        }
-    }
-}
+#[path = "../../test-support/thread_cpu.rs"]
+mod thread_cpu;

@@ -8,12 +8,23 @@
 //! `onnx_lr_f20_1thread/{runtime,native}`.
 //!
 //! Run with `cargo bench -p ml-core --features onnx --bench onnx_forest` after
-//! `./scripts/python-env.sh` (or with STREAMSCORE_ORT_LIB / ORT_DYLIB_PATH set).
+//! `./scripts/python-env.sh` (or with STREAMSCORE_ORT_LIB / ORT_DYLIB_PATH set);
+//! `BENCH_CLOCK=thread-cpu` times the thread's on-CPU time, as in the `inference` benchmark.
 //!
 //! Measured on the 2-core development machine (shared, so noisy), onnxruntime 1.31.1: batch 1
 //! 14.4 µs (69k rows/s), batch 64 429 µs (149k rows/s), batch 4096 33.6 ms (122k rows/s). Python
 //! onnxruntime on the same file and settings, same minute: 36 µs, 639 µs, 31.5 ms.
 
+//!
+//! Forest (`onnx_rf100_d8_f20_1thread`) before and after the fused tree pass (the classifier
+//! graph compiled into one pass from the frame's columns through the flat forest, with the
+//! third forest-kernel revision of the `inference` benchmark), same machine at load 13 to 16,
+//! fastest of criterion's 100 samples, per row at batch 1 and rows per second otherwise. Before
+//! (wall clock, since the benchmark then had no `BENCH_CLOCK`): ONNX Runtime 7.48 µs, 309k,
+//! 181k; native 4.31 µs, 932k, 465k. After (`BENCH_CLOCK=thread-cpu`): ONNX Runtime 7.86 µs,
+//! 278k, 382k; native 2.13 µs, 1.46M, 1.32M (3.5× ONNX Runtime's on-CPU rate at 4096, 5.3× at
+//! 64, 3.7× per row at batch 1; medians 2.28 µs, 1.11M, 1.22M). ONNX Runtime with one intra-op
+//! thread runs on the calling thread, so its on-CPU time is all of its work.
 //!
 //! Logistic regression (`onnx_lr_f20_1thread`), same machine, `BENCH_CLOCK=thread-cpu`, one run
 //! each, load 6 to 8. Before the fused linear pass: ONNX Runtime 17.7 µs, 2.76M rows/s, 6.30M
@@ -23,7 +34,8 @@
 
 use std::path::Path;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::Measurement;
+use criterion::{BenchmarkId, Criterion, Throughput};
 use ml_core::onnx::{Engine, OnnxModel, OnnxOptions};
 use ml_core::{Frame, Model, Value};
 
@@ -33,7 +45,7 @@ fn fixture_rows(dir: &Path, name: &str) -> Vec<Vec<Value>> {
     serde_json::from_value(json["rows"].clone()).expect("fixture rows")
 }
 
-fn bench(c: &mut Criterion) {
+fn bench<M: Measurement>(c: &mut Criterion<M>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx");
     for (fixture, group_name) in [
         ("bench_rf100_d8_f20", "onnx_rf100_d8_f20_1thread"),
@@ -63,5 +75,21 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn main() {
+    #[cfg(unix)]
+    if thread_cpu::wanted() {
+        let mut c = Criterion::default()
+            .with_measurement(thread_cpu::ThreadCpu)
+            .configure_from_args();
+        bench(&mut c);
+        c.final_summary();
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}
+
+#[cfg(unix)]
+#[path = "../../test-support/thread_cpu.rs"]
+mod thread_cpu;

@@ -232,7 +232,7 @@ impl Field {
 /// The JSON form is `{"fields": [{"name": "AGE", "type": "int", "nullable": false}, ...]}`, with
 /// `"vocabulary": [...]` and `"unseen": "error" | "map_to_unknown" | "ignore"` on categorical
 /// fields. [`Schema::to_mlflow_signature`] gives MLflow's column-based signature form.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "SchemaRepr", into = "SchemaRepr")]
 pub struct Schema {
     fields: Vec<Field>,
@@ -257,6 +257,15 @@ impl From<Schema> for SchemaRepr {
         SchemaRepr {
             fields: schema.fields,
         }
+    }
+}
+
+impl PartialEq for Schema {
+    /// Equal fields in the same order. The name index is derived from the fields, so it is not
+    /// compared (comparing two hash maps hashes every name again, which is most of the cost of
+    /// checking a one-row frame's schema against a model's).
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields
     }
 }
 

@@ -14,7 +14,7 @@ use crate::profile::{
     column_values, prediction_values,
 };
 use crate::report::{DatasetDrift, DriftReport, FeatureDrift, Histogram};
-use crate::stats::{self, Correction, KsMethod};
+use crate::stats::{self, Comparison, Correction, KsMethod, SortedIndex};
 
 /// Name of the bucket that pools reference categories past `max_categories`.
 pub const OTHER_CATEGORY: &str = "__other__";
@@ -129,17 +129,18 @@ impl DriftDetector for WassersteinTest {
         t == FeatureType::Numerical
     }
     fn test(&self, r: &FeatureInput<'_>, c: &FeatureInput<'_>) -> TestScore {
-        let d = stats::wasserstein_sorted(r.sorted, c.sorted);
-        let norm = if r.std > 0.0 && r.std.is_finite() {
-            r.std
-        } else {
-            1.0
-        };
         TestScore {
-            score: d / norm,
+            score: normed_wasserstein(stats::wasserstein_sorted(r.sorted, c.sorted), r.std),
             p_value: None,
         }
     }
+}
+
+/// A Wasserstein distance divided by the reference's standard deviation (by 1 when that is 0 or
+/// not finite).
+fn normed_wasserstein(distance: f64, std: f64) -> f64 {
+    let norm = if std > 0.0 && std.is_finite() { std } else { 1.0 };
+    distance / norm
 }
 
 /// Population stability index over the aligned buckets.
@@ -399,6 +400,9 @@ pub struct ReferenceFeature {
     pub feature_type: FeatureType,
     /// Sorted values (numeric; all of them or a sample).
     pub sorted: Vec<f64>,
+    /// `sorted` indexed for comparisons with unsorted current values (profile mode: a sample is
+    /// small enough to index; exact mode sorts the current values instead).
+    pub index: Option<SortedIndex>,
     /// Inner bin edges (numeric).
     pub bin_edges: Vec<f64>,
     /// Counts per bin (numeric).
@@ -439,21 +443,26 @@ impl PreparedReference {
     pub fn from_profile(profile: &ReferenceProfile) -> Self {
         let conv = |f: &FeatureProfile, is_output: bool| -> ReferenceFeature {
             match &f.distribution {
-                Distribution::Numeric(n) => ReferenceFeature {
-                    name: f.name.clone(),
-                    feature_type: f.feature_type,
-                    sorted: n.reference_values(),
-                    bin_edges: n.bin_edges.clone(),
-                    bin_counts: n.bin_counts.iter().map(|&c| c as f64).collect(),
-                    categories: n.distinct.as_deref().filter(|d| d.len() <= 5).map(few_values_map),
-                    count: f.count,
-                    std: n.std(f.count),
-                    is_output,
-                },
+                Distribution::Numeric(n) => {
+                    let sorted = n.reference_values();
+                    ReferenceFeature {
+                        name: f.name.clone(),
+                        feature_type: f.feature_type,
+                        index: Some(SortedIndex::new(&sorted)),
+                        sorted,
+                        bin_edges: n.bin_edges.clone(),
+                        bin_counts: n.bin_counts.iter().map(|&c| c as f64).collect(),
+                        categories: n.distinct.as_deref().filter(|d| d.len() <= 5).map(few_values_map),
+                        count: f.count,
+                        std: n.std(f.count),
+                        is_output,
+                    }
+                }
                 Distribution::Categorical(c) => ReferenceFeature {
                     name: f.name.clone(),
                     feature_type: f.feature_type,
                     sorted: Vec::new(),
+                    index: None,
                     bin_edges: Vec::new(),
                     bin_counts: Vec::new(),
                     categories: Some(c.counts.iter().map(|(k, &v)| (k.clone(), v as f64)).collect()),
@@ -493,6 +502,7 @@ impl PreparedReference {
                     name,
                     feature_type: ft,
                     sorted: Vec::new(),
+                    index: None,
                     bin_edges: Vec::new(),
                     bin_counts: Vec::new(),
                     categories: Some(counts),
@@ -539,18 +549,7 @@ pub fn exact_numeric(
             }
         }
     }
-    let mut counts = vec![0.0; edges.len() + 1];
-    // Sorted values: each bin is a contiguous run, found by binary search.
-    let mut start = 0;
-    for (b, c) in counts.iter_mut().enumerate() {
-        let end = if b < edges.len() {
-            sorted.partition_point(|&x| x <= edges[b])
-        } else {
-            n
-        };
-        *c = (end - start) as f64;
-        start = end;
-    }
+    let counts = sorted_bin_counts(&sorted, &edges);
     let (mean, std) = if n == 0 {
         (0.0, 0.0)
     } else {
@@ -583,8 +582,45 @@ pub fn exact_numeric(
         count: n as u64,
         std,
         sorted,
+        index: None,
         is_output,
     }
+}
+
+impl ReferenceFeature {
+    /// The KS statistic, the Wasserstein distance (not normed) and the current counts per
+    /// reference bin, for **unsorted**, NaN-free current values: through the index when there is
+    /// one (no sorting), else by sorting them and walking both samples. Both ways give the same
+    /// statistic bit for bit, the same counts, and the distance up to rounding.
+    pub fn compare_numeric(&self, current: &[f64]) -> Comparison {
+        if let Some(index) = &self.index {
+            return index.compare(current, &self.bin_edges);
+        }
+        let mut sorted = current.to_vec();
+        stats::sort_floats(&mut sorted);
+        let (ks_statistic, wasserstein) = stats::ks_and_wasserstein_sorted(&self.sorted, &sorted);
+        Comparison {
+            ks_statistic,
+            wasserstein,
+            bin_counts: sorted_bin_counts(&sorted, &self.bin_edges),
+        }
+    }
+}
+
+/// Counts per bin (`(edges[i−1], edges[i]]`) of sorted values: each bin is a contiguous run.
+fn sorted_bin_counts(sorted: &[f64], edges: &[f64]) -> Vec<f64> {
+    let mut counts = vec![0.0; edges.len() + 1];
+    let mut start = 0;
+    for (b, c) in counts.iter_mut().enumerate() {
+        let end = if b < edges.len() {
+            sorted.partition_point(|&x| x <= edges[b])
+        } else {
+            sorted.len()
+        };
+        *c = (end - start) as f64;
+        start = end;
+    }
+    counts
 }
 
 /// Computes a drift report of `current` (and the model's predictions on it) against a profile.
@@ -781,29 +817,33 @@ fn compare_feature(
     let mut cur_categories: Option<BTreeMap<String, f64>> = None;
     let mut n_values: usize;
     let mut cur_sorted: Vec<f64> = Vec::new();
+    // KS, Wasserstein and bins without sorting the current values, when one of those tests runs
+    // on a numeric feature compared as numbers (through the reference's index, if any).
+    let mut numeric: Option<Comparison> = None;
     match current {
         ColumnValues::Numeric { values, .. } => {
-            let mut sorted = values.clone();
-            stats::sort_floats(&mut sorted);
-            c.count = sorted.len() as u64;
-            let mut counts = vec![0.0; rf.bin_edges.len() + 1];
-            let mut start = 0;
-            for (b, cnt) in counts.iter_mut().enumerate() {
-                let end = if b < rf.bin_edges.len() {
-                    sorted.partition_point(|&x| x <= rf.bin_edges[b])
-                } else {
-                    sorted.len()
-                };
-                *cnt = (end - start) as f64;
-                start = end;
-            }
-            debug_assert_eq!(bin_index(&rf.bin_edges, f64::NEG_INFINITY), 0);
-            c.buckets = counts;
+            c.count = values.len() as u64;
             r.buckets = rf.bin_counts.clone();
             r.labels = (0..r.buckets.len())
                 .map(|b| range_label(&rf.bin_edges, b))
                 .collect();
+            let chosen = match options.tests.get(&rf.name) {
+                Some(n) => n.as_str(),
+                None => default_test_name(rf.feature_type, rf.count, usize::MAX, options.large_reference),
+            };
+            if rf.categories.is_none() && matches!(chosen, "ks" | "wasserstein" | "psi") {
+                let cmp = rf.compare_numeric(values);
+                c.buckets = cmp.bin_counts.clone();
+                numeric = Some(cmp);
+            } else {
+                let mut sorted = values.clone();
+                stats::sort_floats(&mut sorted);
+                c.buckets = sorted_bin_counts(&sorted, &rf.bin_edges);
+                debug_assert_eq!(bin_index(&rf.bin_edges, f64::NEG_INFINITY), 0);
+                cur_sorted = sorted;
+            }
             if rf.categories.is_some() {
+                let sorted = &cur_sorted;
                 let mut m: BTreeMap<String, f64> = BTreeMap::new();
                 let mut distinct = 0;
                 for (i, &x) in sorted.iter().enumerate() {
@@ -819,7 +859,6 @@ fn compare_feature(
                     cur_categories = Some(m);
                 }
             }
-            cur_sorted = sorted;
             n_values = match (&rf.categories, &cur_categories) {
                 (Some(a), Some(b)) => a.keys().chain(b.keys()).collect::<BTreeSet<_>>().len(),
                 _ => usize::MAX,
@@ -882,7 +921,26 @@ fn compare_feature(
     }
     c.labels = r.labels.clone();
     c.sorted = &cur_sorted;
-    let score = test.test(&r, &c);
+    let score = match (&numeric, name.as_str()) {
+        // The same computations as `KsTest` and `WassersteinTest`, from the one comparison.
+        (Some(cmp), "ks") => {
+            let p = stats::ks_pvalue(
+                cmp.ks_statistic,
+                r.sorted.len(),
+                c.count as usize,
+                options.ks_method,
+            );
+            TestScore {
+                score: p,
+                p_value: Some(p),
+            }
+        }
+        (Some(cmp), "wasserstein") => TestScore {
+            score: normed_wasserstein(cmp.wasserstein, r.std),
+            p_value: None,
+        },
+        _ => test.test(&r, &c),
+    };
     let threshold = options
         .thresholds
         .get(&rf.name)

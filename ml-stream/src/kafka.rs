@@ -756,12 +756,15 @@ fn is_rebalance_race(e: &KafkaError) -> bool {
 }
 
 /// Errors of a broker that is down, restarting or moving its group coordinator: worth
-/// retrying.
+/// retrying. (`WaitingForCoordinator` is librdkafka's answer to a commit while it looks for
+/// the coordinator again, as after a broker restart: failing the source on it stopped the
+/// pipeline and gave its partitions up for good.)
 fn is_transient(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
         Some(
-            RDKafkaErrorCode::BrokerTransportFailure
+            RDKafkaErrorCode::WaitingForCoordinator
+                | RDKafkaErrorCode::BrokerTransportFailure
                 | RDKafkaErrorCode::AllBrokersDown
                 | RDKafkaErrorCode::OperationTimedOut
                 | RDKafkaErrorCode::RequestTimedOut

@@ -12,7 +12,10 @@
 //! 3. the **writer** hands each scored batch to every sink (retrying with backoff, then failing
 //!    loudly), sends dead letters to the dead-letter sink, and every `commit_interval` (or
 //!    `commit_every` records) flushes every sink and only then asks the reader to commit the
-//!    positions written: at-least-once delivery. When the source asks for a commit now
+//!    positions written: at-least-once delivery. The interval also runs while no batch comes:
+//!    an idle stream's last batch is flushed and committed `commit_interval` after the previous
+//!    commit, not held until the next event (its consumer-group lag would stay up, and a
+//!    buffering sink would keep its records in memory). When the source asks for a commit now
 //!    ([`StreamSource::commit_wanted`]: a Kafka consumer giving partitions back), the writer
 //!    flushes and commits after every batch, and at once when no batch is coming.
 //!
@@ -335,6 +338,10 @@ impl Pipeline {
         };
         let mut failure = None;
         loop {
+            // (An interval too long to add to a time means: no timed commit.)
+            let commit_due = writer.last_commit.checked_add(config.commit_interval);
+            let uncommitted = writer.pending != writer.committed && commit_due.is_some();
+            let commit_due = commit_due.unwrap_or(writer.last_commit);
             let joined = tokio::select! {
                 joined = scored.next() => match joined {
                     Some(j) => j,
@@ -345,6 +352,20 @@ impl Pipeline {
                     if urgent.flag.swap(false, Ordering::SeqCst)
                         && let Err(e) = writer.commit(&mut sinks, dead_letter.as_mut(), false).await
                     {
+                        failure = Some(e);
+                        shutdown.shutdown();
+                        break;
+                    }
+                    continue;
+                }
+                // Written but not committed, and `commit_interval` has passed since the last
+                // commit with no batch to trigger one: flush and commit now. A sink that fails
+                // here is retried by the policy like any flush; after a commit nothing is
+                // pending, so the branch sleeps until the next batch is written.
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(commit_due)),
+                    if uncommitted =>
+                {
+                    if let Err(e) = writer.commit(&mut sinks, dead_letter.as_mut(), false).await {
                         failure = Some(e);
                         shutdown.shutdown();
                         break;

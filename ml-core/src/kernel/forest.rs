@@ -7,59 +7,53 @@
 //! visited differ, and neither can change a bit of the result.
 //!
 //! # Layout
-//! Each tree is stored either
+//! Nodes are stored as two parallel arrays, thresholds (`f64`) and feature offsets (`u32`, the
+//! feature's index times [`BLOCK_ROWS`], where its values start in a feature-major block), so
+//! that a node's two fields are found by scaling its index, with no multiplication. Each tree
+//! is stored either
 //! - **perfect**: padded to a complete binary tree of its depth `D` (a leaf above the bottom is
-//!   copied down, so every path has exactly `D` splits), nodes in heap order, so the children of
-//!   node `i` are `2i + 1` and `2i + 2` and no child index is stored or loaded; or
+//!   copied down, so every path has exactly `D` splits), nodes in heap order from 1, so the
+//!   children of node `i` are `2i` and `2i + 1`: a step is `i = 2i + went_right`, and no child
+//!   index is stored or loaded; or
 //! - **linked** (trees deeper than [`MAX_PERFECT_DEPTH`], where padding would blow up): nodes in
 //!   depth-first order with the left child next to its parent, explicit child indices, and
 //!   leaves that point to themselves, so a walk of the tree's depth in steps needs no
 //!   "is this a leaf" branch.
 //!
 //! # Traversal
-//! Walking one tree for one row is a chain of dependent loads (node → feature value → next
-//! node). A chain keeps the core waiting on each load, so the kernels walk independent chains
-//! at once: [`LANES`] rows through the same tree for batches (the tree stays in L1 while a
-//! block of rows goes through it), or one row through [`TREE_LANES`] trees for single rows and
-//! a batch's remainder. Every walk takes a fixed number of steps, so no branch depends on the
-//! data. The input is bounds-checked once per call (the last row's highest feature any split
-//! reads); the walks then read it unchecked.
+//! The input is a feature-major block of at most [`BLOCK_ROWS`] rows (feature `f` of row `r` at
+//! `f * BLOCK_ROWS + r`): rows of a design matrix are transposed into one first. Walking one
+//! tree for one row is a chain of dependent loads (node → feature value → next node). A chain
+//! keeps the core waiting on each load, so the kernels walk independent chains at once:
+//! [`LANES`] consecutive rows through the same tree for batches (the tree stays in L1 while the
+//! block goes through it, and the rows' values for a feature are adjacent, so a lane's read is
+//! the node's offset plus a constant), or one row through [`TREE_LANES`] trees for single rows
+//! and a block's last rows. Every walk takes a fixed number of steps, so no branch depends on
+//! the data. The block is bounds-checked once per call (the highest offset any split reads);
+//! the walks then read it unchecked.
 
-use super::Rows;
+use super::{BLOCK_ROWS, FeatureMajor};
 use crate::estimator::tree::{LEAF, TreeEnsemble};
 
 /// Rows walked through one tree at once in a batch. A step is a chain of two dependent L1
-/// loads and a compare (about 12 cycles of latency) but only about 6 instructions, so 16
-/// chains in flight keep the core busy; 8 left it waiting on loads (see the benchmark notes).
+/// loads and a compare (about 15 cycles of latency) but only about 6 instructions, so many
+/// chains in flight keep the core busy (see the benchmark notes for the figures per width).
 pub const LANES: usize = 16;
 
-/// Trees walked at once for a single row (and a batch's last rows that do not fill
+/// Trees walked at once for a single row (and a block's last rows that do not fill
 /// [`LANES`]). Consecutive trees are grouped by this many, and the perfect trees of a group
 /// are padded to the group's deepest, so that a group walks in lockstep.
 pub const TREE_LANES: usize = 8;
 
 /// Trees at most this deep are padded to perfect trees; a depth-12 tree pads to 4096 node
-/// slots (64 KiB) plus its leaf values.
+/// slots (48 KiB) plus its leaf values.
 pub const MAX_PERFECT_DEPTH: usize = 12;
-
-/// A split node: threshold and feature side by side, so one cache line read gives both.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Split {
-    /// `x <= threshold` goes left, anything else (NaN too) right.
-    threshold: f64,
-    /// Feature index.
-    feature: u32,
-}
-
-const NO_SPLIT: Split = Split {
-    threshold: 0.0,
-    feature: 0,
-};
 
 /// One tree's place in the flat arrays.
 #[derive(Clone, Debug, PartialEq)]
 struct TreeRef {
-    /// First node in `splits` (and `children` / `leaf_value` for linked trees).
+    /// First node slot in `thresholds` / `offsets` (and `children` / `leaf_value` for linked
+    /// trees). A perfect tree's slot 0 is unused: its root is slot 1.
     first_node: usize,
     /// First leaf value in `values` (perfect trees).
     first_value: usize,
@@ -76,13 +70,16 @@ pub struct FlatForest {
     n_outputs: usize,
     trees: Vec<TreeRef>,
     /// Per group of [`TREE_LANES`] consecutive trees: the common depth when the group is full
-    /// and every tree in it perfect (padded to that depth), for the lockstep walk.
+    /// and every tree in it perfect (padded to that depth and stored one after the other), for
+    /// the lockstep walk.
     group_depth: Vec<Option<usize>>,
-    /// The largest feature index any node reads (0 for a forest of leaves): the kernels check
-    /// once per call that this feature of the last row is inside the input.
-    max_feature: usize,
-    /// Split per node (padding and leaf slots: feature 0, threshold 0).
-    splits: Vec<Split>,
+    /// The largest feature offset any node reads (0 for a forest of leaves): the kernels check
+    /// once per call that it is inside the block for the block's last row.
+    max_offset: usize,
+    /// `x <= threshold` goes left, anything else (NaN too) right. Padding and leaf slots: 0.
+    thresholds: Vec<f64>,
+    /// Per node, `feature * BLOCK_ROWS` (padding and leaf slots: 0).
+    offsets: Vec<u32>,
     /// Linked nodes only: `[left, right]` per node, global indices; a leaf points to itself.
     children: Vec<[u32; 2]>,
     /// Linked nodes only: offset of a leaf's values in `values`.
@@ -93,11 +90,15 @@ pub struct FlatForest {
     scale: f64,
 }
 
-/// Calls `$body` with `$slots` bound to the const `1 << $depth` for depths 1 to
+/// Calls `$body` with `$slots` bound to the const `1 << $depth` for depths 0 to
 /// [`MAX_PERFECT_DEPTH`]; `$other` otherwise.
 macro_rules! with_slots {
     ($depth:expr, $slots:ident => $body:expr, _ => $other:expr) => {
         match $depth {
+            0 => {
+                const $slots: usize = 1 << 0;
+                $body
+            }
             1 => {
                 const $slots: usize = 1 << 1;
                 $body
@@ -151,6 +152,13 @@ macro_rules! with_slots {
     };
 }
 
+/// A feature's offset in a feature-major block.
+fn feature_offset(feature: u32) -> u32 {
+    // Feature indices are u32 and models have far fewer than 2^32 / BLOCK_ROWS features; a
+    // forest reading feature 2^25 would need a frame of 2^25 columns.
+    feature.saturating_mul(BLOCK_ROWS as u32)
+}
+
 impl FlatForest {
     /// Compiles `ensemble` (which must have passed [`TreeEnsemble::validate`], as every fitted
     /// or loaded ensemble has).
@@ -169,8 +177,9 @@ impl FlatForest {
             n_outputs: k,
             trees: Vec::with_capacity(ensemble.n_trees()),
             group_depth: Vec::new(),
-            max_feature: 0,
-            splits: Vec::new(),
+            max_offset: 0,
+            thresholds: Vec::new(),
+            offsets: Vec::new(),
             children: Vec::new(),
             leaf_value: Vec::new(),
             values: Vec::new(),
@@ -197,7 +206,7 @@ impl FlatForest {
                 }
             }
         }
-        flat.max_feature = flat.splits.iter().map(|s| s.feature as usize).max().unwrap_or(0);
+        flat.max_offset = flat.offsets.iter().copied().max().unwrap_or(0) as usize;
         flat
     }
 
@@ -224,41 +233,44 @@ impl FlatForest {
         self.trees.iter().filter(|t| t.perfect).count()
     }
 
+    /// Appends `slots` empty node slots, returning the first.
+    fn push_slots(&mut self, slots: usize) -> usize {
+        let first = self.thresholds.len();
+        self.thresholds.resize(first + slots, 0.0);
+        self.offsets.resize(first + slots, 0);
+        // `children` and `leaf_value` are read for linked nodes only but share the node
+        // numbering, so they grow with the other arrays.
+        self.children.resize(first + slots, [0, 0]);
+        self.leaf_value.resize(first + slots, 0);
+        first
+    }
+
     /// Appends the tree under `root` padded to a complete tree of `depth` (at least its own).
     fn push_perfect(&mut self, e: &TreeEnsemble, root: usize, depth: usize) {
         let k = e.n_outputs;
-        let first_node = self.splits.len();
+        // Heap positions 1..2^depth hold the splits; slot 0 is unused, which also makes the
+        // tree's slice a power of two long.
+        let first_node = self.push_slots(1usize << depth);
         let first_value = self.values.len();
-        let n_split = (1usize << depth) - 1;
-        // One unused slot after the splits makes the tree's slice a power of two long, so
-        // the walk can index it with a mask the compiler sees is in bounds.
-        let slots = 1usize << depth;
-        self.splits.resize(first_node + slots, NO_SPLIT);
-        // `children` and `leaf_value` are read for linked nodes only but share the node
-        // numbering, so they grow with `splits`.
-        self.children.resize(first_node + slots, [0, 0]);
-        self.leaf_value.resize(first_node + slots, 0);
         self.values.resize(first_value + (k << depth), 0.0);
         // (original node, heap position, level)
-        let mut stack = vec![(root, 0usize, 0usize)];
+        let mut stack = vec![(root, 1usize, 0usize)];
         while let Some((node, pos, level)) = stack.pop() {
             if e.left[node] == LEAF {
                 // Copy the leaf into every bottom slot under `pos`. Padding splits above them
                 // keep feature 0 and threshold 0: both sides lead to the same values.
-                let span = 1usize << (depth - level);
-                let first_leaf = (pos + 1) * span - 1 - n_split;
+                let below = depth - level;
+                let first_leaf = (pos << below) - (1usize << depth);
                 let off = e.value_offset[node] as usize;
-                for leaf in first_leaf..first_leaf + span {
+                for leaf in first_leaf..first_leaf + (1usize << below) {
                     let dst = first_value + leaf * k;
                     self.values[dst..dst + k].copy_from_slice(&e.values[off..off + k]);
                 }
             } else {
-                self.splits[first_node + pos] = Split {
-                    threshold: e.threshold[node],
-                    feature: e.feature[node],
-                };
-                stack.push((e.left[node] as usize, 2 * pos + 1, level + 1));
-                stack.push((e.right[node] as usize, 2 * pos + 2, level + 1));
+                self.thresholds[first_node + pos] = e.threshold[node];
+                self.offsets[first_node + pos] = feature_offset(e.feature[node]);
+                stack.push((e.left[node] as usize, 2 * pos, level + 1));
+                stack.push((e.right[node] as usize, 2 * pos + 1, level + 1));
             }
         }
         self.trees.push(TreeRef {
@@ -271,7 +283,6 @@ impl FlatForest {
 
     fn push_linked(&mut self, e: &TreeEnsemble, root: usize, depth: usize) {
         let k = e.n_outputs;
-        let first_node = self.splits.len();
         // Depth-first, left first: a parent's left child is the next node, so the likelier
         // half of each path is already in the cache line being read.
         let mut order = Vec::new();
@@ -283,26 +294,24 @@ impl FlatForest {
                 stack.push(e.left[node] as usize);
             }
         }
+        let first_node = self.push_slots(order.len());
         let mut new_index = std::collections::HashMap::with_capacity(order.len());
         for (i, &node) in order.iter().enumerate() {
             new_index.insert(node, (first_node + i) as u32);
         }
         for (i, &node) in order.iter().enumerate() {
-            let me = (first_node + i) as u32;
+            let slot = first_node + i;
+            let me = slot as u32;
             if e.left[node] == LEAF {
                 let off = e.value_offset[node] as usize;
-                self.splits.push(NO_SPLIT);
-                self.children.push([me, me]);
-                self.leaf_value.push(self.values.len() as u32);
+                self.children[slot] = [me, me];
+                self.leaf_value[slot] = self.values.len() as u32;
                 self.values.extend_from_slice(&e.values[off..off + k]);
             } else {
-                self.splits.push(Split {
-                    threshold: e.threshold[node],
-                    feature: e.feature[node],
-                });
+                self.thresholds[slot] = e.threshold[node];
+                self.offsets[slot] = feature_offset(e.feature[node]);
                 let child = |c: u32| new_index.get(&(c as usize)).copied().unwrap_or(me);
-                self.children.push([child(e.left[node]), child(e.right[node])]);
-                self.leaf_value.push(0);
+                self.children[slot] = [child(e.left[node]), child(e.right[node])];
             }
         }
         self.trees.push(TreeRef {
@@ -313,63 +322,61 @@ impl FlatForest {
         });
     }
 
-    /// Adds the sum of the trees' leaf values for each row of `x` to `out` (`x.n_rows() ×
-    /// n_outputs`, row-major) and scales it by `1 / n_trees`; `out` must hold zeros on entry.
-    /// The caller checked that `x` has `n_features` columns and `out` the right length.
-    pub(crate) fn predict_into<X: Rows>(&self, x: &X, out: &mut [f64]) {
-        let n = x.n_rows();
+    /// Adds the sum of the trees' leaf values for each row of the block `x` to `out`
+    /// (`x.n × n_outputs`, row-major) and scales it by the forest's scale; `out` must hold
+    /// zeros on entry. The caller checked that `x` has `n_features` features.
+    pub(crate) fn predict_into(&self, x: &FeatureMajor<'_>, out: &mut [f64]) {
+        let n = x.n;
         if n == 0 {
             return;
         }
         // The one bounds check the walks rely on: every value a node can ask for, of every
-        // row, lies inside `x`'s data (the largest offset is the last row's `max_feature`).
-        let last = (n - 1)
-            .checked_mul(x.row_stride())
-            .and_then(|a| a.checked_add(self.max_feature.checked_mul(X::FEATURE_STRIDE)?));
+        // row, lies inside the block (the largest index is the last row's at `max_offset`),
+        // and rows stay inside their feature's run of BLOCK_ROWS values.
         assert!(
-            matches!(last, Some(i) if i < x.data().len()) && out.len() >= n * self.n_outputs,
-            "forest input of {} values for {n} rows of {} features, output of {}",
-            x.data().len(),
+            n <= BLOCK_ROWS && self.max_offset + n <= x.data.len() && out.len() >= n * self.n_outputs,
+            "forest block of {} values for {n} rows of {} features, output of {}",
+            x.data.len(),
             self.n_features,
             out.len()
         );
         match self.n_outputs {
-            1 => self.predict_k::<X, 1>(x, out),
-            2 => self.predict_k::<X, 2>(x, out),
-            _ => self.predict_k::<X, 0>(x, out),
+            1 => self.predict_k::<1>(x.data, n, out),
+            2 => self.predict_k::<2>(x.data, n, out),
+            _ => self.predict_k::<0>(x.data, n, out),
         }
-        out.iter_mut().for_each(|o| *o *= self.scale);
+        out[..n * self.n_outputs]
+            .iter_mut()
+            .for_each(|o| *o *= self.scale);
     }
 
     /// `K` is the number of outputs known at compile time (0: `self.n_outputs` at run time).
     /// Requires the check in [`FlatForest::predict_into`].
     #[inline(always)]
-    fn predict_k<X: Rows, const K: usize>(&self, x: &X, out: &mut [f64]) {
-        let n = x.n_rows();
+    fn predict_k<const K: usize>(&self, x: &[f64], n: usize, out: &mut [f64]) {
         let full = n - n % LANES;
-        // Blocks of LANES rows go through one tree after another, so each tree is read from
-        // L1 for a whole block... and per row, leaf values are added in tree order.
-        for tree in &self.trees {
-            for r0 in (0..full).step_by(LANES) {
-                let base: [usize; LANES] = std::array::from_fn(|j| (r0 + j) * x.row_stride());
-                let leaves = self.walk_rows::<X>(tree, x.data(), base);
-                for (j, &leaf) in leaves.iter().enumerate() {
-                    // SAFETY: r0 + j < n, and `out` holds n rows (checked in predict_into).
-                    unsafe { self.add_leaf::<K>(tree, leaf, out, (r0 + j) * self.n_outputs) };
+        if full > 0 {
+            // Blocks of LANES rows go through one tree after another, so each tree is read
+            // from L1 for the whole block... and per row, leaf values are added in tree order.
+            for tree in &self.trees {
+                if tree.perfect {
+                    with_slots!(tree.depth, SLOTS => self.perfect_rows::<K, SLOTS>(tree, x, full, out),
+                        _ => unreachable!("perfect trees are at most MAX_PERFECT_DEPTH deep"))
+                } else {
+                    self.linked_rows::<K>(tree, x, full, out);
                 }
             }
         }
-        // The remaining rows (all of them for a batch under LANES rows) go through
+        // The remaining rows (all of them for a block under LANES rows) go through
         // TREE_LANES trees at a time; leaf values are still added in tree order.
         for r in full..n {
-            let base = r * x.row_stride();
             for (group, depth) in self.trees.chunks(TREE_LANES).zip(&self.group_depth) {
                 let leaves = match depth {
                     Some(d) => {
-                        with_slots!(*d, SLOTS => self.walk_perfect_trees::<X, SLOTS>(group, x.data(), base),
-                        _ => [0; TREE_LANES])
+                        with_slots!(*d, SLOTS => self.walk_perfect_trees::<SLOTS>(group, x, r),
+                        _ => self.walk_trees(group, x, r))
                     }
-                    None => self.walk_trees::<X>(group, x.data(), base),
+                    None => self.walk_trees(group, x, r),
                 };
                 for (tree, &leaf) in group.iter().zip(&leaves) {
                     // SAFETY: r < n, and `out` holds n rows (checked in predict_into).
@@ -400,115 +407,127 @@ impl FlatForest {
         }
     }
 
-    /// The leaf that each of the LANES rows starting at `base[j]` in `data` reaches in `tree`.
-    /// Requires the check in [`FlatForest::predict_into`] for those rows.
+    /// Walks the rows `0..full` (a multiple of LANES) of the block `x` through the perfect
+    /// tree `tree` of depth `log2(SLOTS)`, LANES rows at a time, adding each row's leaf values
+    /// to its row of `out`. Requires the check in [`FlatForest::predict_into`].
     #[inline(always)]
-    fn walk_rows<X: Rows>(&self, tree: &TreeRef, data: &[f64], base: [usize; LANES]) -> [usize; LANES] {
-        if tree.perfect {
-            with_slots!(tree.depth, SLOTS => self.walk_perfect_rows::<X, SLOTS>(tree, data, base),
-                _ => [0; LANES])
-        } else {
-            let mut node = [tree.first_node; LANES];
-            for _ in 0..tree.depth {
-                for (i, &b) in node.iter_mut().zip(&base) {
-                    let s = self.splits[*i];
-                    // SAFETY: `s.feature <= max_feature` and `b` starts a row, which
-                    // predict_into checked keeps the read inside `data`.
-                    let v = unsafe { *data.get_unchecked(b + s.feature as usize * X::FEATURE_STRIDE) };
-                    *i = self.children[*i][goes_right(v, s.threshold)] as usize;
-                }
-            }
-            node
-        }
-    }
-
-    /// A perfect tree's splits as a fixed-size array of `SLOTS` (= 2^depth) entries.
-    #[inline(always)]
-    fn perfect_splits<const SLOTS: usize>(&self, tree: &TreeRef) -> &[Split; SLOTS] {
-        match <&[Split; SLOTS]>::try_from(&self.splits[tree.first_node..tree.first_node + SLOTS]) {
-            Ok(s) => s,
-            // Unreachable: the slice is SLOTS long.
-            Err(_) => &[NO_SPLIT; SLOTS],
-        }
-    }
-
-    /// [`FlatForest::walk_rows`] for a perfect tree of depth `log2(SLOTS)`: indexing a
-    /// fixed-size array with `p & (SLOTS - 1)` lets the compiler drop the bounds checks, and
-    /// the known depth unrolls the walk.
-    #[inline(always)]
-    fn walk_perfect_rows<X: Rows, const SLOTS: usize>(
+    fn perfect_rows<const K: usize, const SLOTS: usize>(
         &self,
         tree: &TreeRef,
-        data: &[f64],
-        base: [usize; LANES],
-    ) -> [usize; LANES] {
-        let splits = self.perfect_splits::<SLOTS>(tree);
-        let mut pos = [0usize; LANES];
-        for _ in 0..SLOTS.trailing_zeros() {
-            for (p, &b) in pos.iter_mut().zip(&base) {
-                // `p` is a split node here (p < SLOTS - 1): the mask changes nothing.
-                let s = &splits[*p & (SLOTS - 1)];
-                // SAFETY: `s.feature <= max_feature` and `b` starts a row, which predict_into
-                // checked keeps the read inside `data`.
-                let v = unsafe { *data.get_unchecked(b + s.feature as usize * X::FEATURE_STRIDE) };
-                *p = 2 * *p + 1 + goes_right(v, s.threshold);
+        x: &[f64],
+        full: usize,
+        out: &mut [f64],
+    ) {
+        let k = if K == 0 { self.n_outputs } else { K };
+        let thr = &self.thresholds[tree.first_node..tree.first_node + SLOTS];
+        let off = &self.offsets[tree.first_node..tree.first_node + SLOTS];
+        let values = &self.values[tree.first_value..tree.first_value + SLOTS * k];
+        for r0 in (0..full).step_by(LANES) {
+            let xs = &x[r0..];
+            let mut pos = [1usize; LANES];
+            for _ in 0..SLOTS.trailing_zeros() {
+                for (j, p) in pos.iter_mut().enumerate() {
+                    // SAFETY: after l < depth steps `p` lies in 2^l..2^(l+1), below SLOTS.
+                    let (t, o) = unsafe { (*thr.get_unchecked(*p), *off.get_unchecked(*p) as usize) };
+                    // SAFETY: o <= max_offset and r0 + j < n, and predict_into checked that
+                    // max_offset + n <= x.len().
+                    let v = unsafe { *xs.get_unchecked(o + j) };
+                    *p = 2 * *p + goes_right(v, t);
+                }
+            }
+            for (j, &p) in pos.iter().enumerate() {
+                let leaf = p - SLOTS;
+                for c in 0..k {
+                    // SAFETY: `leaf < SLOTS` (the walk ends in SLOTS..2 * SLOTS), so the value
+                    // is inside `values`; row r0 + j < n and `out` holds n rows.
+                    unsafe {
+                        *out.get_unchecked_mut((r0 + j) * k + c) += *values.get_unchecked(leaf * k + c)
+                    };
+                }
             }
         }
-        pos.map(|p| (p - (SLOTS - 1)) & (SLOTS - 1))
     }
 
-    /// The leaf that the row starting at `base` reaches in each tree of `group`: TREE_LANES
-    /// perfect trees of depth `log2(SLOTS)` walked in lockstep.
+    /// [`FlatForest::perfect_rows`] for a linked tree.
+    #[inline(never)]
+    fn linked_rows<const K: usize>(&self, tree: &TreeRef, x: &[f64], full: usize, out: &mut [f64]) {
+        for r0 in (0..full).step_by(LANES) {
+            let xs = &x[r0..];
+            let mut node = [tree.first_node; LANES];
+            for _ in 0..tree.depth {
+                for (j, i) in node.iter_mut().enumerate() {
+                    let (t, o) = (self.thresholds[*i], self.offsets[*i] as usize);
+                    // SAFETY: as in perfect_rows.
+                    let v = unsafe { *xs.get_unchecked(o + j) };
+                    *i = self.children[*i][goes_right(v, t)] as usize;
+                }
+            }
+            for (j, &leaf) in node.iter().enumerate() {
+                // SAFETY: r0 + j < n, and `out` holds n rows (checked in predict_into).
+                unsafe { self.add_leaf::<K>(tree, leaf, out, (r0 + j) * self.n_outputs) };
+            }
+        }
+    }
+
+    /// The leaf that row `r` of the block `x` reaches in each tree of `group`: TREE_LANES
+    /// perfect trees of depth `log2(SLOTS)`, stored one after the other, walked in lockstep.
+    /// Requires the check in [`FlatForest::predict_into`] and `r < n`.
     #[inline(always)]
-    fn walk_perfect_trees<X: Rows, const SLOTS: usize>(
+    fn walk_perfect_trees<const SLOTS: usize>(
         &self,
         group: &[TreeRef],
-        data: &[f64],
-        base: usize,
+        x: &[f64],
+        r: usize,
     ) -> [usize; TREE_LANES] {
-        let splits: [&[Split; SLOTS]; TREE_LANES] =
-            std::array::from_fn(|j| self.perfect_splits::<SLOTS>(&group[j]));
-        let mut pos = [0usize; TREE_LANES];
+        let first = group.first().map_or(0, |t| t.first_node);
+        let thr = &self.thresholds[first..first + TREE_LANES * SLOTS];
+        let off = &self.offsets[first..first + TREE_LANES * SLOTS];
+        let xs = &x[r..];
+        let mut pos = [1usize; TREE_LANES];
         for _ in 0..SLOTS.trailing_zeros() {
-            for (p, splits) in pos.iter_mut().zip(&splits) {
-                let s = &splits[*p & (SLOTS - 1)];
-                // SAFETY: as in walk_perfect_rows.
-                let v = unsafe { *data.get_unchecked(base + s.feature as usize * X::FEATURE_STRIDE) };
-                *p = 2 * *p + 1 + goes_right(v, s.threshold);
+            for (t, p) in pos.iter_mut().enumerate() {
+                let i = t * SLOTS + *p;
+                // SAFETY: `*p < SLOTS` during the walk (as in perfect_rows), so `i` lies in
+                // tree t's slots of the group's TREE_LANES * SLOTS.
+                let (th, o) = unsafe { (*thr.get_unchecked(i), *off.get_unchecked(i) as usize) };
+                // SAFETY: o <= max_offset and r < n (as in perfect_rows).
+                let v = unsafe { *xs.get_unchecked(o) };
+                *p = 2 * *p + goes_right(v, th);
             }
         }
-        pos.map(|p| (p - (SLOTS - 1)) & (SLOTS - 1))
+        pos.map(|p| p - SLOTS)
     }
 
-    /// The leaf that the row starting at `base` reaches in each tree of `group` (at most
+    /// The leaf that row `r` of the block `x` reaches in each tree of `group` (at most
     /// TREE_LANES trees of any layouts and depths).
-    #[inline(always)]
-    fn walk_trees<X: Rows>(&self, group: &[TreeRef], data: &[f64], base: usize) -> [usize; TREE_LANES] {
+    #[inline(never)]
+    fn walk_trees(&self, group: &[TreeRef], x: &[f64], r: usize) -> [usize; TREE_LANES] {
         let mut pos = [0usize; TREE_LANES];
         let steps = group.iter().map(|t| t.depth).max().unwrap_or(0);
-        let value = |s: Split| {
-            // SAFETY: as in walk_perfect_rows.
-            unsafe { *data.get_unchecked(base + s.feature as usize * X::FEATURE_STRIDE) }
+        let xs = &x[r..];
+        let value = |i: usize| {
+            // SAFETY: as in walk_perfect_trees.
+            unsafe { *xs.get_unchecked(self.offsets[i] as usize) }
         };
+        for (t, p) in group.iter().zip(pos.iter_mut()) {
+            *p = if t.perfect { 1 } else { t.first_node };
+        }
         for step in 0..steps {
             for (t, p) in group.iter().zip(pos.iter_mut()) {
                 if t.perfect {
                     if step < t.depth {
-                        let s = self.splits[t.first_node + *p];
-                        *p = 2 * *p + 1 + goes_right(value(s), s.threshold);
+                        let i = t.first_node + *p;
+                        *p = 2 * *p + goes_right(value(i), self.thresholds[i]);
                     }
                 } else {
-                    let i = if step == 0 { t.first_node } else { *p };
-                    let s = self.splits[i];
-                    *p = self.children[i][goes_right(value(s), s.threshold)] as usize;
+                    let i = *p;
+                    *p = self.children[i][goes_right(value(i), self.thresholds[i])] as usize;
                 }
             }
         }
         for (t, p) in group.iter().zip(pos.iter_mut()) {
             if t.perfect {
-                *p -= (1usize << t.depth) - 1;
-            } else if t.depth == 0 {
-                *p = t.first_node;
+                *p -= 1usize << t.depth;
             }
         }
         pos

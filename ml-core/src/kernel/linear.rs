@@ -79,6 +79,7 @@ impl LinearKernel {
     /// A kernel from score rows given row-major (`coefficients[c * n_features + j]`), as ONNX
     /// linear operators store them. `None` when the sizes disagree or `link` is the identity
     /// with more than one score.
+    #[cfg_attr(not(feature = "onnx-native"), allow(dead_code))]
     pub(crate) fn from_score_rows(
         coefficients: &[f64],
         intercept: &[f64],
@@ -111,6 +112,7 @@ impl LinearKernel {
     }
 
     /// Number of scores per row (1 for binary and regression, else the number of classes).
+    #[cfg_attr(not(feature = "onnx-native"), allow(dead_code))]
     pub(crate) fn n_scores(&self) -> usize {
         self.n_scores
     }

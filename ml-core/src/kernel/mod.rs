@@ -10,8 +10,9 @@
 //! vector of column indices per call).
 //!
 //! - [`FlatForest`]: trees padded to perfect heap-ordered trees (or linked, when deep), walked
-//!   several rows (or, for a single row, several trees) at a time; exactly the fitted
-//!   ensemble's predictions.
+//!   several rows (or, for a single row, several trees) at a time over feature-major blocks
+//!   (a design matrix is transposed block by block); exactly the fitted ensemble's
+//!   predictions.
 //! - [`LinearKernel`]: rows scored several at a time in structure-of-arrays form, the weights
 //!   broadcast, then the link function over the same groups of rows.
 //!
@@ -34,7 +35,10 @@ use rayon::prelude::*;
 
 pub use self::forest::{FlatForest, LANES, MAX_PERFECT_DEPTH, TREE_LANES};
 pub use self::linear::LinearKernel;
-pub(crate) use self::linear::{Link, axpy_centered};
+pub(crate) use self::linear::axpy_centered;
+// The ONNX linear operators build kernels from score rows with a link of their own.
+#[cfg(feature = "onnx-native")]
+pub(crate) use self::linear::Link;
 use self::simd::Level;
 pub use self::simd::Simd;
 use crate::error::{Error, Result};
@@ -43,8 +47,9 @@ use crate::model::PredictOptions;
 use crate::preprocess::Preprocessor;
 
 /// Rows preprocessed and predicted together: 128 rows × 20 features (20 KiB) fit in L1 next
-/// to a depth-8 tree (6 KiB of splits, 4 KiB of leaf values), so a block reads each tree from
-/// L1 and the next tree's first lines are all it misses.
+/// to a depth-8 tree (3 KiB of thresholds and feature offsets, 4 KiB of leaf values for two
+/// classes), so a block reads each tree from L1 and the next tree's first lines are all it
+/// misses.
 pub const BLOCK_ROWS: usize = 128;
 
 /// A batch is split over threads only from this many rows. Handing work to rayon costs a few
@@ -70,6 +75,14 @@ pub(crate) trait Rows: Sync {
 pub(crate) struct FeatureMajor<'a> {
     data: &'a [f64],
     n: usize,
+}
+
+#[cfg(feature = "onnx-native")]
+impl<'a> FeatureMajor<'a> {
+    /// The first `n` rows (at most [`BLOCK_ROWS`]) of the block `data`.
+    pub(crate) fn new(data: &'a [f64], n: usize) -> FeatureMajor<'a> {
+        FeatureMajor { data, n }
+    }
 }
 
 impl Rows for FeatureMajor<'_> {
@@ -152,7 +165,8 @@ impl Kernel {
         }
     }
 
-    fn predict_rows<X: Rows>(&self, level: Level, x: &X, scratch: &mut [f64], out: &mut [f64]) {
+    /// Predicts the rows of a feature-major block into `out`.
+    fn predict_block(&self, level: Level, x: &FeatureMajor<'_>, scratch: &mut [f64], out: &mut [f64]) {
         match self {
             Kernel::Forest(f) => {
                 out.fill(0.0);
@@ -196,6 +210,32 @@ impl Kernel {
                 owned.as_slice().unwrap_or(&[])
             }
         };
+        if let Kernel::Forest(forest) = self {
+            // The forest walks feature-major blocks: each block of rows is transposed into one
+            // first (a pass over the rows, small next to the walks).
+            return for_each_chunk(n, k, threads, out, |rows, out| {
+                with_scratch(BLOCK_ROWS * d, |xb| {
+                    for start in rows.clone().step_by(BLOCK_ROWS) {
+                        let end = (start + BLOCK_ROWS).min(rows.end);
+                        for (r, row) in data[start * d..end * d].chunks_exact(d).enumerate() {
+                            for (col, &v) in xb.chunks_exact_mut(BLOCK_ROWS).zip(row) {
+                                col[r] = v;
+                            }
+                        }
+                        let o = &mut out[(start - rows.start) * k..(end - rows.start) * k];
+                        o.fill(0.0);
+                        forest.predict_into(
+                            &FeatureMajor {
+                                data: xb,
+                                n: end - start,
+                            },
+                            o,
+                        );
+                    }
+                });
+                Ok(())
+            });
+        }
         for_each_chunk(n, k, threads, out, |rows, out| {
             with_scratch(self.scratch_len(), |z| {
                 // Blocks keep a block's scores and rows in L1 while every feature passes over
@@ -208,7 +248,9 @@ impl Kernel {
                         n: end - start,
                     };
                     let o = &mut out[(start - rows.start) * k..(end - rows.start) * k];
-                    self.predict_rows(level, &x, z, o);
+                    if let Kernel::Linear(l) = self {
+                        l.predict_into(level, &x, z, o);
+                    }
                 }
             });
             Ok(())
@@ -277,7 +319,7 @@ impl Kernel {
                     let m = end - start;
                     pre.transform_block(frame, index, start..end, xb, BLOCK_ROWS)?;
                     let o = &mut out[(start - rows.start) * k..(end - rows.start) * k];
-                    self.predict_rows(level, &FeatureMajor { data: xb, n: m }, z, o);
+                    self.predict_block(level, &FeatureMajor { data: xb, n: m }, z, o);
                 }
                 Ok(())
             })

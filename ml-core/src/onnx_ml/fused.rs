@@ -1,4 +1,4 @@
-//! The standard shape of an exported linear model, fused into one pass.
+//! The standard shapes of exported linear models and tree ensembles, fused into one pass.
 //!
 //! skl2onnx (and onnxmltools) export a logistic regression as `LinearClassifier` (scores, then
 //! its post-transform) followed by pass-through nodes on the probabilities: `Normalizer` (L1),
@@ -8,17 +8,178 @@
 //! [`LinearKernel`] instead, and a batch goes from the frame's columns to the predictions in one
 //! pass of blocks: the inputs rounded to `float` as the input tensor would hold them, scores,
 //! link and L1 normalisation computed as the operators specify, the outputs rounded to `float`
-//! as the operators return them. Any other graph keeps the operator-by-operator path.
+//! as the operators return them.
+//!
+//! Tree ensembles likewise: skl2onnx, onnxmltools and the boosting libraries' converters export
+//! them as one `TreeEnsembleClassifier` (or `TreeEnsembleRegressor`) on the input, optionally
+//! followed by pass-through nodes and `ZipMap`. Such a graph runs as [`FusedTrees`]: the frame's
+//! columns go into a feature-major block (rounded to `float` as the input tensor holds them),
+//! the block straight through the compiled forest, and each row's scores through the operator's
+//! base values and post-transform into the predictions, with no input tensor, no operator
+//! outputs and no per-row allocation.
+//!
+//! Any other graph keeps the operator-by-operator path.
 
 use std::sync::Arc;
 
 use ndarray::{Array1, Array2};
 
+use super::ops::Trees;
 use crate::error::{Error, Result};
 use crate::frame::{Column, Frame};
 use crate::kernel::simd::Level;
-use crate::kernel::{BLOCK_ROWS, LinearKernel, with_scratch};
+use crate::kernel::{BLOCK_ROWS, FeatureMajor, LinearKernel, with_scratch};
 use crate::model::Predictions;
+
+/// A graph compiled into one pass.
+#[derive(Clone, Debug)]
+pub(crate) enum Fused {
+    /// A linear model.
+    Linear(FusedLinear),
+    /// A tree ensemble (boxed: its forest's description is larger than a linear kernel's).
+    Trees(Box<FusedTrees>),
+}
+
+impl Fused {
+    /// Number of input features the pass reads (the model's input columns).
+    pub(crate) fn n_features(&self) -> usize {
+        match self {
+            Fused::Linear(l) => l.n_features(),
+            Fused::Trees(t) => t.n_inputs,
+        }
+    }
+
+    /// Values per row.
+    pub(crate) fn n_outputs(&self) -> usize {
+        match self {
+            Fused::Linear(l) => l.n_outputs(),
+            Fused::Trees(t) => t.trees.n_scores(),
+        }
+    }
+
+    /// Predicts `frame`, whose field `j` is column `idx[j]`; `labels` for classifiers.
+    pub(crate) fn predict(
+        &self,
+        frame: &Frame,
+        idx: &[usize],
+        labels: Option<&Arc<[String]>>,
+        level: Level,
+    ) -> Result<Predictions> {
+        match self {
+            Fused::Linear(l) => l.predict(frame, idx, labels, level),
+            Fused::Trees(t) => t.predict(frame, idx, labels),
+        }
+    }
+}
+
+/// A tree-ensemble graph compiled into one pass (see the [module docs](self)).
+#[derive(Clone, Debug)]
+pub(crate) struct FusedTrees {
+    trees: Trees,
+    /// Columns of the graph's input (the nodes may read fewer).
+    n_inputs: usize,
+    /// The input tensor is float: each value is rounded to `f32` first.
+    round_inputs: bool,
+    /// Classifiers: output column `j` of the predictions is the operator's column `columns[j]`.
+    columns: Option<Vec<usize>>,
+}
+
+impl FusedTrees {
+    /// `None` unless `trees` has a compiled forest that reads at most `n_inputs` columns.
+    pub(crate) fn new(
+        trees: Trees,
+        n_inputs: usize,
+        round_inputs: bool,
+        columns: Option<Vec<usize>>,
+    ) -> Option<FusedTrees> {
+        (trees.forest().is_some() && trees.n_features() <= n_inputs).then_some(FusedTrees {
+            trees,
+            n_inputs,
+            round_inputs,
+            columns,
+        })
+    }
+
+    /// Predicts `frame`, whose field `j` is column `idx[j]`; `labels` for classifiers.
+    pub(crate) fn predict(
+        &self,
+        frame: &Frame,
+        idx: &[usize],
+        labels: Option<&Arc<[String]>>,
+    ) -> Result<Predictions> {
+        let n = frame.n_rows();
+        let trees = &self.trees;
+        let (nf, nan_left, k) = (trees.n_features(), trees.nan_left(), trees.n_scores());
+        let d = nf + nan_left.len();
+        let forest = trees
+            .forest()
+            .ok_or_else(|| Error::Internal("fused trees without a forest".into()))?;
+        if idx.len() != self.n_inputs || forest.n_features() != d || forest.n_outputs() != k {
+            return Err(Error::Internal(format!(
+                "{} input columns for a tree ensemble of {} inputs, {d} features and {k} scores",
+                idx.len(),
+                self.n_inputs
+            )));
+        }
+        let classifier = labels.is_some();
+        let mut z = trees.class_scratch();
+        let mut out = Array2::<f64>::zeros((n, k));
+        let slice = out
+            .as_slice_mut()
+            .ok_or_else(|| Error::Internal("a new array is contiguous".into()))?;
+        with_scratch((d + k) * BLOCK_ROWS, |scratch| {
+            let (xb, raw) = scratch.split_at_mut(d * BLOCK_ROWS);
+            for start in (0..n).step_by(BLOCK_ROWS) {
+                let end = (start + BLOCK_ROWS).min(n);
+                let m = end - start;
+                for (col, &c) in xb.chunks_exact_mut(BLOCK_ROWS).zip(&idx[..nf]) {
+                    fill_block(frame, c, start, &mut col[..m], self.round_inputs);
+                }
+                // The copies of the features whose NaN goes left, NaN as -inf.
+                for (s, &f) in nan_left.iter().enumerate() {
+                    let (src, dst) = xb.split_at_mut((nf + s) * BLOCK_ROWS);
+                    for (o, &v) in dst[..m].iter_mut().zip(&src[f * BLOCK_ROWS..f * BLOCK_ROWS + m]) {
+                        *o = if v.is_nan() { f64::NEG_INFINITY } else { v };
+                    }
+                }
+                let raw = &mut raw[..m * k];
+                raw.fill(0.0);
+                forest.predict_into(&FeatureMajor::new(xb, m), raw);
+                let o = &mut slice[start * k..end * k];
+                if classifier {
+                    for (raw, o) in raw.chunks_exact(k).zip(o.chunks_exact_mut(k)) {
+                        trees.finish_class_row(raw, &mut z, o);
+                    }
+                } else {
+                    o.copy_from_slice(raw);
+                    o.chunks_exact_mut(k).for_each(|row| trees.finish_targets(row));
+                }
+                // The operators return float.
+                o.iter_mut().for_each(|v| *v = f64::from(*v as f32));
+            }
+        });
+        let Some(labels) = labels else {
+            return Ok(Predictions::Regression {
+                values: Array1::from(out.into_raw_vec_and_offset().0),
+            });
+        };
+        if let Some(columns) = &self.columns {
+            reorder_columns(slice, k, columns);
+        }
+        Predictions::from_probabilities(labels.clone(), out)
+    }
+}
+
+/// Puts each row's column `columns[j]` at `j`.
+fn reorder_columns(slice: &mut [f64], k: usize, columns: &[usize]) {
+    let mut row_copy = vec![0.0; k];
+    for row in slice.chunks_exact_mut(k) {
+        row_copy.copy_from_slice(row);
+        for (v, &c) in row.iter_mut().zip(columns) {
+            *v = row_copy[c];
+        }
+    }
+}
 
 /// A linear graph compiled into one pass (see the [module docs](self)).
 #[derive(Clone, Debug)]
@@ -107,13 +268,7 @@ impl FusedLinear {
             });
         };
         if let Some(columns) = &self.columns {
-            let mut row_copy = vec![0.0; k];
-            for row in slice.chunks_exact_mut(k) {
-                row_copy.copy_from_slice(row);
-                for (v, &c) in row.iter_mut().zip(columns) {
-                    *v = row_copy[c];
-                }
-            }
+            reorder_columns(slice, k, columns);
         }
         // Predictions::from_probabilities' rule (the most probable class, ties to the lower
         // index) over contiguous rows.

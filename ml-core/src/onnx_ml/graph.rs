@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::fused::FusedLinear;
+use super::fused::{FusedLinear, FusedTrees};
 use super::ops::{Attrs, Labels, Linear, NodeError, PostTransform, Trees, logistic, softmax, tensor_data};
 use super::proto::{GraphProto, NodeProto};
 use super::value::{Data, Tensor, Value};
@@ -416,6 +416,70 @@ impl NativeGraph {
                     }
                     let kernel = LinearKernel::from_score_rows(coef, intercepts, Link::Identity)?;
                     return Some(FusedLinear::new(kernel, round_inputs, false, None));
+                }
+                _ => return None,
+            }
+            first = false;
+            slot = from;
+        }
+        None
+    }
+}
+
+impl NativeGraph {
+    /// The graph compiled into one tree-ensemble pass, when the path from its one input (of
+    /// `n_inputs` columns) to the graph output `output` is the standard chain of an exported
+    /// tree ensemble (see [`super::fused`]): `TreeEnsembleClassifier`'s probabilities or
+    /// `TreeEnsembleRegressor`'s values, then only `Identity`, `Cast` to float, reshapes to
+    /// rows and, last, `ZipMap` (classifiers). `labels`: the model's class labels, in its
+    /// probability-column order.
+    pub(crate) fn fused_trees(
+        &self,
+        output: &str,
+        n_inputs: usize,
+        round_inputs: bool,
+        labels: Option<&[String]>,
+    ) -> Option<FusedTrees> {
+        let [(_, input)] = self.inputs.as_slice() else {
+            return None;
+        };
+        let mut slot = self.outputs.iter().find(|(n, _)| n == output)?.1;
+        let mut zipmap: Option<Vec<String>> = None;
+        let mut first = true;
+        // Each node at most once: a malformed graph with a cycle ends the walk.
+        for _ in 0..=self.steps.len() {
+            let writers: Vec<&Step> = self.steps.iter().filter(|s| s.outputs.contains(&slot)).collect();
+            let [step] = writers.as_slice() else {
+                return None;
+            };
+            let from = *step.inputs.first()?;
+            match &step.op {
+                Op::ZipMap { labels } if first => zipmap = Some(labels.texts()),
+                Op::Identity | Op::Rows | Op::Cast { to: 1 } => {}
+                Op::TreeClassifier(t) if from == *input && step.outputs.get(1) == Some(&slot) => {
+                    let labels = labels?;
+                    if labels.len() != t.n_scores() {
+                        return None;
+                    }
+                    let columns = match zipmap {
+                        Some(z) if z.len() == labels.len() => Some(
+                            labels
+                                .iter()
+                                .map(|l| z.iter().position(|m| m == l))
+                                .collect::<Option<Vec<_>>>()?,
+                        ),
+                        Some(_) => return None,
+                        None => None,
+                    };
+                    return FusedTrees::new((**t).clone(), n_inputs, round_inputs, columns);
+                }
+                Op::TreeRegressor(t)
+                    if from == *input
+                        && step.outputs.first() == Some(&slot)
+                        && zipmap.is_none()
+                        && labels.is_none() =>
+                {
+                    return FusedTrees::new((**t).clone(), n_inputs, round_inputs, None);
                 }
                 _ => return None,
             }

@@ -11,8 +11,11 @@
 //!   each operator and its node.
 //! - The standard graph of an exported linear model (`LinearClassifier` or `LinearRegressor`,
 //!   then pass-through nodes such as `Normalizer`, `Cast` and `ZipMap`) is fused into one pass
-//!   of the SIMD linear kernel (`fused`); [`NativeOnnxModel::is_fused`] tells, and
-//!   [`NativeOnnxModel::unfused`] keeps the operator-by-operator evaluation.
+//!   of the SIMD linear kernel (`fused`); so is that of an exported tree ensemble
+//!   (`TreeEnsembleClassifier` or `TreeEnsembleRegressor` on the input, then pass-through nodes
+//!   and `ZipMap`), straight from the frame's columns through the flat forest.
+//!   [`NativeOnnxModel::is_fused`] tells, and [`NativeOnnxModel::unfused`] keeps the
+//!   operator-by-operator evaluation.
 //! - [`NativeOnnxModel`]: a [`Model`] over a native graph, with the same input and output
 //!   conventions as [`OnnxModel`](../onnx/struct.OnnxModel.html) (feature `onnx`), which picks
 //!   this engine whenever the graph allows it.
@@ -497,7 +500,7 @@ pub struct NativeOnnxModel {
     produces: Produces,
     graph: NativeGraph,
     /// The graph as one linear pass, when it has the standard shape.
-    fused: Option<Arc<fused::FusedLinear>>,
+    fused: Option<Arc<fused::Fused>>,
     bytes: Arc<[u8]>,
     producer: String,
 }
@@ -582,14 +585,36 @@ impl NativeOnnxModel {
         let producer = format!("{} {}", proto.producer_name(), proto.producer_version())
             .trim()
             .to_string();
-        let fused = match (&layout, &produces) {
-            (InputLayout::Matrix { elem, .. }, Produces::Values(name)) => {
-                graph.fused_linear(name, *elem == Elem::F32, None)
+        // One numeric tensor: a matrix, or a model of one field whose input is named after it
+        // (fed as the same `[N, 1]` tensor).
+        let numeric_input = match &layout {
+            InputLayout::Matrix { elem, .. } => Some(*elem),
+            InputLayout::Columns(c) => match c.as_slice() {
+                [(_, elem @ (Elem::F32 | Elem::F64), _, 0)] => Some(*elem),
+                _ => None,
+            },
+        };
+        let fused = match (numeric_input, &produces) {
+            (Some(elem), Produces::Values(name)) => {
+                let round = elem == Elem::F32;
+                (graph.fused_linear(name, round, None).map(fused::Fused::Linear)).or_else(|| {
+                    graph
+                        .fused_trees(name, schema.len(), round, None)
+                        .map(|t| fused::Fused::Trees(Box::new(t)))
+                })
             }
-            (InputLayout::Matrix { elem, .. }, Produces::Probabilities(name)) => {
-                graph.fused_linear(name, *elem == Elem::F32, Some(&labels))
+            (Some(elem), Produces::Probabilities(name)) => {
+                let round = elem == Elem::F32;
+                (graph
+                    .fused_linear(name, round, Some(&labels))
+                    .map(fused::Fused::Linear))
+                .or_else(|| {
+                    graph
+                        .fused_trees(name, schema.len(), round, Some(&labels))
+                        .map(|t| fused::Fused::Trees(Box::new(t)))
+                })
             }
-            (InputLayout::Columns(_), _) => None,
+            (None, _) => None,
         }
         .filter(|f| f.n_features() == schema.len() && f.n_outputs() == labels.len().max(1))
         .map(Arc::new);
@@ -621,8 +646,8 @@ impl NativeOnnxModel {
         &self.graph
     }
 
-    /// Whether predictions run as one fused linear pass (the graph has the standard shape of
-    /// an exported linear model) rather than operator by operator.
+    /// Whether predictions run as one fused pass (the graph has the standard shape of an
+    /// exported linear model or tree ensemble) rather than operator by operator.
     pub fn is_fused(&self) -> bool {
         self.fused.is_some()
     }

@@ -682,19 +682,142 @@ impl Trees {
         Ok(out)
     }
 
+    /// The compiled forest: raw aggregated scores, before base values and post-transform.
+    /// It reads the operator's input features, then one copy per [`Trees::nan_left`] feature.
+    pub(crate) fn forest(&self) -> Option<&FlatForest> {
+        match &self.kernel {
+            Kernel::Forest(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Input features the nodes read (the input may have more columns).
+    pub(crate) fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Features whose NaN takes the left branch: the forest reads a copy of each, with NaN
+    /// replaced by -inf, after the input features.
+    pub(crate) fn nan_left(&self) -> &[usize] {
+        &self.nan_left
+    }
+
+    /// Scores per row: classes or targets.
+    pub(crate) fn n_scores(&self) -> usize {
+        self.k
+    }
+
+    /// Regressor: one row of raw scores into the operator's values (base values, then the
+    /// post-transform), in place, before the rounding to float.
+    pub(crate) fn finish_targets(&self, row: &mut [f64]) {
+        let k = self.k;
+        if self.base.len() == k {
+            row.iter_mut().zip(&self.base).for_each(|(v, b)| *v += b);
+        } else if self.base.len() == 1 && k == 1 {
+            row[0] += self.base[0];
+        }
+        self.post.apply_to_targets(row);
+    }
+
+    /// Scratch for [`Trees::finish_class_row`].
+    pub(crate) fn class_scratch(&self) -> ClassScratch {
+        let w = self.k.max(2);
+        ClassScratch {
+            sc: vec![0.0; w],
+            has: vec![false; w],
+            row_out: vec![0.0; w],
+        }
+    }
+
+    /// Classifier: one row of raw scores (`k`) into the operator's probabilities (`out`, `k`
+    /// values, before the rounding to float); returns the label's index. `None` for a
+    /// regressor.
+    pub(crate) fn finish_class_row(
+        &self,
+        raw: &[f64],
+        z: &mut ClassScratch,
+        out: &mut [f64],
+    ) -> Option<usize> {
+        let info = self.classifier.as_ref()?;
+        let k = self.k;
+        let ClassScratch { sc, has, row_out } = z;
+        // A one-class classifier reads a second score and flag as zero and false.
+        sc.fill(0.0);
+        has.fill(false);
+        sc[..k].copy_from_slice(raw);
+        has[..k].copy_from_slice(&self.has_score);
+        let label;
+        if k > 2 {
+            for (c, b) in self.base.iter().enumerate().take(k) {
+                sc[c] += b;
+                has[c] = true;
+            }
+            label = first_max(&sc[..k], &has[..k]);
+            self.post.apply(&mut sc[..k]);
+            row_out[..k].copy_from_slice(&sc[..k]);
+        } else {
+            // Two classes (ONNX Runtime's binary case).
+            let mut two = true;
+            match self.base.len() {
+                2 => {
+                    if has[1] {
+                        sc[1] = self.base[1] + sc[0];
+                        sc[0] = -sc[1];
+                    } else {
+                        sc[1] += self.base[1];
+                        sc[0] += self.base[0];
+                    }
+                }
+                1 => {
+                    sc[0] += self.base[0];
+                    two = has[1];
+                }
+                _ => two = has[1],
+            }
+            let pos = if two && has[1] {
+                sc[1]
+            } else if has[0] {
+                sc[0]
+            } else {
+                0.0
+            };
+            let how;
+            (label, how) = if info.binary_case {
+                if info.weights_all_positive {
+                    if pos > 0.5 {
+                        (1, SecondClass::Complement)
+                    } else {
+                        (0, SecondClass::Complement)
+                    }
+                } else if pos > 0.0 {
+                    (1, SecondClass::NegatePositive)
+                } else {
+                    (0, SecondClass::NegateNegative)
+                }
+            } else {
+                (usize::from(pos > 0.0), SecondClass::NegateNegative)
+            };
+            if two {
+                self.post.apply(&mut sc[..2]);
+                row_out[..2].copy_from_slice(&sc[..2]);
+            } else if self.post == PostTransform::Probit {
+                row_out[0] = probit(sc[0]);
+                row_out[1] = 0.0;
+            } else {
+                write_binary(sc[0], self.post, how, row_out);
+            }
+        }
+        out.copy_from_slice(&row_out[..k]);
+        Some(label)
+    }
+
     /// Regressor: `rows × k` float values.
     pub(crate) fn regress(&self, x: &Tensor) -> Result<Tensor, String> {
         let mut s = self.scores(x)?;
-        let k = self.k;
-        for row in s.chunks_mut(k) {
-            if self.base.len() == k {
-                row.iter_mut().zip(&self.base).for_each(|(v, b)| *v += b);
-            } else if self.base.len() == 1 && k == 1 {
-                row[0] += self.base[0];
-            }
-            self.post.apply_to_targets(row);
+        for row in s.chunks_mut(self.k) {
+            self.finish_targets(row);
         }
-        Ok(f32_tensor(&s, x.rows, k))
+        Ok(f32_tensor(&s, x.rows, self.k))
     }
 
     /// Classifier: the label tensor and the `rows × classes` float scores.
@@ -707,71 +830,11 @@ impl Trees {
         let k = self.k;
         let mut labels = Vec::with_capacity(x.rows);
         let mut out = vec![0f32; x.rows * k];
-        let mut row_out = vec![0.0; k.max(2)];
-        for (r, raw) in s.chunks(k).enumerate() {
-            let mut sc: Vec<f64> = raw.to_vec();
-            let mut has = self.has_score.clone();
-            if k > 2 {
-                for (c, b) in self.base.iter().enumerate().take(k) {
-                    sc[c] += b;
-                    has[c] = true;
-                }
-                labels.push(first_max(&sc, &has));
-                self.post.apply(&mut sc);
-                row_out[..k].copy_from_slice(&sc);
-            } else {
-                // Two classes (ONNX Runtime's binary case).
-                let mut two = true;
-                match self.base.len() {
-                    2 => {
-                        if has[1] {
-                            sc[1] = self.base[1] + sc[0];
-                            sc[0] = -sc[1];
-                        } else {
-                            sc[1] += self.base[1];
-                            sc[0] += self.base[0];
-                        }
-                    }
-                    1 => {
-                        sc[0] += self.base[0];
-                        two = has[1];
-                    }
-                    _ => two = has[1],
-                }
-                let pos = if two && has[1] {
-                    sc[1]
-                } else if has[0] {
-                    sc[0]
-                } else {
-                    0.0
-                };
-                let (label, how) = if info.binary_case {
-                    if info.weights_all_positive {
-                        if pos > 0.5 {
-                            (1, SecondClass::Complement)
-                        } else {
-                            (0, SecondClass::Complement)
-                        }
-                    } else if pos > 0.0 {
-                        (1, SecondClass::NegatePositive)
-                    } else {
-                        (0, SecondClass::NegateNegative)
-                    }
-                } else {
-                    (usize::from(pos > 0.0), SecondClass::NegateNegative)
-                };
-                labels.push(label);
-                if two {
-                    self.post.apply(&mut sc);
-                    row_out[..2].copy_from_slice(&sc[..2]);
-                } else if self.post == PostTransform::Probit {
-                    row_out[0] = probit(sc[0]);
-                    row_out[1] = 0.0;
-                } else {
-                    write_binary(sc[0], self.post, how, &mut row_out);
-                }
-            }
-            for (o, v) in out[r * k..(r + 1) * k].iter_mut().zip(&row_out) {
+        let mut z = self.class_scratch();
+        let mut row = vec![0.0; k];
+        for (raw, o) in s.chunks(k).zip(out.chunks_mut(k)) {
+            labels.extend(self.finish_class_row(raw, &mut z, &mut row));
+            for (o, v) in o.iter_mut().zip(&row) {
                 *o = *v as f32;
             }
         }
@@ -780,6 +843,14 @@ impl Trees {
             Tensor::new(Data::F32(out), x.rows, k),
         ))
     }
+}
+
+/// Per-row scratch of [`Trees::finish_class_row`], allocated once per batch.
+#[derive(Debug)]
+pub(crate) struct ClassScratch {
+    sc: Vec<f64>,
+    has: Vec<bool>,
+    row_out: Vec<f64>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -597,8 +597,140 @@ fn exported_logistic_regressions_run_fused_and_agree_with_the_operator_path_and_
     )
     .unwrap();
     assert!(!pipeline.is_fused());
-    let forest = NativeOnnxModel::load(fixtures().join("random_forest_classifier.onnx"), None, None).unwrap();
-    assert!(!forest.is_fused());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fused tree-ensemble pass.
+
+/// The bits of a model's probabilities (classifiers) or values (regressors).
+fn output_bits(p: &ml_core::Predictions) -> Vec<u64> {
+    match p.probabilities() {
+        Some(x) => x.iter().map(|v| v.to_bits()).collect(),
+        None => p.values().unwrap().iter().map(|v| v.to_bits()).collect(),
+    }
+}
+
+/// `model` and its operator-by-operator evaluation give the same bits on `frame`, with the same
+/// labels.
+fn assert_same_as_operator_path(model: &NativeOnnxModel, frame: &Frame, what: &str) {
+    let general = model.clone().unfused();
+    assert!(!general.is_fused());
+    let (p, q) = (model.predict(frame).unwrap(), general.predict(frame).unwrap());
+    assert_eq!(output_bits(&p), output_bits(&q), "{what}");
+    for r in 0..p.len() {
+        assert_eq!(p.label(r), q.label(r), "{what}, row {r}");
+    }
+}
+
+#[test]
+fn exported_tree_ensembles_run_fused_and_agree_with_the_operator_path_and_onnxruntime() {
+    // Every exporter's tree fixture: scikit-learn's forests and boosting (skl2onnx, one with an
+    // Identity after the classifier), XGBoost's and LightGBM's (onnxmltools, ZipMap after
+    // Identity), a regressor.
+    for name in [
+        "random_forest_classifier",
+        "random_forest_regressor",
+        "gradient_boosting_classifier",
+        "hist_gradient_boosting_classifier",
+        "xgb_classifier",
+        "lgbm_classifier",
+        "bench_rf100_d8_f20",
+    ] {
+        let fx = fixture(name);
+        let model = NativeOnnxModel::load(fixtures().join(format!("{name}.onnx")), None, None).unwrap();
+        assert!(model.is_fused(), "{name}: {}", model.graph().summary());
+        let worst = max_difference(&model, &fx);
+        assert!(worst <= 1e-6, "{name}: max |native - onnxruntime| = {worst:e}");
+        let frame = Frame::from_rows(model.schema().clone(), &fx.rows).unwrap();
+        assert_same_as_operator_path(&model, &frame, name);
+        // Rows that reach other leaves, and blocks of rows past the first.
+        let frame = random_rows(model.schema(), 300, 23);
+        assert_same_as_operator_path(&model, &frame, &format!("{name}, 300 random rows"));
+    }
+}
+
+#[test]
+fn hand_built_tree_ensembles_run_fused_with_every_binary_case_base_value_and_missing_track() {
+    let rows = |values: &[f64]| -> Vec<Vec<Value>> {
+        values
+            .iter()
+            .map(|&v| vec![if v.is_nan() { Value::Null } else { Value::Float(v) }])
+            .collect()
+    };
+    let schema = Schema::new(vec![Field::new("x", DataType::Float).nullable()]).unwrap();
+    let xs = [0.0, 0.25, 0.5, 0.5000001, 1.0, -3.0, f64::NAN];
+    let frame = Frame::from_rows(schema.clone(), &rows(&xs)).unwrap();
+    // The binary classifiers of ONNX Runtime's `write_scores` cases, base values, a multiclass
+    // post-transform, and the regressor's split modes with and without a missing-value track.
+    let mut graphs: Vec<(String, GraphProto)> = vec![
+        (
+            "one column, weights positive".into(),
+            classifier(&[0, 1], &[(1, 0, 0.25), (2, 0, 0.75)], "NONE", &[]),
+        ),
+        (
+            "one column, mixed weights, logistic".into(),
+            classifier(&[0, 1], &[(1, 0, -0.5), (2, 0, 1.5)], "LOGISTIC", &[]),
+        ),
+        (
+            "two columns, base values".into(),
+            classifier(
+                &[0, 1],
+                &[(1, 0, 0.2), (1, 1, 0.8), (2, 0, 0.6), (2, 1, 0.4)],
+                "NONE",
+                &[0.1, -0.1],
+            ),
+        ),
+        (
+            "three classes, softmax, base values".into(),
+            classifier(
+                &[3, 5, 7],
+                &[(1, 0, 1.0), (1, 2, 0.5), (2, 1, 2.0)],
+                "SOFTMAX",
+                &[0.5, 0.0, -0.5],
+            ),
+        ),
+    ];
+    for (mode, track) in [
+        ("BRANCH_LEQ", None),
+        ("BRANCH_LT", Some(1)),
+        ("BRANCH_GTE", Some(0)),
+        ("BRANCH_GT", Some(1)),
+    ] {
+        graphs.push((
+            format!("regressor {mode} {track:?}"),
+            one_split(mode, track, vec![]),
+        ));
+    }
+    for (what, g) in graphs {
+        let bytes = model_bytes(g);
+        let model = NativeOnnxModel::from_bytes(bytes, "m.onnx", Some(schema.clone()), None, None).unwrap();
+        assert!(model.is_fused(), "{what}");
+        assert_same_as_operator_path(&model, &frame, &what);
+    }
+}
+
+#[test]
+fn the_fused_tree_pass_gives_the_same_bits_at_every_batch_size_and_position() {
+    let model = NativeOnnxModel::load(fixtures().join("bench_rf100_d8_f20.onnx"), None, None).unwrap();
+    assert!(model.is_fused());
+    let n = 700;
+    let all = random_rows(model.schema(), n, 9);
+    let whole = output_bits(&model.predict(&all).unwrap());
+    // Single rows, fewer rows than a walk's lanes, several blocks.
+    for size in [1, 3, 16, 17, 129, 300] {
+        for start in (0..n).step_by(size).take(40) {
+            let end = (start + size).min(n);
+            let part = all.select_rows(&(start..end).collect::<Vec<_>>()).unwrap();
+            let got = output_bits(&model.predict(&part).unwrap());
+            assert_eq!(got[..], whole[start * 2..end * 2], "rows {start}..{end}");
+        }
+    }
+    let picks: Vec<usize> = (0..n).rev().step_by(7).collect();
+    let part = all.select_rows(&picks).unwrap();
+    let got = output_bits(&model.predict(&part).unwrap());
+    for (i, &r) in picks.iter().enumerate() {
+        assert_eq!(got[i * 2..i * 2 + 2], whole[r * 2..r * 2 + 2], "row {r} at {i}");
+    }
 }
 
 #[test]

@@ -203,3 +203,46 @@ fn html_is_self_contained_with_one_chart_per_feature_sorted_by_drift() {
     let sev: Vec<f64> = r.sorted_by_severity().iter().map(|f| f.severity()).collect();
     assert!(sev.windows(2).all(|w| w[0] >= w[1]));
 }
+
+/// Profile mode compares through the sample's index without sorting the current values; the
+/// same report must come out when the current values are sorted and walked instead.
+#[test]
+fn the_profile_index_gives_the_same_scores_as_sorting() {
+    let options = ProfileOptions {
+        sample_size: 700,
+        ..ProfileOptions::default()
+    };
+    let profile = ReferenceProfile::from_frame(&data(3000, 0.0, 1), None, &options).unwrap();
+    let indexed = PreparedReference::from_profile(&profile);
+    assert!(indexed.features[0].index.is_some());
+    let mut sorting = indexed.clone();
+    for f in &mut sorting.features {
+        f.index = None;
+    }
+    for shift in [0.0, 0.2, 3.0] {
+        let current = data(1500, shift, 7);
+        for test in ["ks", "wasserstein", "psi"] {
+            let mut o = DriftOptions::default();
+            o.tests.insert("income".into(), test.into());
+            o.tests.insert("age".into(), test.into());
+            let a = compare(&indexed, &current, None, &o).unwrap();
+            let b = compare(&sorting, &current, None, &o).unwrap();
+            for (x, y) in a.features.iter().zip(&b.features) {
+                assert_eq!(x.stattest_name, y.stattest_name);
+                let tolerance = if test == "wasserstein" {
+                    1e-12 * y.drift_score
+                } else {
+                    0.0
+                };
+                assert!(
+                    (x.drift_score - y.drift_score).abs() <= tolerance,
+                    "{test} on {} at shift {shift}: {} vs {}",
+                    x.feature_name,
+                    x.drift_score,
+                    y.drift_score
+                );
+                assert_eq!(x.histogram, y.histogram);
+            }
+        }
+    }
+}

@@ -120,11 +120,19 @@ async fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool
 }
 
 fn committed(bootstrap: &str, topic: &str, group: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    committed_by(&offset_reader(bootstrap, group), topic, partitions)
+}
+
+/// A client that reads `group`'s committed offsets (it does not join the group).
+fn offset_reader(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .create()
-        .unwrap();
+        .unwrap()
+}
+
+fn committed_by(consumer: &BaseConsumer, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);
@@ -188,6 +196,66 @@ fn events_go_from_a_topic_through_the_scorer_to_a_topic_exactly_and_commits_foll
         committed(&bootstrap, "events", "scorers", 3),
         BTreeMap::from([(0, 1000), (1, 1000), (2, 1000)])
     );
+}
+
+/// An idle stream commits its last batch within `commit_interval`: once the group has formed
+/// and committed a first event, 60 more arrive and then nothing; the group's committed offsets
+/// reach the end of every partition, and the sink topic holds every record (flushed), while
+/// the pipeline still runs. (The 60 arrive well within the interval after the first commit, so
+/// only the idle timer can commit them.)
+#[test]
+fn an_idle_stream_commits_its_last_batch_within_the_interval() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("events", 3, 1).unwrap();
+    cluster.create_topic("scores", 3, 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, "events", 3, 0..1);
+    runtime().block_on(async {
+        let source = KafkaSource::new(&group_config(&bootstrap, "events", "idle")).unwrap();
+        let sink = KafkaSink::new(&KafkaConfig::new(&bootstrap, "scores")).unwrap();
+        let config = PipelineConfig {
+            commit_interval: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let pipeline = Pipeline::new(config, schema(), Arc::new(Affine), vec![Box::new(sink)]).unwrap();
+        let (counters, stop) = (pipeline.counters(), pipeline.shutdown_handle());
+        let run = tokio::spawn(pipeline.run(Box::new(source)));
+        let offsets = offset_reader(&bootstrap, "idle");
+        let wait_committed = |want: BTreeMap<i32, i64>| {
+            let offsets = &offsets;
+            let counters = &counters;
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    let got = committed_by(offsets, "events", 3);
+                    if got == want {
+                        return;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "committed {got:?}, want {want:?}; {} records written, {} commits",
+                        counters.records_out.load(std::sync::atomic::Ordering::SeqCst),
+                        counters.commits.load(std::sync::atomic::Ordering::SeqCst)
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        wait_committed(BTreeMap::from([(0, 1), (1, -1), (2, -1)])).await;
+        produce(&bootstrap, "events", 3, 1..61);
+        wait_committed(BTreeMap::from([(0, 21), (1, 20), (2, 20)])).await;
+        assert!(
+            !run.is_finished(),
+            "committed by the running pipeline, not at its end"
+        );
+        assert_eq!(
+            read_all(&bootstrap, "scores", 3, 61).len(),
+            61,
+            "every record flushed"
+        );
+        stop.shutdown();
+        run.await.unwrap().unwrap();
+    });
 }
 
 #[test]
@@ -405,5 +473,84 @@ fn the_pipeline_resumes_by_itself_after_the_broker_restarts() {
         "broker restart: {} records for {n} events ({} repeated)",
         records.len(),
         records.len() as u64 - n
+    );
+}
+
+/// The broker restarts under a consumer-group member in mid-stream (down for 3 s, back on the
+/// same port: the mock cluster keeps its listener) while the member holds a scored event it
+/// has not committed yet, so its commit falls in the outage (librdkafka answers "waiting for
+/// coordinator"; that once failed the source, which stopped the pipeline and gave its
+/// partitions up for good). The member goes on by itself — it keeps or gets back its
+/// partitions — and scores the events produced during the outage too. Every event is scored; a
+/// repeat carries the same (partition, offset) and the same input.
+#[test]
+fn a_consumer_resumes_by_itself_after_the_broker_restarts() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("events", 3, 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let n = 600u64;
+    produce(&bootstrap, "events", 3, 0..n / 2);
+    let records = runtime().block_on(async {
+        let source = KafkaSource::new(&group_config(&bootstrap, "events", "restart")).unwrap();
+        let (sink, handle) = ml_stream::sink::MemorySink::new();
+        let config = PipelineConfig {
+            commit_interval: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let pipeline = Pipeline::new(config, schema(), Arc::new(Affine), vec![Box::new(sink)]).unwrap();
+        let (counters, stop) = (pipeline.counters(), pipeline.shutdown_handle());
+        let run = tokio::spawn(pipeline.run(Box::new(source)));
+        let out = || counters.records_out.load(std::sync::atomic::Ordering::SeqCst);
+        // The first half is scored and committed; one more event is scored just after that
+        // commit, so the next commit is due within the outage.
+        let offsets = offset_reader(&bootstrap, "restart");
+        wait_for("the first half committed", Duration::from_secs(60), || {
+            committed_by(&offsets, "events", 3) == BTreeMap::from([(0, 100), (1, 100), (2, 100)])
+        })
+        .await;
+        produce(&bootstrap, "events", 3, n / 2..n / 2 + 1);
+        wait_for("one more scored", Duration::from_secs(60), || out() > n / 2).await;
+        cluster.broker_down(1).unwrap();
+        // The rest is produced during the outage (held by the producer client).
+        let producer = {
+            let bootstrap = bootstrap.clone();
+            std::thread::spawn(move || produce(&bootstrap, "events", 3, n / 2 + 1..n))
+        };
+        // The outage's length, not a synchronization.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        cluster.broker_up(1).unwrap();
+        let distinct = || {
+            handle
+                .records()
+                .iter()
+                .map(|r| r.inputs["id"].as_u64().unwrap())
+                .collect::<HashSet<_>>()
+                .len() as u64
+        };
+        wait_for(
+            "every event scored after the restart",
+            Duration::from_secs(60),
+            || {
+                assert!(!run.is_finished(), "the pipeline stopped");
+                distinct() >= n
+            },
+        )
+        .await;
+        producer.join().unwrap();
+        stop.shutdown();
+        run.await.unwrap().unwrap();
+        handle.records()
+    });
+    let mut by_position = BTreeMap::new();
+    for r in &records {
+        let id = r.inputs["id"].as_u64().unwrap();
+        assert_eq!((r.position.partition as u64, r.position.offset), (id % 3, id / 3));
+        assert_eq!(r.outputs["prediction"].as_f64().unwrap(), id as f64 + 1.0);
+        by_position.insert((r.position.partition, r.position.offset), id);
+    }
+    assert_eq!(by_position.len() as u64, n, "every event scored");
+    eprintln!(
+        "consumer across a broker restart: {} records for {n} events",
+        records.len()
     );
 }

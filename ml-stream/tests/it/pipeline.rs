@@ -585,3 +585,59 @@ fn a_sink_down_for_a_while_resumes_by_itself_with_memory_bounded() {
         assert_eq!(counters.pending_events.load(Ordering::SeqCst), 0);
     });
 }
+
+/// An idle stream does not hold its last batch: a followed file gets 50 lines and then nothing
+/// more, and within `commit_interval` the JSONL sink has flushed all 50 (its part file renamed
+/// into place) and the state file names the last line — while the pipeline still runs, with
+/// no later event or shutdown to trigger it.
+#[test]
+fn an_idle_streams_last_batch_is_flushed_and_committed_within_the_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("live.jsonl");
+    let lines: Vec<String> = (0..50).map(|i| event_json(i) + "\n").collect();
+    std::fs::write(&data, lines.concat()).unwrap();
+    let last_line_start = lines[..49].iter().map(|l| l.len() as u64).sum::<u64>();
+    let state = tmp.path().join("live.state");
+    let log = tmp.path().join("log");
+    runtime().block_on(async {
+        let config = PipelineConfig {
+            commit_interval: Duration::from_millis(500),
+            ..Default::default()
+        };
+        let sink = JsonlSink::new(JsonlSinkOptions::new(&log)).unwrap();
+        let pipeline = Pipeline::new(config, schema(), Arc::new(Affine), vec![Box::new(sink)]).unwrap();
+        let (counters, stop) = (pipeline.counters(), pipeline.shutdown_handle());
+        let options = FileSourceOptions {
+            follow: true,
+            state_file: Some(state.clone()),
+        };
+        let run = tokio::spawn(pipeline.run(Box::new(FileSource::open(&data, options).unwrap())));
+        let committed_line = || {
+            let text = std::fs::read_to_string(&state).ok()?;
+            serde_json::from_str::<serde_json::Value>(&text).ok()?["last_committed_line"].as_u64()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while committed_line() != Some(last_line_start) {
+            assert!(
+                Instant::now() < deadline,
+                "not committed while idle: state {:?}, {} records written, {} commits",
+                committed_line(),
+                counters.records_out.load(Ordering::SeqCst),
+                counters.commits.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            !run.is_finished(),
+            "committed by the running pipeline, not at its end"
+        );
+        let flushed: usize = datacollection::read_lines(&log.join("local/default").join(MODEL_OUTPUTS))
+            .unwrap()
+            .iter()
+            .map(|l| l.data.len())
+            .sum();
+        assert_eq!(flushed, 50, "every record flushed before the commit");
+        stop.shutdown();
+        run.await.unwrap().unwrap();
+    });
+}

@@ -1,0 +1,491 @@
+//! Comparing an **unsorted** sample with a sorted one that was indexed once: the KS statistic, the
+//! Wasserstein area and the counts per quantile bin in one pass over the unsorted values, without
+//! sorting them.
+//!
+//! Profile mode compares a 10⁴-value reference sample with 10⁵-value current windows. Sorting
+//! each window dominated that comparison, yet the three tests only need, per gap between two
+//! consecutive distinct reference values, how many current values fall in it (and on its right
+//! end), and the sum of their distances to that end:
+//!
+//! - KS: between two reference values the reference ECDF is constant and the current one only
+//!   rises, so the largest gap is at the interval's ends — pairs of counts the full merge also
+//!   evaluates, with the same floating-point expression, so D is the same bit for bit.
+//! - Wasserstein: where the current ECDF stays on one side of the reference's level over a whole
+//!   interval, the area is `|G₀ − L|·(b − a) ± Σ(b − x)/n`. Only intervals where it crosses the
+//!   level (rare) need their values in order; they are collected in a second, cheap pass and
+//!   sorted.
+//! - PSI: an interval holds values of one bin unless a bin edge lies strictly inside it (at most
+//!   `bins − 1` intervals, handled like the crossing ones).
+//!
+//! Each value's interval is found in O(1): a table over equal-width cells of the reference's
+//! range gives the first reference value of the value's cell; the cell function is monotone, so
+//! every earlier reference value is smaller, and a short scan finishes (a binary search when a
+//! cell holds many values, as in heavy tails).
+
+use std::cell::RefCell;
+
+/// Cells per distinct reference value in the lookup table (rounded up to a power of two). One
+/// keeps the table small enough to stay in cache; where bell-shaped data is densest a cell then
+/// holds about two values, which `locate` steps over without branches. (Two and four cells
+/// per value measured no faster.)
+const CELLS_PER_VALUE: usize = 1;
+/// Most cells in the table (8 MiB of `u32`).
+const MAX_CELLS: usize = 1 << 21;
+/// Cells holding more reference values than this are searched by bisection.
+const SCAN_LIMIT: usize = 8;
+
+/// A sorted, NaN-free sample indexed once for [`SortedIndex::compare`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SortedIndex {
+    /// The distinct values ascending, then one `+∞` sentinel.
+    values: Vec<f64>,
+    /// `le[k]`: how many sample values are `≤ values[k]`.
+    le: Vec<u64>,
+    /// `table[c]`: how many distinct values lie in cells before `c` (`cells + 1` entries).
+    table: Vec<u32>,
+    /// Cell of `x`: `⌊(x/2 − lo/2) · scale⌋`, clamped (halves, so that no range overflows).
+    lo_half: f64,
+    scale: f64,
+}
+
+/// KS statistic, Wasserstein area and bin counts of one comparison.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Comparison {
+    /// The largest distance between the two empirical CDFs (as [`super::ks_statistic_sorted`]).
+    pub ks_statistic: f64,
+    /// The area between them (as [`super::wasserstein_sorted`], up to rounding).
+    pub wasserstein: f64,
+    /// Current values per bin: bin `i` is `(edges[i−1], edges[i]]`.
+    pub bin_counts: Vec<f64>,
+}
+
+/// What pass 1 gathers per interval `j` (between distinct values `j − 1` and `j`): one record,
+/// so that each value touches one cache line.
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    /// Current values strictly inside the interval.
+    inside: u32,
+    /// Current values equal to distinct value `j`.
+    at: u32,
+    /// Sum of the inside values' distances to the interval's right end (to the maximum, past it).
+    gap: f64,
+}
+
+/// Buffers reused from one comparison to the next on the same thread.
+#[derive(Default)]
+struct Scratch {
+    acc: Vec<Acc>,
+    /// Cells holding part of an interval whose values are needed one by one.
+    marked: Vec<bool>,
+    group: Vec<u32>,
+    starts: Vec<usize>,
+    grouped: Vec<f64>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+#[inline]
+fn cdf(i: u64, n: u64, step: f64) -> f64 {
+    if i == n { 1.0 } else { i as f64 * step }
+}
+
+impl SortedIndex {
+    /// Indexes a sorted, NaN-free sample.
+    pub fn new(sorted: &[f64]) -> Self {
+        let mut values: Vec<f64> = Vec::new();
+        let mut le: Vec<u64> = Vec::new();
+        for (i, &x) in sorted.iter().enumerate() {
+            if values.last() == Some(&x) {
+                *le.last_mut().expect("a value was pushed") = i as u64 + 1;
+            } else {
+                values.push(x);
+                le.push(i as u64 + 1);
+            }
+        }
+        let m = values.len();
+        let mut index = SortedIndex {
+            values,
+            le,
+            table: Vec::new(),
+            lo_half: 0.0,
+            scale: 0.0,
+        };
+        index.values.push(f64::INFINITY);
+        if m == 0 {
+            return index;
+        }
+        let cells = (m * CELLS_PER_VALUE).next_power_of_two().clamp(16, MAX_CELLS);
+        let lo_half = index.values[0] * 0.5;
+        let range = index.values[m - 1] * 0.5 - lo_half;
+        index.lo_half = lo_half;
+        index.scale = if range > 0.0 { cells as f64 / range } else { 0.0 };
+        let mut table = vec![0u32; cells + 1];
+        for &v in &index.values[..m] {
+            table[index.cell(v, cells) + 1] += 1;
+        }
+        for c in 1..=cells {
+            table[c] += table[c - 1];
+        }
+        index.table = table;
+        index
+    }
+
+    /// Values indexed (with repeats).
+    pub fn len(&self) -> u64 {
+        self.le.last().copied().unwrap_or(0)
+    }
+
+    /// Heap bytes held by the index.
+    pub fn heap_bytes(&self) -> usize {
+        self.values.capacity() * 8 + self.le.capacity() * 8 + self.table.capacity() * 4
+    }
+
+    /// Whether no value was indexed.
+    pub fn is_empty(&self) -> bool {
+        self.le.is_empty()
+    }
+
+    /// The equal-width cell of `x` (monotone in `x`).
+    #[inline(always)]
+    fn cell(&self, x: f64, cells: usize) -> usize {
+        ((x * 0.5 - self.lo_half) * self.scale)
+            .max(0.0)
+            .min((cells - 1) as f64) as usize
+    }
+
+    /// Index of the first distinct value `≥ x`.
+    #[inline(always)]
+    fn locate(&self, x: f64, cells: usize) -> usize {
+        let c = self.cell(x, cells);
+        let (mut j, end) = (self.table[c] as usize, self.table[c + 1] as usize);
+        if end - j > SCAN_LIMIT {
+            // values[end] lies in a later cell, so it is > x: the answer is in [j, end].
+            return j + self.values[j..end].partition_point(|&v| v < x);
+        }
+        // Most cells hold at most two values: two steps without branches (a value's cell count
+        // is unpredictable), then a loop that rarely runs.
+        j += usize::from(self.values[j] < x);
+        j += usize::from(self.values[j] < x);
+        while self.values[j] < x {
+            j += 1;
+        }
+        j
+    }
+
+    /// Compares the **unsorted**, NaN-free `current` values with the indexed sample: the KS
+    /// statistic (bit for bit as [`super::ks_statistic_sorted`] on both sorted), the Wasserstein
+    /// area (as [`super::wasserstein_sorted`] up to rounding) and the current counts per bin of
+    /// the sorted inner `edges`.
+    pub fn compare(&self, current: &[f64], edges: &[f64]) -> Comparison {
+        let mut bins = vec![0.0; edges.len() + 1];
+        let (ns, nx) = (self.len(), current.len() as u64);
+        if ns == 0 || nx == 0 {
+            for &x in current {
+                bins[edges.partition_point(|&e| e < x)] += 1.0;
+            }
+            return Comparison {
+                ks_statistic: 0.0,
+                wasserstein: 0.0,
+                bin_counts: bins,
+            };
+        }
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let (d, area) = self.compare_with(current, edges, &mut bins, &mut s);
+            Comparison {
+                ks_statistic: d,
+                wasserstein: area,
+                bin_counts: bins,
+            }
+        })
+    }
+
+    fn compare_with(&self, current: &[f64], edges: &[f64], bins: &mut [f64], s: &mut Scratch) -> (f64, f64) {
+        let m = self.le.len();
+        let v = &self.values;
+        let cells = self.table.len() - 1;
+        let (ns, nx) = (self.len(), current.len() as u64);
+        let nxf = nx as f64;
+        // Pass 1: per interval j (between v[j−1] and v[j]; slot 2j) and per point v[j] (slot
+        // 2j + 1), the count of current values; per interval, the sum of their distances to its
+        // right end (to the maximum, past it).
+        s.acc.clear();
+        s.acc.resize(m + 1, Acc::default());
+        for &x in current {
+            let j = self.locate(x, cells);
+            let a = &mut s.acc[j];
+            if v[j] == x {
+                a.at += 1;
+            } else {
+                a.inside += 1;
+                a.gap += (v[j.min(m - 1)] - x).abs();
+            }
+        }
+        // Walk the intervals: KS at their ends, areas where the current ECDF stays on one side
+        // of the reference's level, bins where no edge splits them.
+        let mut special: Vec<Special> = Vec::new();
+        let (sx, ss) = (1.0 / nxf, 1.0 / ns as f64);
+        let (mut d, mut area) = (0.0f64, 0.0f64);
+        let (mut cx, mut cs) = (0u64, 0u64);
+        let mut e_le = 0; // edges ≤ v[j − 1]
+        for j in 0..=m {
+            let inside = u64::from(s.acc[j].inside);
+            d = d.max((cdf(cx + inside, nx, sx) - cdf(cs, ns, ss)).abs());
+            let mut flags = 0;
+            if j == 0 || j == m {
+                // Below the sample the reference ECDF is 0, past it 1: the current one stays on
+                // one side.
+                area += s.acc[j].gap / nxf;
+            } else {
+                let level = (cs as u128) * (nx as u128);
+                let width = v[j] - v[j - 1];
+                let gap = (cx as f64 / nxf) - (cs as f64 / ns as f64);
+                if (cx as u128) * (ns as u128) >= level {
+                    area += gap * width + s.acc[j].gap / nxf;
+                } else if ((cx + inside) as u128) * (ns as u128) <= level {
+                    area += -gap * width - s.acc[j].gap / nxf;
+                } else {
+                    flags |= CROSSES;
+                }
+            }
+            // Bins: edges < v[j] (every edge past the sample).
+            let mut e_lt = e_le;
+            while e_lt < edges.len() && edges[e_lt] < v[j] {
+                e_lt += 1;
+            }
+            if e_lt > e_le {
+                flags |= SPLIT;
+            } else {
+                bins[e_le] += inside as f64;
+            }
+            if flags != 0 && inside > 0 {
+                special.push(Special { j, flags, cx, cs });
+            }
+            if j < m {
+                let at = u64::from(s.acc[j].at);
+                bins[e_lt] += at as f64;
+                e_le = e_lt;
+                while e_le < edges.len() && edges[e_le] <= v[j] {
+                    e_le += 1;
+                }
+                cx += inside + at;
+                cs = self.le[j];
+                d = d.max((cdf(cx, nx, sx) - cdf(cs, ns, ss)).abs());
+            }
+        }
+        if !special.is_empty() {
+            self.resolve(current, edges, bins, s, &special, &mut area);
+        }
+        (d, area)
+    }
+}
+
+const CROSSES: u8 = 1;
+const SPLIT: u8 = 2;
+
+/// An interval whose values are needed one by one: the current ECDF crosses the reference's
+/// level inside it, or a bin edge splits it. `cx`, `cs`: current and sample values up to its
+/// left end.
+struct Special {
+    j: usize,
+    flags: u8,
+    cx: u64,
+    cs: u64,
+}
+
+impl SortedIndex {
+    /// Second pass: gathers the values of the special intervals (usually a few hundred), then
+    /// integrates the crossing intervals in order and bins the split ones value by value.
+    fn resolve(
+        &self,
+        current: &[f64],
+        edges: &[f64],
+        bins: &mut [f64],
+        s: &mut Scratch,
+        special: &[Special],
+        area: &mut f64,
+    ) {
+        let Scratch {
+            acc,
+            marked,
+            group,
+            starts,
+            grouped,
+        } = s;
+        let v = &self.values;
+        let m = self.le.len();
+        let cells = self.table.len() - 1;
+        let (ns, nxf) = (self.len() as f64, current.len() as f64);
+        group.clear();
+        group.resize(m + 1, 0);
+        marked.clear();
+        marked.resize(cells, false);
+        starts.clear();
+        let mut total = 0;
+        for (g, sp) in special.iter().enumerate() {
+            group[sp.j] = g as u32 + 1;
+            starts.push(total);
+            total += acc[sp.j].inside as usize;
+            // The cell function is monotone: the interval's values lie in the cells from its
+            // left end's to its right end's.
+            let first = if sp.j == 0 {
+                0
+            } else {
+                self.cell(v[sp.j - 1], cells)
+            };
+            let last = if sp.j == m {
+                cells - 1
+            } else {
+                self.cell(v[sp.j], cells)
+            };
+            marked[first..=last].iter_mut().for_each(|c| *c = true);
+        }
+        starts.push(total);
+        grouped.clear();
+        grouped.resize(total, 0.0);
+        let mut fill: Vec<usize> = starts[..special.len()].to_vec();
+        for &x in current {
+            if marked[self.cell(x, cells)] {
+                let j = self.locate(x, cells);
+                let g = group[j];
+                if g != 0 && v[j] != x {
+                    let f = &mut fill[g as usize - 1];
+                    grouped[*f] = x;
+                    *f += 1;
+                }
+            }
+        }
+        for (g, sp) in special.iter().enumerate() {
+            let xs = &mut grouped[starts[g]..starts[g + 1]];
+            if sp.flags & SPLIT != 0 {
+                for &x in xs.iter() {
+                    bins[edges.partition_point(|&e| e < x)] += 1.0;
+                }
+            }
+            if sp.flags & CROSSES != 0 {
+                super::sort_floats(xs);
+                let level = sp.cs as f64 / ns;
+                let (mut prev, mut k) = (v[sp.j - 1], sp.cx);
+                for &x in xs.iter() {
+                    *area += (k as f64 / nxf - level).abs() * (x - prev);
+                    prev = x;
+                    k += 1;
+                }
+                *area += (k as f64 / nxf - level).abs() * (v[sp.j] - prev);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SortedIndex;
+    use crate::stats::{ks_statistic_sorted, sort_floats, wasserstein_sorted};
+    use ml_core::rng::Rng;
+
+    /// The same three results the slow way: both samples sorted, the walk, bins by bisection.
+    fn sorted_way(reference: &[f64], current: &[f64], edges: &[f64]) -> (f64, f64, Vec<f64>) {
+        let mut c = current.to_vec();
+        sort_floats(&mut c);
+        let mut bins = vec![0.0; edges.len() + 1];
+        for &x in current {
+            bins[edges.partition_point(|&e| e < x)] += 1.0;
+        }
+        if reference.is_empty() || c.is_empty() {
+            return (0.0, 0.0, bins);
+        }
+        (
+            ks_statistic_sorted(reference, &c),
+            wasserstein_sorted(reference, &c),
+            bins,
+        )
+    }
+
+    fn check(reference: &[f64], current: &[f64], edges: &[f64], what: &str) {
+        let mut r = reference.to_vec();
+        sort_floats(&mut r);
+        let got = SortedIndex::new(&r).compare(current, edges);
+        let (d, w, bins) = sorted_way(&r, current, edges);
+        assert_eq!(got.ks_statistic.to_bits(), d.to_bits(), "KS {what}");
+        assert!(
+            (got.wasserstein - w).abs() <= 1e-12 * w + 1e-300,
+            "W {} vs {w}: {what}",
+            got.wasserstein
+        );
+        assert_eq!(got.bin_counts, bins, "bins {what}");
+    }
+
+    #[test]
+    fn equals_sorting_and_walking_on_every_shape() {
+        let mut rng = Rng::new(5);
+        let mut draw = |n: usize, kind: usize, shift: f64| -> Vec<f64> {
+            (0..n)
+                .map(|_| {
+                    let z = rng.normal();
+                    match kind {
+                        0 => z * 2.0 + shift,
+                        // Ties: values on a grid of quarters.
+                        1 => ((z * 2.0 + shift) * 4.0).round() / 4.0,
+                        // Heavy tail: most values in a few cells of the equal-width table.
+                        2 => (z * 3.0).exp() + shift,
+                        // Far from zero: the table's cells are narrow relative to the values.
+                        _ => 1e6 + z * 1e-3 + shift * 1e-3,
+                    }
+                })
+                .collect()
+        };
+        for kind in 0..4 {
+            for &(nr, nc) in &[
+                (1, 1),
+                (1, 40),
+                (40, 1),
+                (7, 7),
+                (300, 3000),
+                (3000, 300),
+                (2000, 20_000),
+            ] {
+                for shift in [0.0, 0.3, 8.0, -8.0] {
+                    let reference = draw(nr, kind, 0.0);
+                    let current = draw(nc, kind, shift);
+                    // Edges inside the data, between values, on values and outside the sample.
+                    let mut edges: Vec<f64> = vec![-20.0, -0.5, 0.25, 1.0 / 3.0, 2.0, 1e6, 1e6 + 1e-3, 50.0];
+                    edges.extend(reference.iter().step_by(nr.div_ceil(3)).copied());
+                    edges.sort_by(f64::total_cmp);
+                    edges.dedup();
+                    check(
+                        &reference,
+                        &current,
+                        &edges,
+                        &format!("kind {kind} {nr}×{nc} shift {shift}"),
+                    );
+                    check(
+                        &reference,
+                        &current,
+                        &[],
+                        &format!("no edges, kind {kind} {nr}×{nc} shift {shift}"),
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn constant_empty_and_extreme_samples() {
+        check(&[2.0; 50], &[1.0, 2.0, 2.0, 3.0], &[2.0], "constant reference");
+        check(&[1.0, 2.0, 3.0], &[2.0; 9], &[1.5, 2.5], "constant current");
+        check(&[], &[1.0, 2.0], &[1.5], "empty reference");
+        check(&[1.0, 2.0], &[], &[1.5], "empty current");
+        check(
+            &[-1e300, -1.0, 0.0, -0.0, 5e-324, 1.0, 1e300],
+            &[-1e299, -0.0, 0.0, 1e-310, 3.0, 1e300, 2e300],
+            &[0.0, 1.0],
+            "extremes",
+        );
+        // By hand: u = {1, 3}, current {2, 4}: D = 1/2, area 1.
+        let got = SortedIndex::new(&[1.0, 3.0]).compare(&[4.0, 2.0], &[2.5]);
+        assert_eq!((got.ks_statistic, got.wasserstein), (0.5, 1.0));
+        assert_eq!(got.bin_counts, vec![1.0, 1.0]);
+    }
+}
