@@ -31,7 +31,7 @@ ROOT = HERE.parent
 WORK = HERE / "scratch"
 PY = str(HERE / ".venv" / "bin" / "python")
 PEERS = str(HERE / "peers.py")
-GROUPS = ["scoring", "training", "http", "streaming", "python", "drift", "adwin"]
+GROUPS = ["scoring", "training", "http", "streaming", "kafka", "python", "drift", "adwin"]
 COLS = 20
 
 
@@ -49,6 +49,9 @@ def sizes(quick: bool) -> dict:
         "train_rows": 5_000 if quick else 100_000,
         "http_seconds": 3 if quick else 10,
         "stream_events": 100_000 if quick else 1_000_000,
+        # The mock broker shares the cores with the producer and checker: 1M events (the issue's
+        # acceptance size) runs in `cargo bench ... kafka_throughput` by hand.
+        "kafka_events": 60_000 if quick else 240_000,
         "drift_ref": 50_000 if quick else 1_000_000,
         "drift_cur": 5_000 if quick else 100_000,
         "adwin_values": 1_000_000,
@@ -527,6 +530,39 @@ def streaming(t: Table, cfg: dict, ss_bin: str, env: dict, m: dict, runs: int) -
            [r["events_per_s"] for r in res["py"]], "events/s", True, check)
 
 
+def kafka(t: Table, cfg: dict, runs: int) -> None:
+    """The Kafka rows: `ml-stream`'s `kafka_throughput` bench (release, feature `kafka`) runs
+    the file pipeline and Kafka → RF100 → Kafka with 1 and 2 processes on librdkafka's mock
+    broker in one process, and checks every record of the sink topic itself. Each run is one
+    round (file, then 1 and 2 processes); the ratio is against the file pipeline of the same run."""
+    n = cfg["kafka_events"]
+    cmd = ["cargo", "bench", "-p", "ml-stream", "--features", "kafka", "--bench", "kafka_throughput", "--",
+           "--events", str(n), "--processes", "1,2"]
+    log(" ".join(cmd))
+    rates: dict = {"file": [], 1: [], 2: []}
+    checks: list[str] = []
+    for r in range(runs):
+        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, RUST_LOG="error"))
+        if p.returncode != 0:
+            raise RuntimeError(f"kafka_throughput failed ({p.returncode}): {(p.stdout + p.stderr).strip()[-600:]}")
+        m = re.search(r"file source .*?:\s*([0-9.]+) events/s", p.stdout)
+        ks = {int(k): float(v) for k, v in re.findall(r"kafka → RF100 → kafka, (\d+) process\(es\):\s*([0-9.]+) events/s", p.stdout)}
+        checked = re.findall(r"checked: (all \d+ events in the sink topic, inputs and outputs exact; \d+ repeats[^;]*)", p.stdout)
+        if not m or set(ks) != {1, 2} or len(checked) != 2:
+            raise RuntimeError(f"kafka_throughput printed no complete result: {p.stdout.strip()[-600:]}")
+        rates["file"].append(float(m.group(1)))
+        rates[1].append(ks[1])
+        rates[2].append(ks[2])
+        checks = checked
+        log(f"  round {r + 1}/{runs} done")
+    check = "the bench reads the whole sink topic: " + " / ".join(checks)
+    for k in (1, 2):
+        wl = (f"{n:,} events of the credit schema, 6 partitions, RF100 → Kafka sink (acks=all, idempotent), {k} `stream` process(es) in one "
+              "consumer group; librdkafka's mock broker, the producer and the checker share the 2 cores; rate from first to last sink record")
+        t.pair("streaming", f"Kafka → score → Kafka, {k} process(es): events/s", wl, rates[k],
+               "streamscore's own file → RF100 → JSONL pipeline, same run and events (the issue's baseline)", rates["file"], "events/s", True, check)
+
+
 def drift(t: Table, cfg: dict, exe: str, env: dict, runs: int) -> None:
     nr, nc = cfg["drift_ref"], cfg["drift_cur"]
     rng = np.random.default_rng(3)
@@ -605,19 +641,23 @@ def drift(t: Table, cfg: dict, exe: str, env: dict, runs: int) -> None:
                    "Evidently 0.7.23", [r["peak_rss_mb"] for r in res["evidently"]], "MB", False, check_e)
 
 
-def adwin(t: Table, cfg: dict, exe: str, env: dict, runs: int) -> None:
-    n = cfg["adwin_values"]
+def adwin_values(n: int) -> tuple[str, str]:
+    """The ADWIN input (normal noise with a mean step every tenth) and its description."""
     rng = np.random.default_rng(0)
     x = rng.normal(0.0, 1.0, n)
     step = max(n // 10, 1)
     for k in range(10):
         x[k * step:(k + 1) * step] += 0.5 * (k % 3)
-    values = write(WORK / f"adwin_{n}.f64", x)
+    return write(WORK / f"adwin_{n}.f64", x), f"{n:,} values (normal noise, mean steps every {step:,})"
+
+
+def adwin(t: Table, cfg: dict, exe: str, env: dict, runs: int) -> None:
+    values, what = adwin_values(cfg["adwin_values"])
     a, b = WORK / "adwin_ss.json", WORK / "adwin_river.json"
     run_json([exe, "adwin", values, str(a)], env)
     run_json([PY, PEERS, "adwin", values, str(b)], env)
     got, want = json.loads(a.read_text()), json.loads(b.read_text())
-    wl = f"ADWIN (river defaults), {n:,} values (normal noise, mean steps every {step:,}), 1 thread pinned"
+    wl = f"ADWIN (river defaults), {what}, 1 thread pinned"
     if got != want:
         t.not_yet("adwin", "ADWIN updates/s", wl, "river 0.26.1", f"change points differ: {got[:5]} vs {want[:5]}")
         return
@@ -627,6 +667,65 @@ def adwin(t: Table, cfg: dict, exe: str, env: dict, runs: int) -> None:
     res = alternate(runs, {"ss": lambda: run_json(core + [exe, "adwin", values], env),
                            "river": lambda: run_json(core + [PY, PEERS, "adwin", values], env)})
     t.pair("adwin", "ADWIN updates/s (Rust)", wl, [r["updates_per_s"] for r in res["ss"]], "river 0.26.1 ADWIN, Python loop",
+           [r["updates_per_s"] for r in res["river"]], "updates/s", True, check)
+
+
+def python_wheel(env: dict) -> None:
+    """Release build of the streamscore wheel (maturin), installed into bench/.venv over any
+    earlier one: the Python rows measure what `pip install streamscore` gives."""
+    out = WORK / "wheels"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [PY, "-m", "maturin", "build", "--release", "-m", str(ROOT / "py-bindings" / "Cargo.toml"), "--out", str(out)]
+    log(" ".join(cmd[1:]))
+    # maturin reports on stdout: keep stdout for the table.
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=sys.stderr)
+    wheels = sorted(out.glob("streamscore-*.whl"))
+    if not wheels:
+        raise RuntimeError(f"maturin built no wheel into {out}")
+    subprocess.run([PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--force-reinstall", "--no-deps", str(wheels[-1])],
+                   env=env, check=True, stdout=sys.stderr)
+
+
+def python(t: Table, cfg: dict, env: dict, m: dict, runs: int) -> None:
+    # predict_proba: the scikit-learn forest itself on both sides (streamscore through its ONNX
+    # export, as `Model.from_onnx` / `from_sklearn` load it), on one DataFrame.
+    mm, sample, n = m["rf"], 1000, len(m["x"])
+    a, b = WORK / "pyproba_ss.f64", WORK / "pyproba_sklearn.f64"
+    run_json([PY, PEERS, "pyproba", "streamscore", mm["onnx"], m["data"], str(COLS), str(a), str(sample)], env)
+    run_json([PY, PEERS, "pyproba", "sklearn", mm["pkl"], m["data"], str(COLS), str(b), str(sample)], env)
+    d = float(np.max(np.abs(np.fromfile(a, dtype="<f8") - np.fromfile(b, dtype="<f8"))))
+    wl = (f"RF100 depth 8 (the scikit-learn forest; streamscore: its ONNX export through Model.from_onnx), {n:,} rows × 20 float "
+          "features in a pandas DataFrame, one predict_proba call, 1 thread pinned (threads=1, n_jobs=1)")
+    check = f"P(class 1) on {sample} rows vs scikit-learn, max |Δ| {d:.1e} (tolerance 1e-5: ONNX scores in float32)"
+    peer = "scikit-learn 1.9.1 predict_proba"
+    if not d <= 1e-5:
+        t.not_yet("python", "Python predict_proba on a DataFrame: rows/s", wl, peer, "outputs differ: " + check)
+    else:
+        log(f"python predict_proba: {check}")
+        core = pin(1)
+        res = alternate(runs, {
+            "ss": lambda: run_json(core + [PY, PEERS, "pyproba", "streamscore", mm["onnx"], m["data"], str(COLS)], env),
+            "sklearn": lambda: run_json(core + [PY, PEERS, "pyproba", "sklearn", mm["pkl"], m["data"], str(COLS)], env),
+        })
+        t.pair("python", "Python predict_proba on a DataFrame: rows/s", wl, [r["rows_per_s"] for r in res["ss"]], peer,
+               [r["rows_per_s"] for r in res["sklearn"]], "rows/s", True, check)
+    # ADWIN.update_many against river's loop on the same values.
+    values, what = adwin_values(cfg["adwin_values"])
+    a, b = WORK / "pyadwin_ss.json", WORK / "adwin_river.json"
+    run_json([PY, PEERS, "pyadwin", values, str(a)], env)
+    run_json([PY, PEERS, "adwin", values, str(b)], env)
+    got, want = json.loads(a.read_text()), json.loads(b.read_text())
+    wl = f"ADWIN (river defaults), {what}: streamscore.ADWIN().update_many(array) vs river's update per value, 1 thread pinned"
+    peer = "river 0.26.1 ADWIN, Python loop"
+    if got != want:
+        t.not_yet("python", "Python ADWIN.update_many: updates/s", wl, peer, f"change points differ: {got[:5]} vs {want[:5]}")
+        return
+    check = f"the same {len(got)} change points as river"
+    log(f"python adwin: {check}")
+    core = pin(1)
+    res = alternate(runs, {"ss": lambda: run_json(core + [PY, PEERS, "pyadwin", values], env),
+                           "river": lambda: run_json(core + [PY, PEERS, "adwin", values], env)})
+    t.pair("python", "Python ADWIN.update_many: updates/s", wl, [r["updates_per_s"] for r in res["ss"]], peer,
            [r["updates_per_s"] for r in res["river"]], "updates/s", True, check)
 
 
@@ -648,9 +747,16 @@ def main() -> None:
     ss_bin = build("streamscore", ["--bin", "streamscore", "--features", "bench-compare"]) if only & {"http", "streaming"} else None
     WORK.mkdir(exist_ok=True)
     env = dict(os.environ, VIRTUAL_ENV=str(HERE / ".venv"), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", RUST_LOG="error")
+    if "python" in only:
+        python_wheel(env)
+    if "kafka" in only:
+        # Built here so that the build is not part of the first round.
+        kcmd = ["cargo", "bench", "--no-run", "-p", "ml-stream", "--features", "kafka", "--bench", "kafka_throughput"]
+        log(" ".join(kcmd))
+        subprocess.run(kcmd, cwd=ROOT, check=True, stdout=sys.stderr)
     t = Table()
     started = time.time()
-    need_models = only & {"scoring", "http", "streaming"}
+    need_models = only & {"scoring", "http", "streaming", "python"}
     m = models(WORK, cfg["score_rows"]) if need_models else None
     sections = [
         ("scoring", lambda: scoring(t, cfg, exe, env, m, args.runs)),
@@ -659,7 +765,24 @@ def main() -> None:
         ("http", lambda: http(t, cfg, ss_bin, env, m, args.runs)),
         ("streaming", lambda: streaming(t, cfg, ss_bin, env, m, args.runs)),
         ("training", lambda: training(t, cfg, exe, env, args.runs)),
+        ("python", lambda: python(t, cfg, env, m, args.runs)),
+        ("kafka", lambda: kafka(t, cfg, args.runs)),
     ]
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+
+    def save(done: list[str]) -> str:
+        """Writes latest.json (after every group, so that an interrupted run keeps what it measured)."""
+        elapsed = time.time() - started
+        info["load_average_at_end"] = list(os.getloadavg())
+        info["seconds_after_build"] = round(elapsed, 1)
+        table = t.markdown()
+        (results / "latest.json").write_text(json.dumps({"mode": "quick" if args.quick else "full", "runs": args.runs, "machine": info,
+                                                         "groups_done": done, "complete": len(done) == len([n for n, _ in sections if n in only]),
+                                                         "rows": t.rows, "markdown": table}, indent=1) + "\n")
+        return table
+
+    done: list[str] = []
     for name, f in sections:
         if name in only:
             log(f"{name} ({time.time() - started:.0f} s so far)")
@@ -667,28 +790,17 @@ def main() -> None:
                 f()
             except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
                 t.not_yet(name, name, "—", "—", f"the run failed: {str(e)[-300:]}")
-    if "streaming" in only:
-        t.not_yet("streaming", "stream events/s through Kafka", "Kafka test broker, 1 vs 2 processes", "—",
-                  "not run by this driver: needs the `kafka` feature's release build (librdkafka from source); run `cargo bench -p ml-stream --features kafka --bench kafka_throughput`")
-    if "python" in only:
-        t.not_yet("python", "Python predict_proba on a DataFrame", "100k rows, RF100 depth 8", "sklearn predict_proba",
-                  "not run by this driver: it needs a release build of the wheel (maturin); py-bindings/bench/predict_proba.py measures it by hand")
-        t.not_yet("python", "Python ADWIN.update_many", "1M values", "river ADWIN",
-                  "not run by this driver: it needs a release build of the wheel (maturin); py-bindings/bench/adwin.py measures it by hand")
+            done.append(name)
+            save(done)
+    table = save(done)
     elapsed = time.time() - started
-    info["load_average_at_end"] = list(os.getloadavg())
-    info["seconds_after_build"] = round(elapsed, 1)
-    table = t.markdown()
     header = (f"{'quick' if args.quick else 'full'} run, {args.runs} runs per side, medians; machine: {info['cpu']}, "
-              f"{info['cores']} cores, load average at start {', '.join(f'{v:.2f}' for v in info['load_average_at_start'])}; "
+              f"{info['cores']} cores, load average at start {', '.join(f'{v:.2f}' for v in info['load_average_at_start'])}, "
+              f"at end {', '.join(f'{v:.2f}' for v in info['load_average_at_end'])}; "
               f"{elapsed:.0f} s after the build. Ratio > 1: streamscore is better (faster, or less memory).")
     print(header)
     print()
     print(table)
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / "latest.json").write_text(json.dumps({"mode": "quick" if args.quick else "full", "runs": args.runs, "machine": info,
-                                                     "rows": t.rows, "markdown": table}, indent=1) + "\n")
     log(f"wrote {results / 'latest.json'}")
 
 

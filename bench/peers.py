@@ -7,6 +7,11 @@ each process's peak memory. Prints one JSON object on stdout.
     peers.py drift scipy|evidently REF.f64 CUR.f64 COLS [OUT.json]
     peers.py adwin VALUES.f64 [OUT.json]
     peers.py stream MODEL.pkl EVENTS.jsonl OUT.jsonl BATCH
+    peers.py pyproba streamscore|sklearn MODEL DATA.f64 COLS [OUT.f64 SAMPLE]
+    peers.py pyadwin VALUES.f64 [OUT.json]
+
+`pyproba` and `pyadwin` time the streamscore wheel installed in this venv (a release build,
+installed by compare.py) against the same call of the peer, on the same DataFrame or array.
 """
 
 from __future__ import annotations
@@ -184,6 +189,64 @@ def stream(model: str, events: str, out: str, batch: int) -> dict:
     return {"seconds": seconds, "events_per_s": n / seconds, "events": n}
 
 
+def frame(data: str, cols: int):
+    import pandas as pd
+
+    return pd.DataFrame(read_matrix(data, cols), columns=[f"f{i}" for i in range(cols)])
+
+
+def pyproba(kind: str, model: str, data: str, cols: int, out: str | None, sample: int) -> dict:
+    """One `predict_proba` over the whole DataFrame, after one call on its first rows (so
+    that first-call set-up is not timed). streamscore: the ONNX export of the scikit-learn
+    forest through `Model.from_onnx` (its native engine), 1 thread; scikit-learn: the pickled
+    estimator (`n_jobs=1`), with the DataFrame as given."""
+    import warnings
+
+    df = frame(data, cols)
+    if kind == "streamscore":
+        import streamscore
+
+        m = streamscore.Model.from_onnx(model, columns=list(df.columns))
+
+        def predict(x):
+            return m.predict_proba(x, threads=1)
+
+    elif kind == "sklearn":
+        with open(model, "rb") as f:
+            est = pickle.load(f)
+        est.set_params(n_jobs=1)
+        # Fitted on an array: scikit-learn warns that the DataFrame has column names.
+        warnings.filterwarnings("ignore", message="X has feature names")
+
+        def predict(x):
+            return est.predict_proba(x)
+
+    else:
+        raise SystemExit(f"unknown predict_proba side {kind}")
+    predict(df.head(64))
+    start = time.perf_counter()
+    p = predict(df)
+    seconds = time.perf_counter() - start
+    if out:
+        np.ascontiguousarray(p[:sample, 1]).astype("<f8").tofile(out)
+    return {"seconds": seconds, "rows_per_s": len(df) / seconds}
+
+
+def pyadwin(values: str, out: str | None) -> dict:
+    """`streamscore.ADWIN().update_many` over the whole array (river's defaults)."""
+    import streamscore
+
+    xs = np.fromfile(values, dtype="<f8")
+    detector = streamscore.ADWIN()
+    start = time.perf_counter()
+    changes = detector.update_many(xs)
+    seconds = time.perf_counter() - start
+    if out:
+        with open(out, "w") as f:
+            json.dump([int(i) for i in changes], f)
+    return {"seconds": seconds, "updates_per_s": len(xs) / seconds, "changes": len(changes)}
+
+
 def main(argv: list[str]) -> None:
     cmd, args = argv[0], argv[1:]
     if cmd == "score":
@@ -196,6 +259,10 @@ def main(argv: list[str]) -> None:
         out = adwin(args[0], args[1] if len(args) > 1 else None)
     elif cmd == "stream":
         out = stream(args[0], args[1], args[2], int(args[3]))
+    elif cmd == "pyproba":
+        out = pyproba(args[0], args[1], args[2], int(args[3]), args[4] if len(args) > 4 else None, int(args[5]) if len(args) > 5 else 0)
+    elif cmd == "pyadwin":
+        out = pyadwin(args[0], args[1] if len(args) > 1 else None)
     else:
         raise SystemExit(f"unknown command {cmd}")
     print(json.dumps(out))
