@@ -285,6 +285,9 @@ impl NativeModel {
                 )));
             }
         }
+        if let Fitted::KNeighbors(k) = &model.fitted {
+            k.validate().map_err(bad)?;
+        }
         if model.preprocessor.n_outputs() != model.n_features() {
             return Err(bad(format!(
                 "preprocessing produces {} features but the model reads {}",

@@ -15,24 +15,23 @@ Run it against a release wheel (the dev wheel of the test command is not optimis
         skl2onnx onnxruntime
     VENV/bin/python py-bindings/bench/predict_proba.py [--rows 100000] [--repeat 5] [--no-onnx]
 
-Figures (release wheel, scikit-learn 1.9.1, CPython 3.11, a shared 2-core AMD EPYC (Zen 3),
-load average 6.2-6.8 from other work during the run; best of 5, alternating):
+Figures (release wheel, scikit-learn 1.9.1, CPython 3.11, a shared 2-core AMD EPYC (Zen 3);
+best of 5, alternating). Input built a whole column at a time (numpy columns copied into the
+frame, pandas categorical codes mapped once per category), load average 4.4-5.1 during the run:
 
-    setting                          scikit-learn         streamscore DataFrame     streamscore array
-    1 thread  (threads=1, n_jobs=1)  1696 ms,  59k rows/s  440 ms, 227k rows/s 3.9x  522 ms, 192k rows/s 3.3x
-    all cores (threads=-1, n_jobs=-1) 1037 ms,  96k rows/s  485 ms, 206k rows/s 2.1x  462 ms, 217k rows/s 2.3x
+    setting                           scikit-learn         streamscore DataFrame       streamscore array
+    1 thread  (threads=1, n_jobs=1)   613-617 ms, 163k/s   122-124 ms, 817k/s 5.0x     127 ms, 787k/s 4.8-4.9x
+    all cores (threads=-1, n_jobs=-1)     470 ms, 213k/s       137 ms, 730k/s 3.4x     136 ms, 737k/s 3.5x
+
+Before (input built cell by cell through ml-core's FrameBuilder), load average 6.2-6.8:
+
+    1 thread:  scikit-learn 1696 ms; streamscore DataFrame 440 ms (3.9x), array 522 ms (3.3x)
+    all cores: scikit-learn 1037 ms; streamscore DataFrame 485 ms (2.1x), array 462 ms (2.3x)
     the same sklearn forest via Model.from_sklearn (ONNX Runtime): 727 ms, 138k rows/s
 
-The target of 10x is not met. Where the time goes: a one-tree, depth-1 forest takes 156-191 ms
-on the same 100,000 rows (DataFrame) and 180-230 ms (float64 array), i.e. about 1.6-2 µs per row
-(70-90 ns per value) is spent building the input frame value by value (ml-core's FrameBuilder,
-which validates each cell; a float given for a categorical field is looked up through its text)
-and preprocessing it, before any tree runs; the 100 trees themselves take about 220 ms
-(~450k rows/s, as in `./bench/compare`'s Rust rows). Both cores do not help on this machine
-because the other work already uses them. Next steps: a columnar path from numpy columns to
-the frame (float64/int64 copied or read in place, pandas categorical codes mapped to the
-vocabulary once per category), which would leave the trees as the cost (about 7-8x at one
-thread on this machine), then a faster forest kernel.
+The target of 10x is not met. Building the input no longer costs ~2 µs per row; what is left
+is the forest kernel (the 100 trees), which the faster kernel work in ml-core's kernel module
+addresses. Both cores do not help on this machine because other work already uses them.
 """
 
 from __future__ import annotations

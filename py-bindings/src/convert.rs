@@ -1,12 +1,14 @@
 //! Python input → [`Frame`]: numpy columns and matrices are read in place (no copy on the
-//! Python side), object columns value by value; every value goes through ml-core's
-//! [`FrameBuilder`], so the same conversion and validation rules apply as for JSON records.
+//! Python side) and converted a whole column at a time by ml-core's
+//! [`Frame::from_column_sources`], object columns value by value; the values mean what the same
+//! cells mean to ml-core's [`ml_core::frame::FrameBuilder`], so the same conversion and
+//! validation rules apply as for JSON records, with the same errors.
 
 use std::sync::Arc;
 
-use ml_core::frame::{Cell, FrameBuilder};
-use ml_core::validation::ValidationErrors;
+use ml_core::frame::{Cell, ColumnSource};
 use ml_core::{Frame, Schema};
+use numpy::ndarray::Axis;
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString};
@@ -23,80 +25,57 @@ pub(crate) enum Owned {
     Bool(bool),
 }
 
+impl Owned {
+    /// The cell the frame builder reads (NaN is missing, as in numpy columns).
+    fn cell(&self) -> Cell<'_> {
+        match self {
+            Owned::Missing => Cell::Missing,
+            Owned::Str(s) => Cell::Str(s),
+            Owned::Int(i) => Cell::Int(*i),
+            Owned::Float(x) if x.is_nan() => Cell::Missing,
+            Owned::Float(x) => Cell::Float(*x),
+            Owned::Bool(b) => Cell::Bool(*b),
+        }
+    }
+}
+
 /// A numpy array borrowed for the duration of a call, or an object column read into values.
 pub(crate) enum Holder<'py> {
     F64(PyReadonlyArray1<'py, f64>),
+    F32(PyReadonlyArray1<'py, f32>),
     I64(PyReadonlyArray1<'py, i64>),
+    I32(PyReadonlyArray1<'py, i32>),
     Bool(PyReadonlyArray1<'py, bool>),
     Objects(Vec<Owned>),
     /// A pandas categorical: codes (-1 for missing) into its categories.
     Codes(PyReadonlyArray1<'py, i64>, Vec<String>),
 }
 
-/// A column as the frame builder reads it: slices into numpy memory or owned values.
-enum Source<'a> {
-    F64(&'a [f64]),
-    I64(&'a [i64]),
-    Bool(&'a [bool]),
-    Objects(&'a [Owned]),
-    Codes(&'a [i64], &'a [String]),
-}
-
-impl Source<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Source::F64(v) => v.len(),
-            Source::I64(v) => v.len(),
-            Source::Bool(v) => v.len(),
-            Source::Objects(v) => v.len(),
-            Source::Codes(v, _) => v.len(),
-        }
-    }
-
-    fn cell(&self, row: usize) -> Cell<'_> {
-        match self {
-            // NaN is pandas' and numpy's missing value.
-            Source::F64(v) if v[row].is_nan() => Cell::Missing,
-            Source::F64(v) => Cell::Float(v[row]),
-            Source::I64(v) => Cell::Int(v[row]),
-            Source::Bool(v) => Cell::Bool(v[row]),
-            Source::Objects(v) => match &v[row] {
-                Owned::Missing => Cell::Missing,
-                Owned::Str(s) => Cell::Str(s),
-                Owned::Int(i) => Cell::Int(*i),
-                Owned::Float(x) if x.is_nan() => Cell::Missing,
-                Owned::Float(x) => Cell::Float(*x),
-                Owned::Bool(b) => Cell::Bool(*b),
-            },
-            Source::Codes(codes, categories) => {
-                match usize::try_from(codes[row]).ok().and_then(|c| categories.get(c)) {
-                    Some(category) => Cell::Str(category),
-                    None => Cell::Missing,
-                }
-            }
-        }
-    }
-}
-
-/// Reads one column: a 1-D numpy array of float64, int64 or bool (borrowed), a pair
-/// `(codes: int64 array, categories: list[str])` (a pandas categorical, codes -1 for missing),
-/// or a list of `None`, `str`, `int`, `float`, `bool`.
+/// Reads one column: a 1-D numpy array of float64, float32, int64, int32 or bool (borrowed,
+/// any strides), a pair `(codes: int64 array, categories: list[str])` (a pandas categorical,
+/// codes -1 for missing), or a list of `None`, `str`, `int`, `float`, `bool`.
 pub(crate) fn column<'py>(name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Holder<'py>> {
     if let Ok((codes, categories)) = obj.extract::<(PyReadonlyArray1<'py, i64>, Vec<String>)>() {
-        return contiguous(name, codes.is_contiguous()).map(|()| Holder::Codes(codes, categories));
+        return Ok(Holder::Codes(codes, categories));
     }
     if let Ok(a) = obj.extract::<PyReadonlyArray1<'py, f64>>() {
-        return contiguous(name, a.is_contiguous()).map(|()| Holder::F64(a));
+        return Ok(Holder::F64(a));
     }
     if let Ok(a) = obj.extract::<PyReadonlyArray1<'py, i64>>() {
-        return contiguous(name, a.is_contiguous()).map(|()| Holder::I64(a));
+        return Ok(Holder::I64(a));
+    }
+    if let Ok(a) = obj.extract::<PyReadonlyArray1<'py, f32>>() {
+        return Ok(Holder::F32(a));
+    }
+    if let Ok(a) = obj.extract::<PyReadonlyArray1<'py, i32>>() {
+        return Ok(Holder::I32(a));
     }
     if let Ok(a) = obj.extract::<PyReadonlyArray1<'py, bool>>() {
-        return contiguous(name, a.is_contiguous()).map(|()| Holder::Bool(a));
+        return Ok(Holder::Bool(a));
     }
     let list = obj.cast::<PyList>().map_err(|_| {
         SchemaError::new_err(format!(
-            "column `{name}`: expected a 1-D numpy array of float64, int64 or bool, or a list of values"
+            "column `{name}`: expected a 1-D numpy array of float64, float32, int64, int32 or bool, or a list of values"
         ))
     })?;
     let mut values = Vec::with_capacity(list.len());
@@ -104,16 +83,6 @@ pub(crate) fn column<'py>(name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Holde
         values.push(value(name, &item)?);
     }
     Ok(Holder::Objects(values))
-}
-
-fn contiguous(name: &str, yes: bool) -> PyResult<()> {
-    if yes {
-        Ok(())
-    } else {
-        Err(SchemaError::new_err(format!(
-            "column `{name}`: the array is not contiguous; pass numpy.ascontiguousarray(column)"
-        )))
-    }
 }
 
 fn value(name: &str, item: &Bound<'_, PyAny>) -> PyResult<Owned> {
@@ -162,58 +131,81 @@ pub(crate) fn frame_from_columns(
     schema: &Arc<Schema>,
     holders: &[Holder<'_>],
 ) -> Result<Frame> {
-    if holders.len() != schema.len() {
-        return Err(ml_core::Error::SchemaMismatch {
-            reason: format!("got {} columns for {} fields", holders.len(), schema.len()),
-        }
-        .into());
-    }
-    let sources = holders
+    // Object columns as cells borrowing their values (numpy columns are read in place).
+    let cells: Vec<Vec<Cell<'_>>> = holders
         .iter()
-        .map(|h| {
-            Ok(match h {
-                Holder::F64(a) => Source::F64(a.as_slice().map_err(|e| SchemaError::new_err(e.to_string()))?),
-                Holder::I64(a) => Source::I64(a.as_slice().map_err(|e| SchemaError::new_err(e.to_string()))?),
-                Holder::Bool(a) => {
-                    Source::Bool(a.as_slice().map_err(|e| SchemaError::new_err(e.to_string()))?)
-                }
-                Holder::Objects(v) => Source::Objects(v),
-                Holder::Codes(a, c) => {
-                    Source::Codes(a.as_slice().map_err(|e| SchemaError::new_err(e.to_string()))?, c)
-                }
-            })
+        .map(|h| match h {
+            Holder::Objects(v) => v.iter().map(Owned::cell).collect(),
+            _ => Vec::new(),
         })
-        .collect::<PyResult<Vec<_>>>()?;
-    let n_rows = sources.first().map_or(0, Source::len);
-    for (field, s) in schema.fields().iter().zip(&sources) {
-        if s.len() != n_rows {
-            return Err(ml_core::Error::SchemaMismatch {
-                reason: format!(
-                    "column `{}` has {} values, the first column {n_rows}",
-                    field.name,
-                    s.len()
-                ),
-            }
-            .into());
-        }
-    }
-    let schema = schema.clone();
-    py.detach(move || {
-        build(schema, n_rows, |r, cells| {
-            cells.extend(sources.iter().map(|s| s.cell(r)))
+        .collect();
+    let sources: Vec<ColumnSource<'_>> = holders
+        .iter()
+        .zip(&cells)
+        .map(|(h, cells)| match h {
+            Holder::F64(a) => ColumnSource::Float64(a.as_array()),
+            Holder::F32(a) => ColumnSource::Float32(a.as_array()),
+            Holder::I64(a) => ColumnSource::Int64(a.as_array()),
+            Holder::I32(a) => ColumnSource::Int32(a.as_array()),
+            Holder::Bool(a) => ColumnSource::Bool(a.as_array()),
+            Holder::Objects(_) => ColumnSource::Cells(cells),
+            Holder::Codes(a, c) => ColumnSource::Codes {
+                codes: a.as_array(),
+                categories: c,
+            },
         })
-    })
+        .collect();
+    build(py, schema, &sources)
 }
 
-/// Builds a frame of `schema` from a C-contiguous `n × fields` float64 matrix, columns in
-/// field order. Runs without the GIL.
-pub(crate) fn frame_from_matrix(
-    py: Python<'_>,
-    schema: &Arc<Schema>,
-    x: &PyReadonlyArray2<'_, f64>,
-) -> Result<Frame> {
-    let shape = x.shape();
-    let (n_rows, n_cols) = (shape[0], shape[1]);
+/// A 2-D numpy array of the types [`frame_from_matrix`] reads in place.
+pub(crate) enum Matrix<'py> {
+    F64(PyReadonlyArray2<'py, f64>),
+    F32(PyReadonlyArray2<'py, f32>),
+    I64(PyReadonlyArray2<'py, i64>),
+    I32(PyReadonlyArray2<'py, i32>),
+}
+
+impl<'py> Matrix<'py> {
+    /// `obj` as a float64, float32, int64 or int32 matrix, if it is one.
+    pub(crate) fn extract(obj: &Bound<'py, PyAny>) -> Option<Matrix<'py>> {
+        if let Ok(x) = obj.extract() {
+            return Some(Matrix::F64(x));
+        }
+        if let Ok(x) = obj.extract() {
+            return Some(Matrix::F32(x));
+        }
+        if let Ok(x) = obj.extract() {
+            return Some(Matrix::I64(x));
+        }
+        obj.extract().ok().map(Matrix::I32)
+    }
+
+    fn shape(&self) -> [usize; 2] {
+        let s = match self {
+            Matrix::F64(x) => x.shape(),
+            Matrix::F32(x) => x.shape(),
+            Matrix::I64(x) => x.shape(),
+            Matrix::I32(x) => x.shape(),
+        };
+        [s[0], s[1]]
+    }
+
+    /// Column `j`, a view with the matrix's strides (C or Fortran order alike).
+    fn column(&self, j: usize) -> ColumnSource<'_> {
+        match self {
+            Matrix::F64(x) => ColumnSource::Float64(x.as_array().index_axis_move(Axis(1), j)),
+            Matrix::F32(x) => ColumnSource::Float32(x.as_array().index_axis_move(Axis(1), j)),
+            Matrix::I64(x) => ColumnSource::Int64(x.as_array().index_axis_move(Axis(1), j)),
+            Matrix::I32(x) => ColumnSource::Int32(x.as_array().index_axis_move(Axis(1), j)),
+        }
+    }
+}
+
+/// Builds a frame of `schema` from an `n × fields` numeric matrix (any memory order), columns
+/// in field order. Runs without the GIL.
+pub(crate) fn frame_from_matrix(py: Python<'_>, schema: &Arc<Schema>, x: &Matrix<'_>) -> Result<Frame> {
+    let [_, n_cols] = x.shape();
     if n_cols != schema.len() {
         return Err(ml_core::Error::SchemaMismatch {
             reason: format!(
@@ -224,45 +216,20 @@ pub(crate) fn frame_from_matrix(
         }
         .into());
     }
-    let data = x.as_slice().map_err(|_| {
-        SchemaError::new_err("the array is not C-contiguous; pass numpy.ascontiguousarray(x)")
-    })?;
-    let schema = schema.clone();
-    py.detach(move || {
-        build(schema, n_rows, |r, cells| {
-            cells.extend(
-                data[r * n_cols..(r + 1) * n_cols]
-                    .iter()
-                    .map(|&v| if v.is_nan() { Cell::Missing } else { Cell::Float(v) }),
-            )
-        })
-    })
+    let sources: Vec<ColumnSource<'_>> = (0..n_cols).map(|j| x.column(j)).collect();
+    build(py, schema, &sources)
 }
 
-/// Pushes `n_rows` rows (`fill` appends row `r`'s cells) and returns the frame, or every
-/// problem found (with its row).
-fn build<'a>(schema: Arc<Schema>, n_rows: usize, fill: impl Fn(usize, &mut Vec<Cell<'a>>)) -> Result<Frame> {
-    let mut builder = FrameBuilder::new(schema.clone(), n_rows);
-    let mut cells: Vec<Cell<'a>> = Vec::with_capacity(schema.len());
-    let mut problems = ValidationErrors::default();
-    for r in 0..n_rows {
-        cells.clear();
-        fill(r, &mut cells);
-        if let Err(errors) = builder.push_row(&cells) {
-            for mut e in errors {
-                e.row = Some(r);
-                problems.push(e);
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ml_core::Error::Validation(problems).into());
-    }
-    if n_rows == 0 {
+/// The frame of `sources` (ml-core's whole-column conversion, which reports every problem with
+/// its row, as row-by-row building does), without the GIL; no rows is an error.
+fn build(py: Python<'_>, schema: &Arc<Schema>, sources: &[ColumnSource<'_>]) -> Result<Frame> {
+    let schema = schema.clone();
+    let frame = py.detach(move || Frame::from_column_sources(schema, sources))?;
+    if frame.n_rows() == 0 {
         return Err(ml_core::Error::EmptyInput {
             source_name: "input".into(),
         }
         .into());
     }
-    Ok(builder.finish())
+    Ok(frame)
 }

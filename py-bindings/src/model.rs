@@ -8,7 +8,7 @@ use std::time::Duration;
 use ml_core::datasets::{CreditDefaultConfig, credit_default};
 use ml_core::onnx::{OnnxModel, OnnxOptions};
 use ml_core::{Estimator, Frame, Model, ModelArtifact, PredictOptions, Predictions, Schema, Value};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use streamscore::sweep::{ParamSpace, SweepSpec};
@@ -53,14 +53,14 @@ impl PyModel {
     }
 }
 
-/// A frame of `schema` from a 2-D float64 array or a list of columns in field order.
+/// A frame of `schema` from a 2-D numeric array or a list of columns in field order.
 fn input_frame(py: Python<'_>, schema: &Arc<Schema>, data: &Bound<'_, PyAny>) -> Result<Frame> {
-    if let Ok(x) = data.extract::<PyReadonlyArray2<'_, f64>>() {
+    if let Some(x) = convert::Matrix::extract(data) {
         return convert::frame_from_matrix(py, schema, &x);
     }
     let list = data.cast::<PyList>().map_err(|_| {
         SchemaError::new_err(
-            "expected a 2-D float64 numpy array or a list of columns in the schema's field order",
+            "expected a 2-D float64, float32, int64 or int32 numpy array or a list of columns in the schema's field order",
         )
     })?;
     let holders = schema

@@ -76,6 +76,54 @@ def test_object_and_categorical_columns_are_categories() -> None:
     assert p[pro.to_numpy(), 1].mean() > p[(~pro).to_numpy(), 1].mean()
 
 
+def test_whole_columns_score_as_value_by_value_input(forest: streamscore.Model, data: pd.DataFrame) -> None:
+    """numpy columns and pandas categoricals are converted a whole column at a time; plain
+    Python values one by one. Both must give the same probabilities, and the same errors."""
+    X = data.drop(columns="default").head(300).reset_index(drop=True)
+    codes = [n for n in X.columns if isinstance(X[n].dtype, pd.CategoricalDtype)]
+    plain = X.copy()
+    for n in codes:
+        plain[n] = X[n].astype(str).astype(np.int64)
+    rows = plain.to_dict("records")
+    expected = forest.predict_proba(rows)
+    assert np.array_equal(forest.predict_proba(X), expected)
+    # Other dtypes and layouts: float32/int32/float64 columns, categories as numbers or text,
+    # C and Fortran matrices of every dtype read in place.
+    mixed = plain.copy()
+    for i, n in enumerate(plain.columns):
+        mixed[n] = plain[n].astype([np.float32, np.int32, np.float64, object][i % 4])
+        if i % 4 == 3 and n in codes:
+            mixed[n] = plain[n].astype(str)
+    assert np.array_equal(forest.predict_proba(mixed), expected)
+    for dtype in (np.float64, np.float32, np.int64, np.int32):
+        m = plain.to_numpy().astype(dtype)
+        assert np.array_equal(forest.predict_proba(m), expected), dtype
+        assert np.array_equal(forest.predict_proba(np.asfortranarray(m)), expected), dtype
+
+    def error(x) -> str:
+        with pytest.raises(SchemaError) as e:
+            forest.predict_proba(x)
+        return str(e.value)
+
+    # A missing value in a field that allows none, a fraction for an int field, and an unseen
+    # category: the same errors (rows, fields, texts) as from the same values one by one.
+    bad = plain.astype(np.float64)
+    bad.loc[4, "LIMIT_BAL"] = np.nan
+    bad.loc[7, "AGE"] = 30.5
+    bad.loc[9, "PAY_0"] = 9.0
+    bad_rows = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in bad.to_dict("records")
+    ]
+    want = error(bad_rows)
+    assert "row 4" in want and "row 7" in want and "row 9" in want, want
+    assert error(bad) == want
+    assert error(bad.to_numpy()) == want
+    unseen = X.copy()
+    unseen["PAY_0"] = unseen["PAY_0"].cat.add_categories(["9"])
+    unseen.loc[9, "PAY_0"] = "9"
+    assert error(unseen) == error([dict(r, PAY_0="9") if i == 9 else r for i, r in enumerate(rows)])
+
+
 def test_regressor_predicts_values() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 2))

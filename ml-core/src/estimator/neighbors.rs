@@ -92,17 +92,42 @@ impl KNeighbors {
         self.targets.ncols()
     }
 
+    /// Checks what a model read from a file must hold before it predicts: at least one
+    /// neighbour, no more neighbours than training rows, one target row per training row.
+    /// Fitting guarantees all three; a hand-edited or corrupted file may not.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.n_neighbors == 0 {
+            return Err("k-nearest-neighbours model with n_neighbors 0; it needs at least 1".into());
+        }
+        if self.x.nrows() < self.n_neighbors {
+            return Err(format!(
+                "k-nearest-neighbours model with n_neighbors {} but only {} training rows",
+                self.n_neighbors,
+                self.x.nrows()
+            ));
+        }
+        if self.targets.nrows() != self.x.nrows() {
+            return Err(format!(
+                "k-nearest-neighbours model with {} training rows but {} target rows",
+                self.x.nrows(),
+                self.targets.nrows()
+            ));
+        }
+        Ok(())
+    }
+
     /// The weighted mean of the nearest neighbours' target rows: class vote shares (which sum
     /// to one) for classifiers, the mean value for regressors. Ties in distance go to the
     /// earlier training row.
     pub fn predict(&self, q: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
-        if q.ncols() != self.n_features() || self.x.nrows() < self.n_neighbors {
+        if q.ncols() != self.n_features() {
             return Err(Error::Internal(format!(
                 "design matrix has {} columns, model has {} features",
                 q.ncols(),
                 self.n_features()
             )));
         }
+        self.validate().map_err(Error::Internal)?;
         let k = self.n_neighbors;
         let mut out = Array2::<f64>::zeros((q.nrows(), self.n_outputs()));
         let mut dist: Vec<(f64, usize)> = Vec::with_capacity(self.x.nrows());

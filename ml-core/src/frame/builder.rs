@@ -32,7 +32,7 @@ pub enum Cell<'a> {
 }
 
 impl<'a> Cell<'a> {
-    fn as_ref(self) -> CellRef<'a> {
+    pub(super) fn as_ref(self) -> CellRef<'a> {
         match self {
             Cell::Missing => CellRef::Missing,
             Cell::Text(s) => CellRef::Text(s),

@@ -7,6 +7,7 @@
 
 mod builder;
 mod cell;
+mod columnar;
 mod csv;
 mod infer;
 mod json;
@@ -18,6 +19,7 @@ use ndarray::Array1;
 pub use self::builder::{Cell, FrameBuilder};
 pub use self::cell::Value;
 use self::cell::{CellRef, ColumnBuilder, Position};
+pub use self::columnar::ColumnSource;
 pub use self::csv::CsvTable;
 pub use self::infer::{InferOptions, TypeHint};
 pub use self::json::infer_schema_json_records;

@@ -392,16 +392,7 @@ impl NativeGraph {
                     if labels.len() != kernel.n_outputs() {
                         return None;
                     }
-                    let columns = match zipmap {
-                        Some(z) if z.len() == labels.len() => Some(
-                            labels
-                                .iter()
-                                .map(|l| z.iter().position(|m| m == l))
-                                .collect::<Option<Vec<_>>>()?,
-                        ),
-                        Some(_) => return None,
-                        None => None,
-                    };
+                    let columns = zipmap_columns(labels, zipmap.as_deref())?;
                     return Some(FusedLinear::new(kernel, round_inputs, normalize_l1, columns));
                 }
                 Op::LinearRegressor(l)
@@ -461,16 +452,7 @@ impl NativeGraph {
                     if labels.len() != t.n_scores() {
                         return None;
                     }
-                    let columns = match zipmap {
-                        Some(z) if z.len() == labels.len() => Some(
-                            labels
-                                .iter()
-                                .map(|l| z.iter().position(|m| m == l))
-                                .collect::<Option<Vec<_>>>()?,
-                        ),
-                        Some(_) => return None,
-                        None => None,
-                    };
+                    let columns = zipmap_columns(labels, zipmap.as_deref())?;
                     return FusedTrees::new((**t).clone(), n_inputs, round_inputs, columns);
                 }
                 Op::TreeRegressor(t)
@@ -1068,4 +1050,20 @@ fn cast(d: &Data, to: i32) -> Result<Data, String> {
         }),
         other => return Err(format!("cast to element type {other}")),
     })
+}
+
+/// The fused passes' output order: for each of the model's `labels`, its column in the
+/// `ZipMap`'s label order (`Some(None)`: no ZipMap, the model's order); `None` when the ZipMap
+/// does not name exactly those labels (the graph then runs operator by operator).
+fn zipmap_columns(labels: &[String], zipmap: Option<&[String]>) -> Option<Option<Vec<usize>>> {
+    match zipmap {
+        Some(z) if z.len() == labels.len() => Some(Some(
+            labels
+                .iter()
+                .map(|l| z.iter().position(|m| m == l))
+                .collect::<Option<Vec<_>>>()?,
+        )),
+        Some(_) => None,
+        None => Some(None),
+    }
 }

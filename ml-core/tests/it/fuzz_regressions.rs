@@ -97,3 +97,36 @@ fn a_leaf_offset_plus_a_huge_output_count_is_refused_not_overflowed() {
     let err = e.validate().unwrap_err().to_string();
     assert!(err.contains("leaf 0 values out of range"), "{err}");
 }
+
+/// The `native_model` fuzz target's crash: a k-nearest-neighbours model file with
+/// `"n_neighbors": 0` loaded, then panicked scoring its first row (`k - 1` overflowed).
+#[test]
+fn a_k_neighbors_model_file_with_zero_neighbours_is_refused_not_a_subtraction_overflow() {
+    let csv = "x,y\n1,0\n2,0\n3,0\n4,1\n5,1\n6,1\n";
+    let table = CsvTable::read(csv.as_bytes(), "train.csv").unwrap();
+    let schema = table.infer_schema(&InferOptions::default()).unwrap();
+    let data = table.to_frame(schema, &ReadOptions::default()).unwrap();
+    let model = Estimator::from_name(
+        "k_neighbors_classifier",
+        &[("n_neighbors".to_string(), "3".to_string())],
+    )
+    .unwrap()
+    .fit(&data, "y")
+    .unwrap();
+    let mut json: Json = serde_json::from_slice(&model.to_json_bytes().unwrap()).unwrap();
+    // The file as fitted loads and scores.
+    let bytes = serde_json::to_vec(&json).unwrap();
+    assert!(NativeModel::from_json_bytes(&bytes, Path::new("model.json")).is_ok());
+    for (k, want) in [
+        (0, "n_neighbors 0"),
+        (7, "n_neighbors 7 but only 6 training rows"),
+    ] {
+        json["fitted"]["n_neighbors"] = Json::from(k);
+        let bytes = serde_json::to_vec(&json).unwrap();
+        let err = NativeModel::from_json_bytes(&bytes, Path::new("model.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{err}");
+        assert!(err.contains("model.json"), "{err}");
+    }
+}

@@ -19,6 +19,21 @@ use super::{Change, ChangeDetector};
 /// expression) only boundaries within a millionth of a millionth of river's threshold.
 const MARGIN: f64 = 1e-12;
 
+/// Values inserted together by [`ChangeDetector::update_many`] (fewer when a check is due
+/// sooner).
+const BLOCK: usize = 64;
+
+/// `COUNTS[k] = k + 1`, as floats.
+const COUNTS: [f64; BLOCK] = {
+    let mut c = [0.0; BLOCK];
+    let mut k = 0;
+    while k < BLOCK {
+        c[k] = (k + 1) as f64;
+        k += 1;
+    }
+    c
+};
+
 /// The constants of one scan pass for the division-free pre-check of a boundary.
 ///
 /// river cuts when `|u0/n0 - u1/n1| > sqrt(2·m·var·dp) + 2/3·dp·m` with
@@ -111,6 +126,10 @@ pub struct Adwin {
     countdown: u64,
     seen: u64,
     detected: bool,
+    /// Reused buffers of [`Adwin::push_summaries`]: one row's summaries followed by those
+    /// arriving from below (totals, variances), and the merged summaries going up.
+    queue: (Vec<f64>, Vec<f64>),
+    up: (Vec<f64>, Vec<f64>),
 }
 
 impl Default for Adwin {
@@ -151,6 +170,8 @@ impl Adwin {
             countdown: clock,
             seen: 0,
             detected: false,
+            queue: (Vec::new(), Vec::new()),
+            up: (Vec::new(), Vec::new()),
         }
     }
 
@@ -250,6 +271,102 @@ impl Adwin {
         if self.lens[0] > self.max_buckets {
             self.merge_from(0);
         }
+    }
+
+    /// Inserts `xs` (finite, at most [`BLOCK`] values) as `xs.len()` calls of
+    /// [`Adwin::insert`] would, with the same values to the bit, in three passes instead of
+    /// one loop: the running totals (a chain of additions, in order), then the two divisions
+    /// of each value's variance term (independent of one another, so they overlap or run as
+    /// vector instructions; IEEE division rounds alike either way), then the variance terms
+    /// added in order. The summaries follow with [`Adwin::push_summaries`].
+    fn insert_block(&mut self, xs: &[f64]) {
+        let n = xs.len();
+        if n == 0 {
+            return;
+        }
+        debug_assert!(n <= BLOCK);
+        let mut before = [0.0; BLOCK];
+        let mut total = self.total;
+        for (b, &x) in before.iter_mut().zip(xs) {
+            *b = total;
+            total += x;
+        }
+        // Value k makes the width `w0 + k + 1` (whole numbers far below 2^53: exact), and adds
+        // `(w - 1)·d·d / w` with `d = x - total_before / (w - 1)`, as `insert` does.
+        let w0 = self.width;
+        let mut terms = [0.0; BLOCK];
+        for (((t, &x), &b), &k1) in terms.iter_mut().zip(xs).zip(&before).zip(&COUNTS) {
+            let w = w0 + k1;
+            let d = x - b / (w - 1.0);
+            *t = (w - 1.0) * d * d / w;
+        }
+        // The first value of an empty window adds no variance (`insert`'s `width > 1`).
+        let first = usize::from(w0 == 0.0);
+        let mut variance = self.variance;
+        for &t in &terms[first..n] {
+            variance += t;
+        }
+        self.total = total;
+        self.variance = variance;
+        self.width = w0 + COUNTS[n - 1];
+        self.push_summaries(xs);
+    }
+
+    /// Appends one summary per value of `xs` to row 0 and merges as [`Adwin::merge_from`] does
+    /// after each insert, a row at a time. Each row is a queue whose two oldest summaries merge
+    /// into one for the next row whenever it reaches `max_buckets + 1`, so the summaries a row
+    /// passes up are its queue (held, then arrived) taken in consecutive pairs, in order, and
+    /// what a row ends with depends only on the summaries it received: the same rows,
+    /// summaries and bits as value by value.
+    fn push_summaries(&mut self, xs: &[f64]) {
+        let mut queue = std::mem::take(&mut self.queue);
+        let mut up = std::mem::take(&mut self.up);
+        queue.0.clear();
+        queue.1.clear();
+        queue.0.extend_from_slice(xs);
+        queue.1.resize(xs.len(), 0.0);
+        let full = self.max_buckets + 1;
+        let mut r = 0;
+        loop {
+            // This row's summaries go before the arrivals.
+            let held = self.lens[r];
+            let arrived = queue.0.len();
+            let len = held + arrived;
+            let merges = if len >= full { 1 + (len - full) / 2 } else { 0 };
+            if merges == 0 {
+                for k in 0..arrived {
+                    self.push(r, queue.0[k], queue.1[k]);
+                }
+                break;
+            }
+            let (t, v) = &mut queue;
+            t.splice(0..0, (0..held).map(|k| self.totals[self.slot(r, k)]));
+            v.splice(0..0, (0..held).map(|k| self.variances[self.slot(r, k)]));
+            let n = (1u64 << r) as f64;
+            let inv_n = 1.0 / n;
+            up.0.clear();
+            up.1.clear();
+            for p in 0..merges {
+                let (t0, t1) = (t[2 * p], t[2 * p + 1]);
+                let (v0, v1) = (v[2 * p], v[2 * p + 1]);
+                let (m0, m1) = (t0 * inv_n, t1 * inv_n);
+                up.0.push(t0 + t1);
+                up.1.push(v0 + v1 + n * 0.5 * (m0 - m1) * (m0 - m1));
+            }
+            // The rest stays, oldest first.
+            self.heads[r] = 0;
+            self.lens[r] = 0;
+            for k in 2 * merges..len {
+                self.push(r, t[k], v[k]);
+            }
+            if r + 1 == self.rows {
+                self.add_row();
+            }
+            std::mem::swap(&mut queue, &mut up);
+            r += 1;
+        }
+        self.queue = queue;
+        self.up = up;
     }
 
     /// Merges the two oldest summaries of a full row into the next row, cascading.
@@ -386,23 +503,50 @@ impl ChangeDetector for Adwin {
         self.detected.then_some(Change { index })
     }
 
-    /// The same as [`ChangeDetector::update`] value by value, in one loop.
+    /// The same as [`ChangeDetector::update`] value by value: the values up to the next
+    /// check (at most 64 at a time) are inserted together, then the check runs where it would
+    /// have.
     fn update_many(&mut self, xs: &[f64]) -> Vec<Change> {
         let mut out = Vec::new();
-        for (i, &x) in xs.iter().enumerate() {
+        let mut block = [0.0; BLOCK];
+        let mut i = 0;
+        while i < xs.len() {
             if self.detected {
                 self.reset();
                 self.detected = false;
             }
-            if !x.is_finite() {
-                continue;
-            }
-            self.insert(x);
-            if self.detect() {
-                self.detected = true;
-                out.push(Change {
-                    index: self.seen + i as u64,
-                });
+            // The finite values until the check is due (non-finite values are skipped and do
+            // not count towards it).
+            let want = self.countdown.min(BLOCK as u64) as usize;
+            let taken = match xs.get(i..i + want) {
+                Some(run) if run.iter().all(|x| x.is_finite()) => {
+                    i += want;
+                    self.insert_block(run);
+                    want
+                }
+                _ => {
+                    let mut n = 0;
+                    while i < xs.len() && n < want {
+                        if xs[i].is_finite() {
+                            block[n] = xs[i];
+                            n += 1;
+                        }
+                        i += 1;
+                    }
+                    self.insert_block(&block[..n]);
+                    n
+                }
+            };
+            self.countdown -= taken as u64;
+            if taken > 0 && self.countdown == 0 {
+                self.countdown = self.clock;
+                if self.width > self.grace_period && self.scan() {
+                    self.detected = true;
+                    // The check ran at the last value taken.
+                    out.push(Change {
+                        index: self.seen + (i - 1) as u64,
+                    });
+                }
             }
         }
         self.seen += xs.len() as u64;
@@ -593,6 +737,7 @@ mod tests {
             (0.1, 3, 2, 2, 4),
             (0.9, 1, 3, 0, 1),
             (1e-5, 64, 9, 20, 50),
+            (0.05, 100, 4, 5, 10),
         ];
         let mut compared = 0;
         let mut changes = 0;
@@ -626,6 +771,28 @@ mod tests {
                     compared += 1;
                 }
                 assert_eq!(from_batches, one_by_one, "update_many, kind {kind}, params {p}");
+                // Batches leave the window as single updates do, to the bit.
+                let state = |d: &Adwin| (d.width.to_bits(), d.total.to_bits(), d.variance.to_bits());
+                assert_eq!(
+                    state(&batch),
+                    state(&fast),
+                    "update_many, kind {kind}, params {p}"
+                );
+                let rows = |d: &Adwin| {
+                    (0..d.rows)
+                        .map(|r| {
+                            (0..d.lens[r])
+                                .map(|k| {
+                                    (
+                                        d.totals[d.slot(r, k)].to_bits(),
+                                        d.variances[d.slot(r, k)].to_bits(),
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(rows(&batch), rows(&fast), "summaries, kind {kind}, params {p}");
                 changes += one_by_one.len();
             }
         }

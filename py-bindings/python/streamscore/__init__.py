@@ -14,8 +14,9 @@ The same engine as the ``streamscore`` command: a model trained here is byte-for
 True
 
 Inputs: a pandas DataFrame (columns matched by name; categoricals and object columns read as
-categories), a 2-D numpy array (columns in the model's schema order; float64 C-contiguous
-arrays are read in place), a list of dicts, or a dict of columns. Outputs are numpy arrays.
+categories), a 2-D numpy array (columns in the model's schema order; float64, float32, int64
+and int32 arrays are read in place, C or Fortran order), a list of dicts, or a dict of columns.
+Outputs are numpy arrays.
 
 Drift: :func:`detect_drift` compares data with a :class:`ReferenceProfile` (or a model's
 :attr:`Model.profile`) and returns a :class:`DriftReport` that a notebook shows as HTML; the
@@ -79,6 +80,13 @@ def _is_dataframe(x: Any) -> bool:
     return type(x).__module__.startswith("pandas") and hasattr(x, "columns") and hasattr(x, "dtypes")
 
 
+# numpy dtypes the native module reads in place (any strides), a column or a matrix at a time;
+# other numeric dtypes are converted to float64 or int64 first. Bool matrices are read as
+# float64, as before.
+_NATIVE_DTYPES = tuple(np.dtype(t) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_))
+_MATRIX_DTYPES = tuple(np.dtype(t) for t in (np.float64, np.float32, np.int64, np.int32))
+
+
 def _series_values(s: Any) -> Any:
     """One pandas column as the native module reads it: a numpy float64/int64/bool array
     (passed without copying when it already is one) or a list of Python values."""
@@ -91,8 +99,8 @@ def _series_values(s: Any) -> Any:
     if dtype == object or pd.api.types.is_string_dtype(dtype):
         return s.astype(object).where(s.notna(), None).tolist()
     if isinstance(dtype, np.dtype):
-        if dtype == np.float64 or dtype == np.int64 or dtype == np.bool_:
-            return np.ascontiguousarray(s.to_numpy())
+        if dtype in _NATIVE_DTYPES:
+            return s.to_numpy()
         if dtype.kind == "f":
             return s.to_numpy(dtype=np.float64)
         if dtype.kind in "iu":
@@ -102,8 +110,8 @@ def _series_values(s: Any) -> Any:
 
 
 def _array_values(a: np.ndarray) -> Any:
-    if a.dtype == np.float64 or a.dtype == np.int64 or a.dtype == np.bool_:
-        return np.ascontiguousarray(a)
+    if a.dtype in _NATIVE_DTYPES:
+        return a
     if a.dtype.kind == "f":
         return a.astype(np.float64)
     if a.dtype.kind in "iu":
@@ -117,8 +125,10 @@ def _columns(data: Any, names: Sequence[str]) -> Any:
     if isinstance(data, np.ndarray):
         if data.ndim != 2:
             raise SchemaError(f"expected a 2-D array (rows × {len(names)} fields), got {data.ndim}-D")
+        if data.dtype in _MATRIX_DTYPES:
+            return data
         if data.dtype.kind in "fiub":
-            return np.ascontiguousarray(data, dtype=np.float64)
+            return np.asarray(data, dtype=np.float64)
         return [_array_values(data[:, i]) for i in range(data.shape[1])]
     if _is_dataframe(data):
         missing = [n for n in names if n not in data.columns]

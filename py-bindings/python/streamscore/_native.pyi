@@ -13,7 +13,9 @@ class SchemaError(StreamscoreError): ...
 class ModelError(StreamscoreError): ...
 class RegistryError(StreamscoreError): ...
 
-_Input = Union[npt.NDArray[np.float64], List[Any]]
+_Input = Union[
+    npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.int32], List[Any]
+]
 _Path = Union[str, os.PathLike[str]]
 
 @final
