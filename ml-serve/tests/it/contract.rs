@@ -808,7 +808,7 @@ async fn payload_logging_writes_requests_to_sinks_and_counts_drops() {
         .expect("logger");
     let state = AppState::with_payload_logger(ServeConfig::default(), Some(logger)).expect("state");
     state.set_model(ServedModel::new("credit", "3", model.clone()).expect("served"));
-    let server = TestServer::start(state.clone()).await;
+    let server = TestServer::start_served(state.clone()).await;
     let c = client();
     let csv = credit_csv(4, 5);
     let p = local(model.as_ref(), &csv);
@@ -820,7 +820,9 @@ async fn payload_logging_writes_requests_to_sinks_and_counts_drops() {
         .await
         .expect("s");
     assert_eq!(r.status(), 200);
-    server.stop().await; // closes the sinks after the requests in flight
+    // The server's own loop (`ml_serve::serve`) closes the payload log when it stops: every
+    // record handed to it is written (or counted as dropped) before `stop` returns.
+    server.stop().await;
     let logged = handle.records();
     assert_eq!(logged.len(), 4);
     assert!(
@@ -838,7 +840,7 @@ async fn payload_logging_writes_requests_to_sinks_and_counts_drops() {
     let counters = logger.counters().clone();
     let state = AppState::with_payload_logger(ServeConfig::default(), Some(logger)).expect("state");
     state.set_model(ServedModel::new("credit", "3", model.clone()).expect("served"));
-    let server = TestServer::start(state).await;
+    let server = TestServer::start_served(state).await;
     let one = json!({"data": records(&credit_csv(1, 5))});
     for _ in 0..20 {
         assert_eq!(post_json(&c, &server.url("/score"), &one).await.status(), 200);
@@ -854,7 +856,7 @@ async fn payload_logging_writes_requests_to_sinks_and_counts_drops() {
     let counters = logger.counters().clone();
     let state = AppState::with_payload_logger(ServeConfig::default(), Some(logger)).expect("state");
     state.set_model(ServedModel::new("credit", "3", model).expect("served"));
-    let server = TestServer::start(state).await;
+    let server = TestServer::start_served(state).await;
     let started = std::time::Instant::now();
     for _ in 0..10 {
         assert_eq!(post_json(&c, &server.url("/score"), &one).await.status(), 200);
