@@ -168,14 +168,33 @@ impl Predictions {
     }
 }
 
-fn argmax(row: ArrayView1<'_, f64>) -> usize {
-    let mut best = 0;
-    for (i, &p) in row.iter().enumerate() {
-        if p > row[best] {
-            best = i;
+/// The most probable class of one row of probabilities: the first largest value (ties, and
+/// NaN at the front, go to the lower index).
+fn argmax<'a>(row: impl IntoIterator<Item = &'a f64>) -> usize {
+    let mut row = row.into_iter().enumerate();
+    let Some((_, &first)) = row.next() else {
+        return 0;
+    };
+    let (mut best, mut best_p) = (0, first);
+    for (i, &p) in row {
+        if p > best_p {
+            (best, best_p) = (i, p);
         }
     }
     best
+}
+
+/// [`Predictions::from_probabilities`]' rule over `k`-wide rows stored contiguously.
+pub(crate) fn argmax_rows(values: &[f64], k: usize) -> Vec<usize> {
+    if k == 2 {
+        // The same rule without a branch per row.
+        values
+            .chunks_exact(2)
+            .map(|row| usize::from(row[1] > row[0]))
+            .collect()
+    } else {
+        values.chunks_exact(k.max(1)).map(argmax).collect()
+    }
 }
 
 /// A fitted model: reads a [`Frame`] of raw records and predicts.

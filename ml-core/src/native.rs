@@ -186,21 +186,8 @@ impl NativeModel {
                 let k = labels.len();
                 match out.as_slice() {
                     Some(values) if k > 0 && out.ncols() == k => {
-                        // Predictions::from_probabilities' rule (the most probable class,
-                        // ties to the lower index) over contiguous rows, without ndarray's
-                        // per-row views.
-                        let predicted = values
-                            .chunks_exact(k)
-                            .map(|row| {
-                                let mut best = 0;
-                                for (i, &p) in row.iter().enumerate() {
-                                    if p > row[best] {
-                                        best = i;
-                                    }
-                                }
-                                best
-                            })
-                            .collect();
+                        // Over contiguous rows, without ndarray's per-row views.
+                        let predicted = crate::model::argmax_rows(values, k);
                         Ok(Predictions::Classification {
                             labels,
                             predicted,

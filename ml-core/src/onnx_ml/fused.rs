@@ -270,28 +270,7 @@ impl FusedLinear {
         if let Some(columns) = &self.columns {
             reorder_columns(slice, k, columns);
         }
-        // Predictions::from_probabilities' rule (the most probable class, ties to the lower
-        // index) over contiguous rows.
-        let predicted = if k == 2 {
-            // The same rule without a branch per row.
-            slice
-                .chunks_exact(2)
-                .map(|row| usize::from(row[1] > row[0]))
-                .collect()
-        } else {
-            slice
-                .chunks_exact(k)
-                .map(|row| {
-                    let mut best = 0;
-                    for (i, &p) in row.iter().enumerate() {
-                        if p > row[best] {
-                            best = i;
-                        }
-                    }
-                    best
-                })
-                .collect()
-        };
+        let predicted = crate::model::argmax_rows(slice, k);
         if labels.len() != k {
             return Err(Error::Internal(format!(
                 "{} labels for {k} probability columns",
