@@ -849,24 +849,34 @@ async fn payload_logging_writes_requests_to_sinks_and_counts_drops() {
     let logged = handle.len() as u64 + counters.dropped.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(logged, 10, "half of 20 requests sampled");
 
-    let (sink, _handle) = ml_stream::sink::MemorySink::new();
-    let slow_sink = SlowSink(Box::new(sink));
-    let logger = ml_serve::PayloadLogger::start(vec![Box::new(slow_sink)], 1, 1.0, Duration::from_millis(50))
-        .expect("logger");
+    // A sink that does not finish a write until the test lets it, and a queue of one: the
+    // writer holds at most one request (blocked in the sink) and the queue one more, so of 10
+    // requests answered while the sink is stuck at least 8 are dropped — and every request was
+    // answered while the sink had not written anything, so none waited for it.
+    let (sink, handle) = ml_stream::sink::MemorySink::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let stuck_sink = GatedSink {
+        inner: Box::new(sink),
+        gate: gate.clone(),
+    };
+    let logger =
+        ml_serve::PayloadLogger::start(vec![Box::new(stuck_sink)], 1, 1.0, Duration::from_millis(50))
+            .expect("logger");
     let counters = logger.counters().clone();
     let state = AppState::with_payload_logger(ServeConfig::default(), Some(logger)).expect("state");
     state.set_model(ServedModel::new("credit", "3", model).expect("served"));
     let server = TestServer::start_served(state).await;
-    let started = std::time::Instant::now();
-    for _ in 0..10 {
-        assert_eq!(post_json(&c, &server.url("/score"), &one).await.status(), 200);
-    }
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "requests were not slowed by the 300 ms sink"
-    );
+    // (A deadline only so that a request waiting for the stuck sink fails instead of hanging.)
+    tokio::time::timeout(Duration::from_secs(60), async {
+        for _ in 0..10 {
+            assert_eq!(post_json(&c, &server.url("/score"), &one).await.status(), 200);
+        }
+    })
+    .await
+    .expect("requests were held up by the stuck payload sink");
+    assert_eq!(handle.len(), 0, "the sink has not written yet");
     let dropped = counters.dropped.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(dropped >= 5, "dropped {dropped}");
+    assert!(dropped >= 8, "dropped {dropped} of 10 with room for 2");
     let text = client()
         .get(server.url("/metrics"))
         .send()
@@ -875,21 +885,35 @@ async fn payload_logging_writes_requests_to_sinks_and_counts_drops() {
         .text()
         .await
         .expect("t");
-    assert!(text.contains("streamscore_serve_payload_dropped_total"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("streamscore_serve_payload_dropped_total"))
+        .unwrap_or_else(|| panic!("no dropped counter in {text}"));
+    let exported: f64 = line.rsplit(' ').next().expect("v").parse().expect("number");
+    assert!(exported >= dropped as f64, "{line} (dropped {dropped})");
+    // Released, the sink writes what was accepted; nothing is lost without being counted.
+    gate.add_permits(1_000);
+    server.stop().await;
+    let written = handle.len() as u64;
+    assert!((1..=2).contains(&written), "written {written}");
+    assert_eq!(written + dropped, 10);
 }
 
-/// A sink that takes 300 ms per batch.
+/// A sink whose writes wait until the test adds permits to `gate`.
 #[derive(Debug)]
-struct SlowSink(Box<dyn ml_stream::InferenceSink>);
+struct GatedSink {
+    inner: Box<dyn ml_stream::InferenceSink>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
 
 #[async_trait::async_trait]
-impl ml_stream::InferenceSink for SlowSink {
+impl ml_stream::InferenceSink for GatedSink {
     async fn write_batch(&mut self, records: &[ml_stream::InferenceRecord]) -> ml_stream::Result<()> {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        self.0.write_batch(records).await
+        drop(self.gate.acquire().await);
+        self.inner.write_batch(records).await
     }
     async fn flush(&mut self) -> ml_stream::Result<()> {
-        self.0.flush().await
+        self.inner.flush().await
     }
 }
 
