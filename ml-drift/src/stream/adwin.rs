@@ -126,10 +126,12 @@ pub struct Adwin {
     countdown: u64,
     seen: u64,
     detected: bool,
-    /// Reused buffers of [`Adwin::push_summaries`]: one row's summaries followed by those
-    /// arriving from below (totals, variances), and the merged summaries going up.
+    /// Reused buffers of [`Adwin::push_summaries`]: the summaries arriving at a row from below
+    /// (totals, variances), and the merged summaries going up.
     queue: (Vec<f64>, Vec<f64>),
     up: (Vec<f64>, Vec<f64>),
+    /// A row's own summaries while [`Adwin::push_summaries`] rewrites its ring.
+    held: (Vec<f64>, Vec<f64>),
 }
 
 impl Default for Adwin {
@@ -172,6 +174,7 @@ impl Adwin {
             detected: false,
             queue: (Vec::new(), Vec::new()),
             up: (Vec::new(), Vec::new()),
+            held: (Vec::new(), Vec::new()),
         }
     }
 
@@ -321,6 +324,7 @@ impl Adwin {
     fn push_summaries(&mut self, xs: &[f64]) {
         let mut queue = std::mem::take(&mut self.queue);
         let mut up = std::mem::take(&mut self.up);
+        let (mut held_t, mut held_v) = std::mem::take(&mut self.held);
         queue.0.clear();
         queue.1.clear();
         queue.0.extend_from_slice(xs);
@@ -339,16 +343,25 @@ impl Adwin {
                 }
                 break;
             }
-            let (t, v) = &mut queue;
-            t.splice(0..0, (0..held).map(|k| self.totals[self.slot(r, k)]));
-            v.splice(0..0, (0..held).map(|k| self.variances[self.slot(r, k)]));
+            // The row's held summaries are copied out (its ring is rewritten below); the
+            // sequence is `held` then `queue`, read through `at` rather than joined in memory.
+            held_t.clear();
+            held_v.clear();
+            held_t.extend((0..held).map(|k| self.totals[self.slot(r, k)]));
+            held_v.extend((0..held).map(|k| self.variances[self.slot(r, k)]));
+            let at = |k: usize| {
+                if k < held {
+                    (held_t[k], held_v[k])
+                } else {
+                    (queue.0[k - held], queue.1[k - held])
+                }
+            };
             let n = (1u64 << r) as f64;
             let inv_n = 1.0 / n;
             up.0.clear();
             up.1.clear();
             for p in 0..merges {
-                let (t0, t1) = (t[2 * p], t[2 * p + 1]);
-                let (v0, v1) = (v[2 * p], v[2 * p + 1]);
+                let ((t0, v0), (t1, v1)) = (at(2 * p), at(2 * p + 1));
                 let (m0, m1) = (t0 * inv_n, t1 * inv_n);
                 up.0.push(t0 + t1);
                 up.1.push(v0 + v1 + n * 0.5 * (m0 - m1) * (m0 - m1));
@@ -357,7 +370,8 @@ impl Adwin {
             self.heads[r] = 0;
             self.lens[r] = 0;
             for k in 2 * merges..len {
-                self.push(r, t[k], v[k]);
+                let (t, v) = at(k);
+                self.push(r, t, v);
             }
             if r + 1 == self.rows {
                 self.add_row();
@@ -367,6 +381,7 @@ impl Adwin {
         }
         self.queue = queue;
         self.up = up;
+        self.held = (held_t, held_v);
     }
 
     /// Merges the two oldest summaries of a full row into the next row, cascading.
