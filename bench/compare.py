@@ -185,11 +185,15 @@ def build(package: str, target: list[str]) -> str:
     p = subprocess.run(cmd + ["--message-format=json-render-diagnostics"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     if p.returncode != 0:
         raise SystemExit("bench: the release build failed (see above)")
+    # A bench target also builds the package's binaries: take the artifact of the target asked
+    # for (by name and kind), not the first executable cargo reports.
+    kind, name = next((flag[2:], target[i + 1]) for i, flag in enumerate(target) if flag in ("--bench", "--bin"))
     for line in p.stdout.splitlines():
         msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
+        t = msg.get("target", {})
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and t.get("name") == name and kind in t.get("kind", []):
             return msg["executable"]
-    raise SystemExit(f"bench: no executable from {' '.join(cmd)}")
+    raise SystemExit(f"bench: no executable for the {kind} {name} from {' '.join(cmd)}")
 
 
 def features(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
