@@ -37,14 +37,19 @@ pub(crate) async fn score(
     let model = ops::model(&state, STYLE)?;
     let bytes = ops::read_body(&state, &headers, body, STYLE).await?;
     let started = Instant::now();
-    let json = input::parse_json(&bytes)?;
-    let Some(frame) = input::azure(&json, &model.schema)? else {
-        return Ok(ops::scored_response(&serde_json::json!([]), &model, 0.0));
+    let frame = match input::azure_records(&bytes, &model.schema) {
+        Some(frame) => frame,
+        None => {
+            let json = input::parse_json(&bytes)?;
+            let Some(frame) = input::azure(&json, &model.schema)? else {
+                return Ok(ops::scored_response(&serde_json::json!([]), &model, 0.0));
+            };
+            frame
+        }
     };
-    drop(json);
     let scored = ops::score(&state, &model, frame, &request_id, started, STYLE).await?;
-    Ok(ops::scored_response(
-        &output::azure(&scored.predictions),
+    Ok(ops::scored_bytes(
+        output::azure_bytes(&scored.predictions),
         &model,
         scored.exec_ms,
     ))
