@@ -4,9 +4,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::Extension;
-use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, ErrorStyle};
@@ -30,9 +29,11 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
 pub(crate) async fn score(
     State(state): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    // The headers taken apart from the body, not copied (the `HeaderMap` extractor clones them).
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     ops::require_json(&headers, STYLE)?;
     let model = ops::model(&state, STYLE)?;
     let bytes = ops::read_body(&state, &headers, body, STYLE).await?;

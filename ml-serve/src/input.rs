@@ -481,24 +481,26 @@ mod fast {
             f.write_str("a record")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Json>, A::Error> {
-            let fields = self.0.fields();
-            let mut values: Vec<Option<Json>> = vec![None; fields.len()];
+            let n = self.0.len();
+            let mut values = vec![Json::Null; n];
+            let mut seen = vec![false; n];
             let mut next = 0;
             while let Some(i) = map.next_key_seed(Field {
                 schema: self.0,
                 expected: next,
             })? {
-                let StrictValue(v) = map.next_value()?;
-                let slot = i.and_then(|i| values.get_mut(i)).ok_or_else(refuse::<A::Error>)?;
-                if slot.replace(v).is_some() {
+                // Not a field, or a field given twice.
+                let Some(i) = i.filter(|&i| !std::mem::replace(&mut seen[i], true)) else {
                     return Err(refuse());
-                }
-                next = i.map_or(0, |i| i + 1);
+                };
+                let StrictValue(v) = map.next_value()?;
+                values[i] = v;
+                next = i + 1;
             }
-            values
-                .into_iter()
-                .collect::<Option<Vec<Json>>>()
-                .ok_or_else(refuse)
+            if seen.contains(&false) {
+                return Err(refuse());
+            }
+            Ok(values)
         }
     }
 

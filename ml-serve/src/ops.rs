@@ -237,6 +237,15 @@ pub(crate) fn require_json(headers: &HeaderMap, style: ErrorStyle) -> Result<(),
         )
         .style(style));
     }
+    // The usual `application/json` (any case, any parameters) is accepted without copying it.
+    if headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .split(|b| *b == b';')
+            .next()
+            .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"application/json"))
+    }) {
+        return Ok(());
+    }
     match content_type(headers) {
         None => Ok(()),
         Some(t) if t == "application/json" || t.ends_with("+json") => Ok(()),
