@@ -461,7 +461,11 @@ impl Preprocessor {
                     let codes = category_codes(col, field)?;
                     let width = categories.len() + usize::from(*unknown_slot);
                     let dst = &mut out[offset * stride..(offset + width) * stride];
-                    dst.fill(0.0);
+                    // Only the block's first `m` rows of each slot are read: clearing the whole
+                    // `stride` was most of the time a one-row request spent here.
+                    for slot in dst.chunks_mut(stride) {
+                        slot[..m].fill(0.0);
+                    }
                     for i in 0..m {
                         // As in `transform`: missing/ignored values take the imputed slot if
                         // any; they (and codes past the slots) otherwise encode as all zeros.

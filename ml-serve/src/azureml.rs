@@ -4,9 +4,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::Extension;
-use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, ErrorStyle};
@@ -30,21 +29,28 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
 pub(crate) async fn score(
     State(state): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    // The headers taken apart from the body, not copied (the `HeaderMap` extractor clones them).
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     ops::require_json(&headers, STYLE)?;
     let model = ops::model(&state, STYLE)?;
     let bytes = ops::read_body(&state, &headers, body, STYLE).await?;
     let started = Instant::now();
-    let json = input::parse_json(&bytes)?;
-    let Some(frame) = input::azure(&json, &model.schema)? else {
-        return Ok(ops::scored_response(&serde_json::json!([]), &model, 0.0));
+    let frame = match input::azure_records(&bytes, &model.schema) {
+        Some(frame) => frame,
+        None => {
+            let json = input::parse_json(&bytes)?;
+            let Some(frame) = input::azure(&json, &model.schema)? else {
+                return Ok(ops::scored_response(&serde_json::json!([]), &model, 0.0));
+            };
+            frame
+        }
     };
-    drop(json);
     let scored = ops::score(&state, &model, frame, &request_id, started, STYLE).await?;
-    Ok(ops::scored_response(
-        &output::azure(&scored.predictions),
+    Ok(ops::scored_bytes(
+        output::azure_bytes(&scored.predictions),
         &model,
         scored.exec_ms,
     ))

@@ -35,8 +35,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::error::{ApiError, Error, Result};
 use crate::metrics::{
-    SHADOW_AGREEING_ROWS, SHADOW_AGREEMENT, SHADOW_DURATION, SHADOW_ERRORS, SHADOW_ROWS, SWAP_REFUSED, SWAPS,
-    TRAFFIC_WEIGHT,
+    DEPLOYMENT_REQUESTS, SHADOW_AGREEING_ROWS, SHADOW_AGREEMENT, SHADOW_DURATION, SHADOW_ERRORS, SHADOW_ROWS,
+    SWAP_REFUSED, SWAPS, TRAFFIC_WEIGHT,
 };
 use crate::payload::{PayloadLogger, Pending};
 use crate::state::{AppState, ServedModel};
@@ -73,6 +73,9 @@ pub struct Deployment {
     refused: AtomicU64,
     shadow_rows: AtomicU64,
     shadow_agreeing: AtomicU64,
+    /// The `deployment_requests_total` counter of this deployment, registered on first use
+    /// (see `metrics::RequestMetrics`).
+    requests: std::sync::OnceLock<metrics::Counter>,
 }
 
 impl Deployment {
@@ -105,6 +108,7 @@ impl Deployment {
             refused: AtomicU64::new(0),
             shadow_rows: AtomicU64::new(0),
             shadow_agreeing: AtomicU64::new(0),
+            requests: std::sync::OnceLock::new(),
         })
     }
 
@@ -123,6 +127,13 @@ impl Deployment {
     /// The model served now, if loaded.
     pub fn model(&self) -> Option<Arc<ServedModel>> {
         self.model.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Counts one scoring request answered by this deployment.
+    pub(crate) fn count_request(&self) {
+        self.requests
+            .get_or_init(|| metrics::counter!(DEPLOYMENT_REQUESTS, "deployment" => self.name.clone()))
+            .increment(1);
     }
 
     /// This deployment's own payload logger, if any.

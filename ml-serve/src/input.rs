@@ -356,3 +356,275 @@ pub(crate) fn csv(body: &[u8], schema: &Arc<Schema>) -> Result<MaybeFrame, ApiEr
 pub(crate) fn names(schema: &Schema) -> String {
     schema.names().collect::<Vec<_>>().join(", ")
 }
+
+/// Bodies up to this size may take the fast path of [`azure_records`]; a larger body that
+/// the fast path gives up on would be parsed twice.
+const FAST_PATH_BYTES: usize = 64 * 1024;
+
+/// The common `/score` body, `{"data": [record, ...]}` where every record holds exactly the
+/// schema's fields once each (in any order), decoded without building a JSON object per
+/// record: each record's values go straight into a row in schema order, read by the same
+/// array reader (so the same cells, the same frame). `None` for anything else — other keys,
+/// missing, extra or repeated fields, lists as rows, no rows, malformed JSON, a value the
+/// reader refuses — and the caller takes the general path, which gives the answer or the
+/// error message it always gave. A one-row request spends a good share of its time in the
+/// general path's per-record maps (a string and two hashes per field).
+pub(crate) fn azure_records(body: &[u8], schema: &Arc<Schema>) -> Option<Frame> {
+    if body.len() > FAST_PATH_BYTES {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let rows = serde::de::DeserializeSeed::deserialize(fast::Body(schema), &mut de).ok()?;
+    de.end().ok()?;
+    Frame::from_json_arrays(&rows, schema.clone(), &options()).ok()
+}
+
+/// The visitors of [`azure_records`]. Every refusal is an error whose text is never shown:
+/// it only sends the request down the general path.
+mod fast {
+    use std::fmt;
+
+    use ml_core::Schema;
+    use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use serde_json::Value as Json;
+
+    use super::StrictValue;
+
+    fn refuse<E: serde::de::Error>() -> E {
+        E::custom("not the fast path")
+    }
+
+    /// The top-level object: exactly one key, `data`.
+    pub(super) struct Body<'s>(pub(super) &'s Schema);
+
+    impl<'de> DeserializeSeed<'de> for Body<'_> {
+        type Value = Vec<Json>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Json>, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Body<'_> {
+        type Value = Vec<Json>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("{\"data\": [records]}")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Json>, A::Error> {
+            if !map.next_key_seed(Key(Some("data")))?.unwrap_or(false) {
+                return Err(refuse());
+            }
+            let rows = map.next_value_seed(Rows(self.0))?;
+            if map.next_key_seed(Key(None))?.is_some() || rows.is_empty() {
+                return Err(refuse());
+            }
+            Ok(rows)
+        }
+    }
+
+    /// A key, compared without copying it: true when it is the one wanted (any, for `None`).
+    struct Key(Option<&'static str>);
+
+    impl<'de> DeserializeSeed<'de> for Key {
+        type Value = bool;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Key {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+            Ok(self.0.is_none_or(|want| want == v))
+        }
+    }
+
+    /// The list of records.
+    struct Rows<'s>(&'s Schema);
+
+    impl<'de> DeserializeSeed<'de> for Rows<'_> {
+        type Value = Vec<Json>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Json>, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Rows<'_> {
+        type Value = Vec<Json>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Json>, A::Error> {
+            let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(4096));
+            while let Some(row) = seq.next_element_seed(Record(self.0))? {
+                rows.push(Json::Array(row));
+            }
+            Ok(rows)
+        }
+    }
+
+    /// One record → its values in schema order.
+    struct Record<'s>(&'s Schema);
+
+    impl<'de> DeserializeSeed<'de> for Record<'_> {
+        type Value = Vec<Json>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Json>, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Record<'_> {
+        type Value = Vec<Json>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a record")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Json>, A::Error> {
+            let n = self.0.len();
+            let mut values = vec![Json::Null; n];
+            let mut seen = vec![false; n];
+            let mut next = 0;
+            while let Some(i) = map.next_key_seed(Field {
+                schema: self.0,
+                expected: next,
+            })? {
+                // Not a field, or a field given twice.
+                let Some(i) = i.filter(|&i| !std::mem::replace(&mut seen[i], true)) else {
+                    return Err(refuse());
+                };
+                let StrictValue(v) = map.next_value()?;
+                values[i] = v;
+                next = i + 1;
+            }
+            if seen.contains(&false) {
+                return Err(refuse());
+            }
+            Ok(values)
+        }
+    }
+
+    /// A record's key → the index of its field (`None`: not a field); the field expected next
+    /// in schema order is compared first, so records in schema order need no hashing.
+    struct Field<'s> {
+        schema: &'s Schema,
+        expected: usize,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Field<'_> {
+        type Value = Option<usize>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Field<'_> {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a field name")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+            let fields = self.schema.fields();
+            if fields.get(self.expected).is_some_and(|f| f.name == v) {
+                return Ok(Some(self.expected));
+            }
+            Ok(self.schema.index_of(v))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ml_core::{DataType, Field, Predictions};
+
+    use super::*;
+
+    fn schema() -> Arc<Schema> {
+        Arc::new(
+            Schema::new(vec![
+                Field::new("x", DataType::Float),
+                Field::new("n", DataType::Int).nullable(),
+                Field::new("plan", DataType::categorical(["basic", "pro"]).unwrap()),
+            ])
+            .unwrap(),
+        )
+    }
+
+    /// The frame of the general path, or its error message.
+    fn general(body: &str, schema: &Arc<Schema>) -> Result<Option<Frame>, String> {
+        parse_json(body.as_bytes())
+            .and_then(|json| azure(&json, schema))
+            .map_err(|e| e.message)
+    }
+
+    #[test]
+    fn the_fast_path_gives_the_general_paths_frame() {
+        let schema = schema();
+        for body in [
+            r#"{"data": [{"x": 1.5, "n": 2, "plan": "pro"}]}"#,
+            // Any key order, nulls, escapes in keys, integers as floats, several rows.
+            r#"{"data": [{"plan": "basic", "x": 1, "n": null}, {"n": 3, "pl\u0061n": "pro", "x": -2e3}]}"#,
+            " {\"data\":[{\"x\":0,\"n\":1,\"plan\":\"pro\"}]}\n",
+        ] {
+            let fast = azure_records(body.as_bytes(), &schema).expect(body);
+            assert_eq!(Some(fast), general(body, &schema).unwrap(), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_leaves_everything_else_to_the_general_path() {
+        let schema = schema();
+        for body in [
+            r#"{"data": [{"x": 1, "plan": "pro"}]}"#, // a nullable field absent
+            r#"{"data": [{"x": 1, "n": 2, "plan": "pro", "extra": 1}]}"#, // an extra field
+            r#"{"data": [{"x": 1, "n": 2, "plan": "pro", "x": 2}]}"#, // a field twice
+            r#"{"data": [{"x": 1, "n": 2, "plan": "gold"}]}"#, // an unknown category
+            r#"{"data": [{"x": "a", "n": 2, "plan": "pro"}]}"#, // a mistyped value
+            r#"{"data": [[1, 2, "pro"]]}"#,           // rows as lists
+            r#"{"data": []}"#,
+            r#"{"data": [{"x": 1, "n": 2, "plan": "pro"}], "data": []}"#,
+            r#"{"data": [{"x": 1, "n": 2, "plan": "pro"}], "other": 1}"#,
+            r#"{"input_data": [{"x": 1, "n": 2, "plan": "pro"}]}"#,
+            r#"{"data": [{"x": 1, "n": 2, "plan": "pro"}]} trailing"#,
+            r#"{"data": [{"x": NaN, "n": 2, "plan": "pro"}]}"#,
+            "",
+        ] {
+            assert!(azure_records(body.as_bytes(), &schema).is_none(), "{body}");
+        }
+        // The general path still answers those: a frame, or its message.
+        assert!(
+            general(r#"{"data": [{"x": 1, "plan": "pro"}]}"#, &schema)
+                .unwrap()
+                .is_some()
+        );
+        let e = general(r#"{"data": [{"x": 1, "n": 2, "plan": "pro", "x": 2}]}"#, &schema).unwrap_err();
+        assert!(e.contains("duplicate key `x`"), "{e}");
+    }
+
+    #[test]
+    fn azure_bytes_are_the_text_of_the_json_answer() {
+        let binary = Predictions::Classification {
+            labels: vec!["no".to_string(), "yes".to_string()].into(),
+            predicted: vec![1, 0],
+            probabilities: ndarray::array![[0.25, 0.75], [f64::NAN, 1.0 / 3.0]],
+        };
+        let regression = Predictions::Regression {
+            values: ndarray::array![1.0, -2.5e-7, f64::INFINITY],
+        };
+        let multiclass = Predictions::Classification {
+            labels: vec!["a".to_string(), "b".to_string(), "c".to_string()].into(),
+            predicted: vec![2],
+            probabilities: ndarray::array![[0.1, 0.2, 0.7]],
+        };
+        for p in [binary, regression, multiclass] {
+            let expected = serde_json::to_vec(&crate::output::azure(&p)).unwrap();
+            assert_eq!(crate::output::azure_bytes(&p), expected);
+        }
+        assert_eq!(
+            crate::output::azure_bytes(&Predictions::Regression {
+                values: ndarray::array![0.5, f64::NAN]
+            }),
+            b"[0.5,null]"
+        );
+    }
+}

@@ -142,3 +142,61 @@ pub(crate) fn model_loaded(name: &str, version: &str) {
     metrics::gauge!(MODEL_INFO, "model" => name.to_string(), "version" => version.to_string()).set(1.0);
     metrics::gauge!(READY).set(1.0);
 }
+
+/// The request counter and latency histogram of one status code of a route.
+type ByStatus = (u16, metrics::Counter, metrics::Histogram);
+
+/// Handles of the metrics every request touches, registered on first use and reused. The
+/// `metrics` macros build a key on every call (with labels: allocating each label's string,
+/// hashing the key and finding it in the recorder's registry); for a one-row request that
+/// was a visible share of the server's time. The registry keeps every series it has seen, so
+/// a handle stays valid for the life of the process.
+#[derive(Default)]
+pub(crate) struct RequestMetrics {
+    /// `(requests, duration)` by route, then by status.
+    by_route: std::sync::RwLock<std::collections::HashMap<String, Vec<ByStatus>>>,
+    in_flight: OnceLock<metrics::Gauge>,
+    rows: OnceLock<metrics::Counter>,
+}
+
+impl std::fmt::Debug for RequestMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestMetrics").finish_non_exhaustive()
+    }
+}
+
+impl RequestMetrics {
+    /// Counts one request of `route` answered with `status` after `seconds`.
+    pub(crate) fn request(&self, route: &str, status: u16, seconds: f64) {
+        let by_route = self.by_route.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, count, duration)) = by_route
+            .get(route)
+            .and_then(|s| s.iter().find(|(code, ..)| *code == status))
+        {
+            count.increment(1);
+            duration.record(seconds);
+            return;
+        }
+        drop(by_route);
+        let label = status.to_string();
+        let count = metrics::counter!(REQUESTS, "route" => route.to_string(), "status" => label.clone());
+        let duration = metrics::histogram!(DURATION, "route" => route.to_string(), "status" => label);
+        count.increment(1);
+        duration.record(seconds);
+        let mut by_route = self.by_route.write().unwrap_or_else(|e| e.into_inner());
+        let statuses = by_route.entry(route.to_string()).or_default();
+        if !statuses.iter().any(|(code, ..)| *code == status) {
+            statuses.push((status, count, duration));
+        }
+    }
+
+    /// The in-flight gauge.
+    pub(crate) fn in_flight(&self) -> &metrics::Gauge {
+        self.in_flight.get_or_init(|| metrics::gauge!(IN_FLIGHT))
+    }
+
+    /// The rows-scored counter.
+    pub(crate) fn rows(&self) -> &metrics::Counter {
+        self.rows.get_or_init(|| metrics::counter!(ROWS))
+    }
+}

@@ -39,6 +39,20 @@ pub(crate) fn azure(p: &Predictions) -> Json {
     }
 }
 
+/// The bytes of [`azure`]'s answer; numbers per row (regression, binary classification) are
+/// written straight from the predictions, without a JSON value per row (the same text:
+/// serde_json writes a float and a float `Number` alike, and both non-finite as `null`).
+pub(crate) fn azure_bytes(p: &Predictions) -> Vec<u8> {
+    let written = match p {
+        Predictions::Regression { values } => serde_json::to_vec(&values.iter().collect::<Vec<_>>()),
+        Predictions::Classification { probabilities, .. } if probabilities.ncols() == 2 => {
+            serde_json::to_vec(&probabilities.column(1).iter().collect::<Vec<_>>())
+        }
+        Predictions::Classification { .. } => serde_json::to_vec(&azure(p)),
+    };
+    written.unwrap_or_default()
+}
+
 /// MLflow's `{"predictions": [...]}`: the predicted values for regression; for
 /// classification one record per row with the columns of the model's MLflow output signature
 /// (`label`, `probability_<label>`...).

@@ -190,6 +190,7 @@ pub(crate) struct Inner {
     pub(crate) keys: crate::keys::KeyRing,
     pub(crate) payload: Option<PayloadLogger>,
     pub(crate) started: Instant,
+    pub(crate) metrics: crate::metrics::RequestMetrics,
 }
 
 impl AppState {
@@ -242,6 +243,7 @@ impl AppState {
                 config,
                 payload,
                 started: Instant::now(),
+                metrics: crate::metrics::RequestMetrics::default(),
             }),
         })
     }

@@ -94,7 +94,8 @@ pub struct Args {
     /// Largest request body in bytes (413 beyond it).
     #[arg(long, default_value_t = 100 * 1024 * 1024)]
     max_body_bytes: usize,
-    /// Worker threads [default: one per core].
+    /// Worker threads [default: one per core this process may use]; with one, everything runs
+    /// on the main thread (a current-thread runtime).
     #[arg(long)]
     workers: Option<usize>,
     /// Send metrics, events and request spans to this OpenTelemetry collector over OTLP/HTTP
@@ -326,10 +327,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..ServeConfig::default()
     };
     config.check()?;
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(w) = args.workers {
-        runtime.worker_threads(w.max(1));
-    }
+    // One worker: a current-thread runtime, where accepting, reading, scoring and writing all
+    // happen on the one thread, with no hand-over between threads (a server pinned to one core
+    // answers more requests that way, see the README's serving section). The cores this
+    // process may use count (taskset, cgroup limits), not the machine's.
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
     let runtime = runtime
         .enable_all()
         .build()
