@@ -71,6 +71,11 @@ enum Stage {
 /// back when its finish failed, so that the next `flush` finishes it again.
 type Closing = tokio::task::JoinHandle<std::result::Result<(), (Part, Error)>>;
 
+/// The write buffer of a part file: each write of the file is a hand-off to Tokio's blocking
+/// pool, so several batches' lines are gathered first (a batch of 512 typical events makes an
+/// inputs line of about 128 KiB).
+const WRITE_BUFFER: usize = 1 << 20;
+
 /// Rotated parts finished in the background at once, at most: a rotation waits for the oldest
 /// beyond this (only when the disk cannot keep up with the fsyncs).
 const MAX_CLOSING: usize = 4;
@@ -162,7 +167,7 @@ impl JsonlSink {
                     done: dir.join(&name),
                     dir,
                     tmp,
-                    writer: BufWriter::with_capacity(1 << 16, file),
+                    writer: BufWriter::with_capacity(WRITE_BUFFER, file),
                     bytes: 0,
                     stage: Stage::Open,
                 },
