@@ -31,6 +31,54 @@ pub enum UnseenPolicy {
 pub struct Vocabulary {
     values: Arc<[String]>,
     index: Arc<HashMap<String, u32>>,
+    /// The codes of the categories written as integers, for integer cells.
+    ints: Arc<IntCodes>,
+}
+
+/// The codes of a vocabulary's categories that are the canonical text of an integer (`"0"`,
+/// `"-2"`; not `"01"` or `"+1"`), in a table over their range when the range is small: an
+/// integer cell finds its code without being written out as text.
+#[derive(Clone, Debug, Default)]
+struct IntCodes {
+    /// The lowest such category.
+    min: i64,
+    /// Per integer from `min` on: its code, or [`IntCodes::NONE`]. Empty when the vocabulary
+    /// has no integer categories or their range is too wide for a table.
+    codes: Vec<u32>,
+}
+
+impl IntCodes {
+    const NONE: u32 = u32::MAX;
+    /// The widest range given a table (4 KiB of codes).
+    const MAX_RANGE: i64 = 1024;
+
+    fn new(values: &[String]) -> IntCodes {
+        let ints: Vec<(i64, u32)> = values
+            .iter()
+            .enumerate()
+            .filter_map(|(code, v)| {
+                let i = v.parse::<i64>().ok()?;
+                (i.to_string() == *v).then_some((i, code as u32))
+            })
+            .collect();
+        let (Some(min), Some(max)) = (
+            ints.iter().map(|&(i, _)| i).min(),
+            ints.iter().map(|&(i, _)| i).max(),
+        ) else {
+            return IntCodes::default();
+        };
+        if max
+            .checked_sub(min)
+            .is_none_or(|range| range >= IntCodes::MAX_RANGE)
+        {
+            return IntCodes::default();
+        }
+        let mut codes = vec![IntCodes::NONE; (max - min) as usize + 1];
+        for (i, code) in ints {
+            codes[(i - min) as usize] = code;
+        }
+        IntCodes { min, codes }
+    }
 }
 
 impl Vocabulary {
@@ -58,6 +106,7 @@ impl Vocabulary {
             }
         }
         Ok(Vocabulary {
+            ints: Arc::new(IntCodes::new(&values)),
             values: values.into(),
             index: Arc::new(index),
         })
@@ -86,6 +135,16 @@ impl Vocabulary {
             return self.values.iter().position(|v| v == value).map(|i| i as u32);
         }
         self.index.get(value).copied()
+    }
+
+    /// The code of the integer `value` when its text (`value.to_string()`) is a category and
+    /// the vocabulary's integer categories span a range small enough for a table; `None`
+    /// otherwise, and then [`Vocabulary::code`] of the text decides. Found without writing the
+    /// text: integer cells of categorical fields are common (codes, flags, months).
+    pub(crate) fn code_of_int(&self, value: i64) -> Option<u32> {
+        let ints = &self.ints;
+        let at = usize::try_from(value.checked_sub(ints.min)?).ok()?;
+        ints.codes.get(at).copied().filter(|&c| c != IntCodes::NONE)
     }
 
     /// The category for `code`, if in range.
@@ -448,6 +507,35 @@ impl Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_codes_agree_with_the_text_lookup() {
+        let cases: [&[&str]; 5] = [
+            &["-2", "-1", "0", "1", "2", "3", "8"],
+            &["01", "+1", "1", "a", "1.0", " 2", "-0"],
+            &["1", "5000"],
+            &["a", "b"],
+            &["9223372036854775807", "-9223372036854775808"],
+        ];
+        for values in cases {
+            let v = Vocabulary::new(values.iter().copied()).unwrap();
+            for i in (-20..20).chain([5000, 1023, i64::MAX, i64::MIN]) {
+                if let Some(code) = v.code_of_int(i) {
+                    assert_eq!(v.code(&i.to_string()), Some(code), "{values:?}: {i}");
+                }
+            }
+            // Every integer category is found through the table when it has one.
+            let found = (-20..20).filter(|&i| v.code_of_int(i).is_some()).count();
+            let expected = if values.len() == 7 && values[0] == "-2" {
+                7
+            } else if values[0] == "01" {
+                1
+            } else {
+                0
+            };
+            assert_eq!(found, expected, "{values:?}");
+        }
+    }
 
     fn sample() -> Schema {
         Schema::new(vec![

@@ -344,7 +344,13 @@ impl ColumnBuilder {
                         (s, s.parse::<f64>().ok())
                     }
                     CellRef::Str(s) => (s, None),
-                    CellRef::Int(i) => (int_text(i, &mut digits), None),
+                    CellRef::Int(i) => {
+                        if let Some(c) = vocabulary.code_of_int(i) {
+                            v.push(c);
+                            return Ok(Converted::Present);
+                        }
+                        (int_text(i, &mut digits), None)
+                    }
                     CellRef::Float(x) => {
                         text = canonical_number(x);
                         (&text, None)

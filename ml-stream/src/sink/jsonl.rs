@@ -52,7 +52,33 @@ struct Part {
     done: PathBuf,
     writer: BufWriter<tokio::fs::File>,
     bytes: u64,
+    /// How far [`finish`] got, so that a finish that failed is resumed where it stopped.
+    stage: Stage,
 }
+
+/// The steps of finishing a part file, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    /// Being written.
+    Open,
+    /// Flushed and fsynced under its hidden name.
+    Synced,
+    /// Renamed to its final name (its directory not yet fsynced).
+    Renamed,
+}
+
+/// A part file being finished by a background task (a rotated part): the task gives the part
+/// back when its finish failed, so that the next `flush` finishes it again.
+type Closing = tokio::task::JoinHandle<std::result::Result<(), (Part, Error)>>;
+
+/// The write buffer of a part file: each write of the file is a hand-off to Tokio's blocking
+/// pool, so several batches' lines are gathered first (a batch of 512 typical events makes an
+/// inputs line of about 128 KiB).
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Rotated parts finished in the background at once, at most: a rotation waits for the oldest
+/// beyond this (only when the disk cannot keep up with the fsyncs).
+const MAX_CLOSING: usize = 4;
 
 /// Writes inference records as Azure ML data-collection lines:
 /// `{root}/{endpoint}/{deployment}/{model_inputs|model_outputs}/{yyyy}/{MM}/{dd}/{HH}/{instance}-{seq}.jsonl`,
@@ -62,7 +88,11 @@ struct Part {
 /// Delivery: a part file is written under a hidden name (`.…jsonl.inprogress`) and renamed to its
 /// final name when it is finished — on `flush`, when it reaches `max_bytes`, or when the hour
 /// changes — after an fsync of the file and of its directory. A reader therefore never sees a
-/// half-written file, and everything before a `flush` survives a crash.
+/// half-written file, and everything before a `flush` survives a crash. A part that reaches
+/// `max_bytes` or an hour boundary is finished by a background task while writing goes on in a
+/// new part (an fsync of a large file would otherwise stall the stream); `flush` waits for those
+/// tasks, and a part whose finish failed is finished again by the next `flush`, which fails
+/// until it succeeds.
 #[derive(Debug)]
 pub struct JsonlSink {
     options: JsonlSinkOptions,
@@ -70,6 +100,10 @@ pub struct JsonlSink {
     seq: u64,
     /// A line being assembled, reused from batch to batch.
     line: Vec<u8>,
+    /// Rotated parts being finished in the background, oldest first.
+    closing: std::collections::VecDeque<Closing>,
+    /// Parts whose finish failed, to be finished by the next `flush`.
+    unfinished: Vec<Part>,
 }
 
 impl JsonlSink {
@@ -82,6 +116,8 @@ impl JsonlSink {
             parts: HashMap::new(),
             seq: 0,
             line: Vec::new(),
+            closing: std::collections::VecDeque::new(),
+            unfinished: Vec::new(),
         })
     }
 
@@ -102,8 +138,18 @@ impl JsonlSink {
             .parts
             .get(collection)
             .is_some_and(|p| p.dir != dir || p.bytes >= self.options.max_bytes);
-        if rotate && let Some(part) = self.parts.remove(collection) {
-            finish(part).await?;
+        if rotate && let Some(mut part) = self.parts.remove(collection) {
+            self.closing.push_back(tokio::spawn(async move {
+                match finish(&mut part).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err((part, e)),
+                }
+            }));
+            if self.closing.len() > MAX_CLOSING
+                && let Some(oldest) = self.closing.pop_front()
+            {
+                self.settle(oldest).await?;
+            }
         }
         if !self.parts.contains_key(collection) {
             tokio::fs::create_dir_all(&dir)
@@ -121,8 +167,9 @@ impl JsonlSink {
                     done: dir.join(&name),
                     dir,
                     tmp,
-                    writer: BufWriter::with_capacity(1 << 16, file),
+                    writer: BufWriter::with_capacity(WRITE_BUFFER, file),
                     bytes: 0,
+                    stage: Stage::Open,
                 },
             );
         }
@@ -141,21 +188,41 @@ impl JsonlSink {
         part.bytes += line.len() as u64 + 1;
         Ok(())
     }
+
+    /// Waits for a background finish; a part whose finish failed is kept for the next flush.
+    async fn settle(&mut self, closing: Closing) -> Result<()> {
+        match closing.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((part, e))) => {
+                self.unfinished.push(part);
+                Err(e)
+            }
+            Err(e) => Err(Error::Internal(format!("finishing a part file failed: {e}"))),
+        }
+    }
 }
 
-async fn finish(mut part: Part) -> Result<()> {
-    part.writer
-        .flush()
-        .await
-        .map_err(|e| Error::io("write", &part.tmp, e))?;
-    part.writer
-        .get_ref()
-        .sync_all()
-        .await
-        .map_err(|e| Error::io("sync", &part.tmp, e))?;
-    tokio::fs::rename(&part.tmp, &part.done)
-        .await
-        .map_err(|e| Error::io("rename", &part.done, e))?;
+/// Flushes, fsyncs and renames a part file, then fsyncs its directory, resuming after the
+/// steps an earlier call completed.
+async fn finish(part: &mut Part) -> Result<()> {
+    if part.stage < Stage::Synced {
+        part.writer
+            .flush()
+            .await
+            .map_err(|e| Error::io("write", &part.tmp, e))?;
+        part.writer
+            .get_ref()
+            .sync_all()
+            .await
+            .map_err(|e| Error::io("sync", &part.tmp, e))?;
+        part.stage = Stage::Synced;
+    }
+    if part.stage < Stage::Renamed {
+        tokio::fs::rename(&part.tmp, &part.done)
+            .await
+            .map_err(|e| Error::io("rename", &part.done, e))?;
+        part.stage = Stage::Renamed;
+    }
     // The rename is durable once the directory is synced.
     if let Ok(d) = tokio::fs::File::open(&part.dir).await {
         d.sync_all().await.map_err(|e| Error::io("sync", &part.dir, e))?;
@@ -208,13 +275,103 @@ impl InferenceSink for JsonlSink {
     }
 
     async fn flush(&mut self) -> Result<()> {
-        for (_, part) in self.parts.drain() {
-            finish(part).await?;
+        // Every part must be finished before the flush reports success; a part that fails
+        // stays in `unfinished`, so a retried flush finishes it instead of forgetting it.
+        let mut failure = None;
+        while let Some(closing) = self.closing.pop_front() {
+            if let Err(e) = self.settle(closing).await {
+                failure.get_or_insert(e);
+            }
         }
-        Ok(())
+        self.unfinished.extend(self.parts.drain().map(|(_, part)| part));
+        let mut parts = std::mem::take(&mut self.unfinished);
+        for mut part in parts.drain(..) {
+            if failure.is_some() {
+                self.unfinished.push(part);
+                continue;
+            }
+            if let Err(e) = finish(&mut part).await {
+                self.unfinished.push(part);
+                failure = Some(e);
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn describe(&self) -> String {
         format!("jsonl:{}", self.options.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traits::SourcePosition;
+
+    fn record(offset: u64) -> InferenceRecord {
+        let mut inputs = serde_json::Map::new();
+        inputs.insert("x".into(), serde_json::json!(offset));
+        let mut outputs = serde_json::Map::new();
+        outputs.insert("prediction".into(), serde_json::json!(0.5));
+        InferenceRecord {
+            correlation_id: format!("batch-{offset}"),
+            request_id: format!("batch-{offset}"),
+            timestamp_ms: 1_700_000_000_000,
+            event_timestamp_ms: None,
+            model_name: "m".into(),
+            model_version: "1".into(),
+            position: SourcePosition { partition: 0, offset },
+            inputs,
+            outputs,
+            latency_ms: 1.0,
+        }
+    }
+
+    /// Every file under `dir`, recursively.
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(files(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn rotated_parts_are_finished_in_the_background_and_all_complete_after_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = JsonlSinkOptions::new(dir.path());
+        // Each batch's line is longer than this: every batch rotates the part before it.
+        options.max_bytes = 100;
+        let mut sink = JsonlSink::new(options).unwrap();
+        for offset in 0..20 {
+            sink.write_batch(&[record(offset)]).await.unwrap();
+        }
+        sink.flush().await.unwrap();
+        let files = files(dir.path());
+        assert!(
+            files.iter().all(|f| f.extension().is_some_and(|e| e == "jsonl")),
+            "a part left unfinished: {files:?}"
+        );
+        // One part per batch and collection, each holding its batch's line.
+        assert_eq!(files.len(), 40);
+        let mut offsets = Vec::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            assert_eq!(text.lines().count(), 1, "{}", f.display());
+            let line: crate::datacollection::CollectedLine = serde_json::from_str(text.trim()).unwrap();
+            if line.ty.ends_with(MODEL_INPUTS) {
+                offsets.extend(line.positions.iter().map(|p| p.offset));
+            }
+        }
+        offsets.sort_unstable();
+        assert_eq!(offsets, (0..20).collect::<Vec<_>>());
     }
 }

@@ -57,11 +57,16 @@ pub struct FileSource {
     csv_header: Option<Vec<u8>>,
     exhausted: bool,
     identity: Option<FileIdentity>,
-    line: Vec<u8>,
+    /// The capacity given to the next line's buffer: the last line's length and a little.
+    line_hint: usize,
     /// The file's length when last looked at, and when that was (for [`StreamSource::lag`]).
     known_len: u64,
     looked_at: Option<Instant>,
 }
+
+/// The read buffer: each refill is a hand-off to Tokio's blocking pool, so it is large enough
+/// for a thousand-odd typical events.
+const READ_BUFFER: usize = 1 << 18;
 
 /// How often the file's length is looked up for the lag: a stat per batch would be wasted.
 const LAG_REFRESH: Duration = Duration::from_millis(200);
@@ -174,7 +179,7 @@ impl FileSource {
         let format = format_of(&path);
         let opened = open_at(&path, format, after_line)?;
         Ok(FileSource {
-            reader: BufReader::with_capacity(1 << 16, tokio::fs::File::from_std(opened.file)),
+            reader: BufReader::with_capacity(READ_BUFFER, tokio::fs::File::from_std(opened.file)),
             path,
             format,
             options,
@@ -182,7 +187,7 @@ impl FileSource {
             csv_header: opened.header,
             exhausted: false,
             identity: opened.identity,
-            line: Vec::with_capacity(256),
+            line_hint: 256,
             known_len: 0,
             looked_at: None,
         })
@@ -198,15 +203,15 @@ impl FileSource {
 
     fn reopen(&mut self) -> Result<()> {
         let opened = open_at(&self.path, self.format, None)?;
-        self.reader = BufReader::with_capacity(1 << 16, tokio::fs::File::from_std(opened.file));
+        self.reader = BufReader::with_capacity(READ_BUFFER, tokio::fs::File::from_std(opened.file));
         self.position = opened.position;
         self.csv_header = opened.header;
         self.identity = opened.identity;
         Ok(())
     }
 
-    fn event(&self, line: &[u8], offset: u64) -> Event {
-        let mut event = Event::new(line.to_vec(), 0, offset);
+    fn event(&self, line: Vec<u8>, offset: u64) -> Event {
+        let mut event = Event::new(line, 0, offset);
         if let Some(h) = &self.csv_header {
             event.headers.push((CONTENT_TYPE.into(), b"text/csv".to_vec()));
             event.headers.push((CSV_HEADER.into(), h.clone()));
@@ -251,13 +256,15 @@ impl StreamSource for FileSource {
     async fn next_batch(&mut self, max: usize, deadline: Instant) -> Result<Vec<Event>> {
         let mut events = Vec::with_capacity(max.min(4096));
         while events.len() < max {
-            self.line.clear();
+            // Read straight into the event's own buffer (sized by the last line), so the line is
+            // copied once.
+            let mut line = Vec::with_capacity(self.line_hint);
             let n = self
                 .reader
-                .read_until(b'\n', &mut self.line)
+                .read_until(b'\n', &mut line)
                 .await
                 .map_err(|e| Error::io("read", &self.path, e))?;
-            let complete = self.line.last() == Some(&b'\n');
+            let complete = line.last() == Some(&b'\n');
             if n == 0 || (!complete && self.options.follow) {
                 // End of the data written so far. A partial last line in follow mode is
                 // re-read once the writer finishes it.
@@ -284,12 +291,11 @@ impl StreamSource for FileSource {
             }
             let offset = self.position;
             self.position += n as u64;
-            let mut line = std::mem::take(&mut self.line);
+            self.line_hint = line.len().clamp(64, 1 << 16) + 16;
             trim_newline(&mut line);
             if !line.iter().all(u8::is_ascii_whitespace) {
-                events.push(self.event(&line, offset));
+                events.push(self.event(line, offset));
             }
-            self.line = line;
         }
         if self.looked_at.is_none_or(|t| t.elapsed() >= LAG_REFRESH) {
             // A stat is a few microseconds: cheap enough to do inline every LAG_REFRESH.
