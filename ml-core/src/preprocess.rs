@@ -885,4 +885,47 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_block_over_reused_scratch_holds_the_rows_transform_gives() {
+        // The block's scratch is reused between predictions: the one-hot slots of the rows in
+        // the block must be cleared even though the rest of the block is left as it was.
+        let schema = Schema::new(vec![
+            Field::new("x", DataType::Float),
+            Field::new("c", DataType::categorical(["a", "b", "c"]).unwrap()).nullable(),
+        ])
+        .unwrap();
+        let rows = vec![
+            vec![Value::from(1.0), Value::from("b")],
+            vec![Value::from(2.0), Value::Null],
+            vec![Value::from(4.0), Value::from("a")],
+        ];
+        let frame = Frame::from_rows(schema.clone(), &rows).unwrap();
+        let p = Preprocessor::fit(&frame, PreprocessOptions::default()).unwrap();
+        let expected = p.transform(&schema, &frame).unwrap();
+        let index = check_frame_schema(&schema, &frame).unwrap();
+        let stride = 8;
+        let mut block = vec![7.0; stride * p.n_outputs()];
+        p.transform_block(&frame, &index, 0..3, &mut block, stride)
+            .unwrap();
+        for r in 0..3 {
+            for f in 0..p.n_outputs() {
+                assert_eq!(block[f * stride + r], expected[[r, f]], "row {r}, output {f}");
+            }
+        }
+        // Rows 1..3 alone land at the block's start.
+        let mut block = vec![7.0; stride * p.n_outputs()];
+        p.transform_block(&frame, &index, 1..3, &mut block, stride)
+            .unwrap();
+        for r in 0..2 {
+            for f in 0..p.n_outputs() {
+                assert_eq!(
+                    block[f * stride + r],
+                    expected[[r + 1, f]],
+                    "row {}, output {f}",
+                    r + 1
+                );
+            }
+        }
+    }
 }

@@ -357,7 +357,7 @@ pub(crate) fn names(schema: &Schema) -> String {
     schema.names().collect::<Vec<_>>().join(", ")
 }
 
-/// Bodies up to this size may take the fast path of [`azure_records`]; a larger body that
+/// Bodies up to this size may take the fast path of `azure_records`; a larger body that
 /// the fast path gives up on would be parsed twice.
 const FAST_PATH_BYTES: usize = 64 * 1024;
 
@@ -379,7 +379,7 @@ pub(crate) fn azure_records(body: &[u8], schema: &Arc<Schema>) -> Option<Frame> 
     Frame::from_json_arrays(&rows, schema.clone(), &options()).ok()
 }
 
-/// The visitors of [`azure_records`]. Every refusal is an error whose text is never shown:
+/// The visitors of `azure_records`. Every refusal is an error whose text is never shown:
 /// it only sends the request down the general path.
 mod fast {
     use std::fmt;
