@@ -235,6 +235,38 @@ impl ColumnBuilder {
         at: Position,
         errors: &mut ValidationErrors,
     ) {
+        // The usual cells first, without building a result: a number of the column's own
+        // kind, an integer for a float column, an integer category. The same values as
+        // `convert` gives them.
+        let present = match (&mut self.data, cell) {
+            (Buffer::Int(v), CellRef::Int(i)) => {
+                v.push(i);
+                true
+            }
+            (Buffer::Float(v), CellRef::Float(x)) if x.is_finite() => {
+                v.push(x);
+                true
+            }
+            (Buffer::Float(v), CellRef::Int(i)) => {
+                v.push(i as f64);
+                true
+            }
+            (Buffer::Categorical(v), CellRef::Int(i)) => match &field.dtype {
+                DataType::Categorical { vocabulary, .. } => match vocabulary.code_of_int(i) {
+                    Some(c) => {
+                        v.push(c);
+                        true
+                    }
+                    None => false,
+                },
+                _ => false,
+            },
+            _ => false,
+        };
+        if present {
+            self.nulls.push(false);
+            return;
+        }
         match self.convert(field, cell) {
             Ok(Converted::Present) => self.nulls.push(false),
             Ok(Converted::Null) => {
