@@ -272,6 +272,13 @@ impl AppState {
         self.inner.deployments.list[0].model()
     }
 
+    /// Scoring requests being served now: those holding one of the
+    /// `max_concurrent_requests` permits (decoding, waiting for a batch or being scored). What
+    /// a drain waits on, and what the adaptive batcher compares its batch with.
+    pub fn scoring_in_flight(&self) -> usize {
+        self.inner.config.max_concurrent_requests - self.inner.permits.available_permits()
+    }
+
     /// True once every deployment has a model.
     pub fn is_ready(&self) -> bool {
         self.inner.deployments.list.iter().all(|d| d.model().is_some())

@@ -115,6 +115,51 @@ pub fn records(csv: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Holds every call in `predict` while closed (the test decides when scoring may go on);
+/// counts its calls.
+#[derive(Debug)]
+pub struct Gated {
+    model: Arc<dyn Model>,
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+    pub entered: AtomicUsize,
+}
+
+impl Gated {
+    /// An open gate around `model`.
+    pub fn wrap(model: Arc<dyn Model>) -> Arc<Gated> {
+        Arc::new(Gated {
+            model,
+            open: std::sync::Mutex::new(true),
+            opened: std::sync::Condvar::new(),
+            entered: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn set_open(&self, open: bool) {
+        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = open;
+        self.opened.notify_all();
+    }
+}
+
+impl Model for Gated {
+    fn schema(&self) -> &Schema {
+        self.model.schema()
+    }
+    fn output(&self) -> &OutputSpec {
+        self.model.output()
+    }
+    fn predict(&self, frame: &Frame) -> ml_core::Result<Predictions> {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        while !*open {
+            open = self.opened.wait(open).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(open);
+        self.model.predict(frame)
+    }
+}
+
 /// Sleeps before predicting (a model slower than the scoring timeout); counts its calls.
 #[derive(Debug)]
 pub struct Slow(pub Arc<dyn Model>, pub Duration, pub Arc<AtomicUsize>);
