@@ -46,9 +46,9 @@ def sizes(quick: bool) -> dict:
     return {
         "score_seconds": 0.2 if quick else 1.5,
         "score_rows": 20_000 if quick else 100_000,
-        "train_rows": 5_000 if quick else 100_000,
-        "http_seconds": 3 if quick else 10,
-        "stream_events": 100_000 if quick else 1_000_000,
+        "train_rows": 3_000 if quick else 100_000,
+        "http_seconds": 2 if quick else 10,
+        "stream_events": 50_000 if quick else 1_000_000,
         # The mock broker shares the cores with the producer and checker: 1M events (the issue's
         # acceptance size) runs in `cargo bench ... kafka_throughput` by hand.
         "kafka_events": 60_000 if quick else 240_000,
