@@ -44,7 +44,7 @@ def log(msg: str) -> None:
 
 def sizes(quick: bool) -> dict:
     return {
-        "score_seconds": 0.2 if quick else 1.5,
+        "score_seconds": 0.1 if quick else 1.5,
         "score_rows": 20_000 if quick else 100_000,
         "train_rows": 3_000 if quick else 100_000,
         "http_seconds": 2 if quick else 10,
