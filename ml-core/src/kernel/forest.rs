@@ -32,6 +32,7 @@
 //! the data. The block is bounds-checked once per call (the highest offset any split reads);
 //! the walks then read it unchecked.
 
+use super::simd::Level;
 use super::{BLOCK_ROWS, FeatureMajor};
 use crate::estimator::tree::{LEAF, TreeEnsemble};
 
@@ -44,6 +45,10 @@ pub const LANES: usize = 16;
 /// [`LANES`]). Consecutive trees are grouped by this many, and the perfect trees of a group
 /// are padded to the group's deepest, so that a group walks in lockstep.
 pub const TREE_LANES: usize = 8;
+
+/// Levels at the top of a perfect tree that the AVX2 batch walk decides with vector compares
+/// (the 7 nodes of levels 0 to 2) before walking the rest row by row.
+pub const SIMD_LEVELS: usize = 3;
 
 /// Trees at most this deep are padded to perfect trees; a depth-12 tree pads to 4096 node
 /// slots (48 KiB) plus its leaf values.
@@ -325,7 +330,9 @@ impl FlatForest {
     /// Adds the sum of the trees' leaf values for each row of the block `x` to `out`
     /// (`x.n × n_outputs`, row-major) and scales it by the forest's scale; `out` must hold
     /// zeros on entry. The caller checked that `x` has `n_features` features.
-    pub(crate) fn predict_into(&self, x: &FeatureMajor<'_>, out: &mut [f64]) {
+    /// `level` says whether the AVX2 walk of [`FlatForest::perfect_rows_avx2`] may run; both walks
+    /// reach the same leaves, so the result does not depend on it.
+    pub(crate) fn predict_into(&self, level: Level, x: &FeatureMajor<'_>, out: &mut [f64]) {
         let n = x.n;
         if n == 0 {
             return;
@@ -341,9 +348,9 @@ impl FlatForest {
             out.len()
         );
         match self.n_outputs {
-            1 => self.predict_k::<1>(x.data, n, out),
-            2 => self.predict_k::<2>(x.data, n, out),
-            _ => self.predict_k::<0>(x.data, n, out),
+            1 => self.predict_k::<1>(level, x.data, n, out),
+            2 => self.predict_k::<2>(level, x.data, n, out),
+            _ => self.predict_k::<0>(level, x.data, n, out),
         }
         out[..n * self.n_outputs]
             .iter_mut()
@@ -353,12 +360,24 @@ impl FlatForest {
     /// `K` is the number of outputs known at compile time (0: `self.n_outputs` at run time).
     /// Requires the check in [`FlatForest::predict_into`].
     #[inline(always)]
-    fn predict_k<const K: usize>(&self, x: &[f64], n: usize, out: &mut [f64]) {
+    fn predict_k<const K: usize>(&self, level: Level, x: &[f64], n: usize, out: &mut [f64]) {
         let full = n - n % LANES;
         if full > 0 {
             // Blocks of LANES rows go through one tree after another, so each tree is read
             // from L1 for the whole block... and per row, leaf values are added in tree order.
             for tree in &self.trees {
+                #[cfg(target_arch = "x86_64")]
+                if tree.perfect && tree.depth >= SIMD_LEVELS && level.avx2() {
+                    // SAFETY: a Level allowing AVX2 is only made after the CPU reported AVX2;
+                    // the tree is perfect and at least SIMD_LEVELS deep, and predict_into made
+                    // the check the walk relies on.
+                    unsafe {
+                        with_slots!(tree.depth, SLOTS => self.perfect_rows_avx2::<K, SLOTS>(tree, x, full, out),
+                            _ => unreachable!("perfect trees are at most MAX_PERFECT_DEPTH deep"))
+                    };
+                    continue;
+                }
+                let _ = level;
                 if tree.perfect {
                     with_slots!(tree.depth, SLOTS => self.perfect_rows::<K, SLOTS>(tree, x, full, out),
                         _ => unreachable!("perfect trees are at most MAX_PERFECT_DEPTH deep"))
@@ -440,6 +459,92 @@ impl FlatForest {
                 for c in 0..k {
                     // SAFETY: `leaf < SLOTS` (the walk ends in SLOTS..2 * SLOTS), so the value
                     // is inside `values`; row r0 + j < n and `out` holds n rows.
+                    unsafe {
+                        *out.get_unchecked_mut((r0 + j) * k + c) += *values.get_unchecked(leaf * k + c)
+                    };
+                }
+            }
+        }
+    }
+
+    /// [`FlatForest::perfect_rows`] with the first [`SIMD_LEVELS`] levels decided four rows at
+    /// a time in AVX2 registers. Those levels hold few nodes (1 + 2 + 4), so instead of a
+    /// chain of dependent loads per row, every one of those nodes is compared for four rows at
+    /// once (the rows' values for a feature are adjacent in the block, so one load reads them)
+    /// and each row's path is selected from the comparisons with blends. The same `x <= t`
+    /// comparisons decide (`_CMP_NLE_UQ` is `!(x <= t)`, true for NaN, as [`goes_right`]), so
+    /// every row reaches the same leaf; the deeper levels are walked as in `perfect_rows`.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2, the tree is perfect with `SLOTS = 2^depth` and depth ≥
+    /// [`SIMD_LEVELS`], and the check of [`FlatForest::predict_into`] was made.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn perfect_rows_avx2<const K: usize, const SLOTS: usize>(
+        &self,
+        tree: &TreeRef,
+        x: &[f64],
+        full: usize,
+        out: &mut [f64],
+    ) {
+        use std::arch::x86_64::*;
+        let k = if K == 0 { self.n_outputs } else { K };
+        let thr = &self.thresholds[tree.first_node..tree.first_node + SLOTS];
+        let off = &self.offsets[tree.first_node..tree.first_node + SLOTS];
+        let values = &self.values[tree.first_value..tree.first_value + SLOTS * k];
+        for r0 in (0..full).step_by(LANES) {
+            let xs = &x[r0..];
+            let mut pos = [0usize; LANES];
+            for (g, quad) in pos.chunks_exact_mut(4).enumerate() {
+                // Whether each of the four rows r0 + 4g.. goes right at node `i` (all ones) or
+                // left (zero).
+                let right = |i: usize| -> __m256d {
+                    // SAFETY: i < 8 <= SLOTS; offsets are at most max_offset and the rows
+                    // r0 + 4g + 0..4 < full <= n, and predict_into checked that max_offset + n
+                    // <= x.len(), so the four values are inside the block.
+                    unsafe {
+                        let o = *off.get_unchecked(i) as usize + 4 * g;
+                        let v = _mm256_loadu_pd(xs.as_ptr().add(o));
+                        _mm256_cmp_pd::<_CMP_NLE_UQ>(v, _mm256_set1_pd(*thr.get_unchecked(i)))
+                    }
+                };
+                let r0m = right(1);
+                let r1m = _mm256_blendv_pd(right(2), right(3), r0m);
+                let r2m = _mm256_blendv_pd(
+                    _mm256_blendv_pd(right(4), right(5), r1m),
+                    _mm256_blendv_pd(right(6), right(7), r1m),
+                    r0m,
+                );
+                // Heap position after three levels: 8 + 4 b0 + 2 b1 + b2, where a mask of all
+                // ones is -1 as an integer.
+                let (b0, b1, b2) = (
+                    _mm256_castpd_si256(r0m),
+                    _mm256_castpd_si256(r1m),
+                    _mm256_castpd_si256(r2m),
+                );
+                let p = _mm256_sub_epi64(
+                    _mm256_sub_epi64(
+                        _mm256_sub_epi64(_mm256_set1_epi64x(8), _mm256_slli_epi64::<2>(b0)),
+                        _mm256_slli_epi64::<1>(b1),
+                    ),
+                    b2,
+                );
+                // SAFETY: `quad` is 4 usize (64-bit on x86_64), 32 bytes.
+                unsafe { _mm256_storeu_si256(quad.as_mut_ptr().cast::<__m256i>(), p) };
+            }
+            for _ in SIMD_LEVELS..SLOTS.trailing_zeros() as usize {
+                for (j, p) in pos.iter_mut().enumerate() {
+                    // SAFETY: as in perfect_rows.
+                    let (t, o) = unsafe { (*thr.get_unchecked(*p), *off.get_unchecked(*p) as usize) };
+                    // SAFETY: as in perfect_rows.
+                    let v = unsafe { *xs.get_unchecked(o + j) };
+                    *p = 2 * *p + goes_right(v, t);
+                }
+            }
+            for (j, &p) in pos.iter().enumerate() {
+                let leaf = p - SLOTS;
+                for c in 0..k {
+                    // SAFETY: as in perfect_rows.
                     unsafe {
                         *out.get_unchecked_mut((r0 + j) * k + c) += *values.get_unchecked(leaf * k + c)
                     };
@@ -560,7 +665,7 @@ fn subtree_depth(e: &TreeEnsemble, node: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{BLOCK_ROWS, FeatureMajor, Kernel};
+    use crate::kernel::{BLOCK_ROWS, FeatureMajor, Kernel, Simd};
     use crate::rng::Rng;
     use ndarray::Array2;
 
@@ -695,14 +800,17 @@ mod tests {
                     let mut out = vec![0.0; n * k];
                     kernel.predict_matrix_into(rows.view(), &mut out, 1).unwrap();
                     assert_bits(&out, &want, &format!("{what}, row-major"));
-                    // Feature-major blocks (the frame path), the unused rows holding NaN.
+                    // Feature-major blocks (the frame path), the unused rows holding NaN, with
+                    // every instruction set this CPU has.
                     let mut block = vec![f64::NAN; e.n_features * BLOCK_ROWS];
                     for ((r, f), v) in rows.indexed_iter() {
                         block[f * BLOCK_ROWS + r] = *v;
                     }
-                    let mut out = vec![0.0; n * k];
-                    flat.predict_into(&FeatureMajor { data: &block, n }, &mut out);
-                    assert_bits(&out, &want, &format!("{what}, feature-major"));
+                    for simd in Simd::available() {
+                        let mut out = vec![0.0; n * k];
+                        flat.predict_into(simd.level(), &FeatureMajor { data: &block, n }, &mut out);
+                        assert_bits(&out, &want, &format!("{what}, feature-major, {simd:?}"));
+                    }
                 }
             }
         }

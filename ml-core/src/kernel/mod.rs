@@ -170,7 +170,7 @@ impl Kernel {
         match self {
             Kernel::Forest(f) => {
                 out.fill(0.0);
-                f.predict_into(x, out)
+                f.predict_into(level, x, out)
             }
             Kernel::Linear(l) => l.predict_into(level, x, scratch, out),
         }
@@ -225,6 +225,7 @@ impl Kernel {
                         let o = &mut out[(start - rows.start) * k..(end - rows.start) * k];
                         o.fill(0.0);
                         forest.predict_into(
+                            level,
                             &FeatureMajor {
                                 data: xb,
                                 n: end - start,

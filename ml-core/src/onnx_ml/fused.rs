@@ -67,7 +67,7 @@ impl Fused {
     ) -> Result<Predictions> {
         match self {
             Fused::Linear(l) => l.predict(frame, idx, labels, level),
-            Fused::Trees(t) => t.predict(frame, idx, labels),
+            Fused::Trees(t) => t.predict(frame, idx, labels, level),
         }
     }
 }
@@ -106,6 +106,7 @@ impl FusedTrees {
         frame: &Frame,
         idx: &[usize],
         labels: Option<&Arc<[String]>>,
+        level: Level,
     ) -> Result<Predictions> {
         let n = frame.n_rows();
         let trees = &self.trees;
@@ -144,7 +145,7 @@ impl FusedTrees {
                 }
                 let raw = &mut raw[..m * k];
                 raw.fill(0.0);
-                forest.predict_into(&FeatureMajor::new(xb, m), raw);
+                forest.predict_into(level, &FeatureMajor::new(xb, m), raw);
                 let o = &mut slice[start * k..end * k];
                 if classifier {
                     for (raw, o) in raw.chunks_exact(k).zip(o.chunks_exact_mut(k)) {
