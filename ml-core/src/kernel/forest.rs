@@ -74,9 +74,9 @@ pub struct FlatForest {
     n_features: usize,
     n_outputs: usize,
     trees: Vec<TreeRef>,
-    /// Per group of [`TREE_LANES`] consecutive trees: the common depth when the group is full
-    /// and every tree in it perfect (padded to that depth and stored one after the other), for
-    /// the lockstep walk.
+    /// Per group of [`TREE_LANES`] consecutive trees (the last one may hold fewer): the common
+    /// depth when every tree in it is perfect (padded to that depth and stored one after the
+    /// other), for the lockstep walk.
     group_depth: Vec<Option<usize>>,
     /// The largest feature offset any node reads (0 for a forest of leaves): the kernels check
     /// once per call that it is inside the block for the block's last row.
@@ -199,7 +199,7 @@ impl FlatForest {
             let deepest = depths.iter().copied().max().unwrap_or(0);
             // A full group of trees that all fit the perfect layout is padded to one depth
             // and walked in lockstep; padding only repeats leaves, so no prediction changes.
-            let lockstep = roots.len() == TREE_LANES && deepest <= max_perfect_depth;
+            let lockstep = deepest <= max_perfect_depth;
             flat.group_depth.push(lockstep.then_some(deepest));
             for (&root, &depth) in roots.iter().zip(depths) {
                 if lockstep {
@@ -389,20 +389,73 @@ impl FlatForest {
         // The remaining rows (all of them for a block under LANES rows) go through
         // TREE_LANES trees at a time; leaf values are still added in tree order.
         for r in full..n {
-            for (group, depth) in self.trees.chunks(TREE_LANES).zip(&self.group_depth) {
-                let leaves = match depth {
-                    Some(d) => {
-                        with_slots!(*d, SLOTS => self.walk_perfect_trees::<SLOTS>(group, x, r),
-                        _ => self.walk_trees(group, x, r))
+            let at = r * self.n_outputs;
+            if K > 0 {
+                // The row's sums stay in registers while the trees are walked (the same
+                // additions in the same order as into `out`, whose row holds zeros).
+                let mut sum = [0.0f64; K];
+                for (group, depth) in self.trees.chunks(TREE_LANES).zip(&self.group_depth) {
+                    let leaves = self.walk_group(group, *depth, x, r);
+                    for (tree, &leaf) in group.iter().zip(&leaves) {
+                        // SAFETY: `leaf` is a leaf the walk of `tree` returned.
+                        let v = unsafe { self.leaf_values::<K>(tree, leaf) };
+                        for c in 0..K {
+                            sum[c] += v[c];
+                        }
                     }
-                    None => self.walk_trees(group, x, r),
-                };
-                for (tree, &leaf) in group.iter().zip(&leaves) {
-                    // SAFETY: r < n, and `out` holds n rows (checked in predict_into).
-                    unsafe { self.add_leaf::<K>(tree, leaf, out, r * self.n_outputs) };
+                }
+                for (c, s) in sum.iter().enumerate() {
+                    out[at + c] += s;
+                }
+            } else {
+                for (group, depth) in self.trees.chunks(TREE_LANES).zip(&self.group_depth) {
+                    let leaves = self.walk_group(group, *depth, x, r);
+                    for (tree, &leaf) in group.iter().zip(&leaves) {
+                        // SAFETY: r < n, and `out` holds n rows (checked in predict_into).
+                        unsafe { self.add_leaf::<K>(tree, leaf, out, at) };
+                    }
                 }
             }
         }
+    }
+
+    /// The leaves row `r` of the block `x` reaches in the trees of `group` (lockstep when the
+    /// group has a common perfect depth). Requires the check in [`FlatForest::predict_into`].
+    #[inline(always)]
+    fn walk_group(&self, group: &[TreeRef], depth: Option<usize>, x: &[f64], r: usize) -> [usize; TREE_LANES] {
+        match depth {
+            Some(d) if group.len() == TREE_LANES => {
+                with_slots!(d, SLOTS => self.walk_perfect_trees::<SLOTS, TREE_LANES>(group, x, r),
+                _ => self.walk_trees(group, x, r))
+            }
+            // A last, shorter group: 1 to TREE_LANES - 1 trees.
+            Some(d) => with_slots!(d, SLOTS => match group.len() {
+                    1 => self.walk_perfect_trees::<SLOTS, 1>(group, x, r),
+                    2 => self.walk_perfect_trees::<SLOTS, 2>(group, x, r),
+                    3 => self.walk_perfect_trees::<SLOTS, 3>(group, x, r),
+                    4 => self.walk_perfect_trees::<SLOTS, 4>(group, x, r),
+                    5 => self.walk_perfect_trees::<SLOTS, 5>(group, x, r),
+                    6 => self.walk_perfect_trees::<SLOTS, 6>(group, x, r),
+                    _ => self.walk_perfect_trees::<SLOTS, 7>(group, x, r),
+                },
+                _ => self.walk_trees(group, x, r)),
+            None => self.walk_trees(group, x, r),
+        }
+    }
+
+    /// The `K` values of `leaf` (as in [`FlatForest::add_leaf`]).
+    ///
+    /// # Safety
+    /// `leaf` is a leaf a walk of `tree` returned, and `K == self.n_outputs`.
+    #[inline(always)]
+    unsafe fn leaf_values<const K: usize>(&self, tree: &TreeRef, leaf: usize) -> [f64; K] {
+        let off = if tree.perfect {
+            tree.first_value + leaf * K
+        } else {
+            self.leaf_value[leaf] as usize
+        };
+        // SAFETY: as in add_leaf.
+        std::array::from_fn(|c| unsafe { *self.values.get_unchecked(off + c) })
     }
 
     /// Adds the values of `leaf` (perfect trees: bottom slot index; linked trees: node index)
@@ -574,33 +627,38 @@ impl FlatForest {
         }
     }
 
-    /// The leaf that row `r` of the block `x` reaches in each tree of `group`: TREE_LANES
-    /// perfect trees of depth `log2(SLOTS)`, stored one after the other, walked in lockstep.
+    /// The leaf that row `r` of the block `x` reaches in each tree of `group` (the first `N`
+    /// entries): `N` perfect trees of depth `log2(SLOTS)`, stored one after the other, walked in
+    /// lockstep.
     /// Requires the check in [`FlatForest::predict_into`] and `r < n`.
     #[inline(always)]
-    fn walk_perfect_trees<const SLOTS: usize>(
+    fn walk_perfect_trees<const SLOTS: usize, const N: usize>(
         &self,
         group: &[TreeRef],
         x: &[f64],
         r: usize,
     ) -> [usize; TREE_LANES] {
         let first = group.first().map_or(0, |t| t.first_node);
-        let thr = &self.thresholds[first..first + TREE_LANES * SLOTS];
-        let off = &self.offsets[first..first + TREE_LANES * SLOTS];
+        let thr = &self.thresholds[first..first + N * SLOTS];
+        let off = &self.offsets[first..first + N * SLOTS];
         let xs = &x[r..];
-        let mut pos = [1usize; TREE_LANES];
+        let mut pos = [1usize; N];
         for _ in 0..SLOTS.trailing_zeros() {
             for (t, p) in pos.iter_mut().enumerate() {
                 let i = t * SLOTS + *p;
                 // SAFETY: `*p < SLOTS` during the walk (as in perfect_rows), so `i` lies in
-                // tree t's slots of the group's TREE_LANES * SLOTS.
+                // tree t's slots of the group's N * SLOTS.
                 let (th, o) = unsafe { (*thr.get_unchecked(i), *off.get_unchecked(i) as usize) };
                 // SAFETY: o <= max_offset and r < n (as in perfect_rows).
                 let v = unsafe { *xs.get_unchecked(o) };
                 *p = 2 * *p + goes_right(v, th);
             }
         }
-        pos.map(|p| p - SLOTS)
+        let mut leaves = [0usize; TREE_LANES];
+        for (leaf, p) in leaves.iter_mut().zip(pos) {
+            *leaf = p - SLOTS;
+        }
+        leaves
     }
 
     /// The leaf that row `r` of the block `x` reaches in each tree of `group` (at most
