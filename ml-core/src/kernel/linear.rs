@@ -234,6 +234,38 @@ dispatch! {
     fn axpy_centered => axpy_centered_body(z: &mut [f64], x: &[f64], w: f64, center: f64);
 }
 
+dispatch! {
+    /// `z[r] = z[r] + w * (x[r] - center)` for every row `r` of `z` and every `(x, w, center)` of
+    /// `columns` in order: the same operations in the same order per row as calling
+    /// [`axpy_centered`] once per column, but with a group of rows' scores held in registers
+    /// through all the columns instead of stored and loaded again per column.
+    fn axpy_centered_columns => axpy_centered_columns_body(z: &mut [f64], columns: &[(&[f64], f64, f64)]);
+}
+
+#[inline(always)]
+fn axpy_centered_columns_body(z: &mut [f64], columns: &[(&[f64], f64, f64)]) {
+    /// Rows whose scores stay in registers: eight AVX2 registers.
+    const GROUP: usize = 32;
+    let n = columns.iter().fold(z.len(), |n, (x, _, _)| n.min(x.len()));
+    let whole = n - n % GROUP;
+    for r0 in (0..whole).step_by(GROUP) {
+        let mut acc = [0.0; GROUP];
+        acc.copy_from_slice(&z[r0..r0 + GROUP]);
+        for &(x, w, center) in columns {
+            let x = &x[r0..r0 + GROUP];
+            for i in 0..GROUP {
+                acc[i] += w * (x[i] - center);
+            }
+        }
+        z[r0..r0 + GROUP].copy_from_slice(&acc);
+    }
+    for (r, zr) in z.iter_mut().enumerate().take(n).skip(whole) {
+        for &(x, w, center) in columns {
+            *zr += w * (x[r] - center);
+        }
+    }
+}
+
 /// Copies the rows of a row-major matrix (`data`, `d` values per row, at most [`BLOCK_ROWS`]
 /// rows) from row `first` on down the columns of the feature-major block `xb`
 /// (`d × BLOCK_ROWS`).

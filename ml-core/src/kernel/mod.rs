@@ -35,7 +35,7 @@ use rayon::prelude::*;
 
 pub use self::forest::{FlatForest, LANES, MAX_PERFECT_DEPTH, TREE_LANES};
 pub use self::linear::LinearKernel;
-pub(crate) use self::linear::axpy_centered;
+pub(crate) use self::linear::{axpy_centered, axpy_centered_columns};
 // The ONNX linear operators build kernels from score rows with a link of their own.
 #[cfg(feature = "onnx-native")]
 pub(crate) use self::linear::Link;
