@@ -101,6 +101,71 @@ def run_json(cmd: list[str], env: dict | None = None, memory: bool = False) -> d
     return out
 
 
+class Worker:
+    """A `peers.py serve` process: the Python side's measurements without an interpreter start
+    and the imports per run. One per group and side (`workers()`), closed with the group."""
+
+    def __init__(self, prefix: list[str], env: dict) -> None:
+        # stderr to a file: a pipe nobody reads would stall a worker that warns a lot.
+        self.err = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(prefix + [PY, PEERS, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.err, text=True, env=env)
+
+    def call(self, args: list[str]) -> dict:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(args) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.err.seek(0)
+            err = self.err.read()
+            raise RuntimeError(f"peers.py {' '.join(args[:2])}... : the worker exited ({self.proc.wait()}): {err.strip()[-600:]}")
+        out = json.loads(line)
+        if "error" in out:
+            raise RuntimeError(f"peers.py {' '.join(args[:2])}... failed: {out['error'][-600:]}")
+        return out
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+
+
+class Workers:
+    """The Python workers of one group, by name, started on first use and all closed on exit."""
+
+    def __init__(self, env: dict) -> None:
+        self.env, self.by_name = env, {}
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for w in self.by_name.values():
+            w.close()
+
+    def get(self, name: str, prefix: list[str]) -> Worker:
+        if name not in self.by_name:
+            self.by_name[name] = Worker(prefix, self.env)
+        return self.by_name[name]
+
+
+WORKERS: Workers | None = None
+
+
+def peer_call(prefix: list[str], args: list[str], worker: str = "") -> dict:
+    """One Python-side measurement (`peers.py ARGS`) in the current group's worker for
+    `prefix` (a CPU pinning, or none) and `worker` (a name, to keep sides apart)."""
+    assert WORKERS is not None, "peer_call outside a group"
+    return WORKERS.get(" ".join(prefix) + "/" + worker, prefix).call(args)
+
+
 def alternate(runs: int, sides: dict) -> dict:
     """Runs every side once per round, in order (A B C A B C ...); returns each side's results."""
     results: dict = {name: [] for name in sides}
@@ -274,8 +339,8 @@ def scoring(t: Table, cfg: dict, exe: str, env: dict, m: dict, runs: int) -> Non
         res = alternate(runs, {
             "native": lambda: run_json(core + [exe, "score", mm["onnx"], "native", m["data"], str(COLS), batches, sec], env),
             "ort": lambda: run_json(core + [exe, "score", mm["onnx"], "runtime", m["data"], str(COLS), batches, sec], env),
-            "onnxruntime": lambda: run_json(core + [PY, PEERS, "score", "onnxruntime", mm["onnx"], m["data"], str(COLS), batches, sec], env),
-            "sklearn": lambda: run_json(core + [PY, PEERS, "score", "sklearn", mm["pkl"], m["data"], str(COLS), batches, sec], env),
+            "onnxruntime": lambda: peer_call(core, ["score", "onnxruntime", mm["onnx"], m["data"], str(COLS), batches, sec]),
+            "sklearn": lambda: peer_call(core, ["score", "sklearn", mm["pkl"], m["data"], str(COLS), batches, sec]),
         })
         for b in batches.split(","):
             for key, peer in (("onnxruntime", "ONNX Runtime 1.31 from Python"), ("ort", "ONNX Runtime via ort (Rust)"), ("sklearn", "sklearn predict_proba")):
@@ -298,9 +363,9 @@ def training(t: Table, cfg: dict, exe: str, env: dict, runs: int) -> None:
     args = [data, str(labels), str(rows), str(COLS)]
     res = alternate(runs, {
         "ss1": lambda: run_json(pin(1) + [exe, "train", *args, "1", str(n_train)], env),
-        "sk1": lambda: run_json(pin(1) + [PY, PEERS, "train", *args, "1", str(n_train)], env),
+        "sk1": lambda: peer_call(pin(1), ["train", *args, "1", str(n_train)]),
         "ss2": lambda: run_json([exe, "train", *args, "2", str(n_train)], env),
-        "sk2": lambda: run_json([PY, PEERS, "train", *args, "2", str(n_train)], env),
+        "sk2": lambda: peer_call([], ["train", *args, "2", str(n_train)]),
     })
     for threads in ("1", "2"):
         acc_s = statistics.median(r["holdout_accuracy"] for r in res["ss" + threads])
@@ -499,7 +564,7 @@ def streaming(t: Table, cfg: dict, ss_bin: str, env: dict, m: dict, runs: int) -
 
     def peer_once() -> dict:
         out = WORK / "peer_stream.jsonl"
-        r = run_json([PY, PEERS, "stream", m["rf"]["pkl"], str(events), str(out), "512"], env)
+        r = peer_call([], ["stream", m["rf"]["pkl"], str(events), str(out), "512"])
         r["lines"] = out.read_text().splitlines()
         return r
 
@@ -664,7 +729,7 @@ def adwin(t: Table, cfg: dict, exe: str, env: dict, runs: int) -> None:
     values, what = adwin_values(cfg["adwin_values"])
     a, b = WORK / "adwin_ss.json", WORK / "adwin_river.json"
     run_json([exe, "adwin", values, str(a)], env)
-    run_json([PY, PEERS, "adwin", values, str(b)], env)
+    peer_call(pin(1), ["adwin", values, str(b)])
     got, want = json.loads(a.read_text()), json.loads(b.read_text())
     wl = f"ADWIN (river defaults), {what}, 1 thread pinned"
     if got != want:
@@ -674,7 +739,7 @@ def adwin(t: Table, cfg: dict, exe: str, env: dict, runs: int) -> None:
     log(f"adwin: {check}")
     core = pin(1)
     res = alternate(runs, {"ss": lambda: run_json(core + [exe, "adwin", values], env),
-                           "river": lambda: run_json(core + [PY, PEERS, "adwin", values], env)})
+                           "river": lambda: peer_call(core, ["adwin", values])})
     t.pair("adwin", "ADWIN updates/s (Rust)", wl, [r["updates_per_s"] for r in res["ss"]], "river 0.26.1 ADWIN, Python loop",
            [r["updates_per_s"] for r in res["river"]], "updates/s", True, check)
 
@@ -700,8 +765,8 @@ def python(t: Table, cfg: dict, env: dict, m: dict, runs: int) -> None:
     # export, as `Model.from_onnx` / `from_sklearn` load it), on one DataFrame.
     mm, sample, n = m["rf"], 1000, len(m["x"])
     a, b = WORK / "pyproba_ss.f64", WORK / "pyproba_sklearn.f64"
-    run_json([PY, PEERS, "pyproba", "streamscore", mm["onnx"], m["data"], str(COLS), str(a), str(sample)], env)
-    run_json([PY, PEERS, "pyproba", "sklearn", mm["pkl"], m["data"], str(COLS), str(b), str(sample)], env)
+    peer_call(pin(1), ["pyproba", "streamscore", mm["onnx"], m["data"], str(COLS), str(a), str(sample)], "ss")
+    peer_call(pin(1), ["pyproba", "sklearn", mm["pkl"], m["data"], str(COLS), str(b), str(sample)], "sk")
     d = float(np.max(np.abs(np.fromfile(a, dtype="<f8") - np.fromfile(b, dtype="<f8"))))
     wl = (f"RF100 depth 8 (the scikit-learn forest; streamscore: its ONNX export through Model.from_onnx), {n:,} rows × 20 float "
           "features in a pandas DataFrame, one predict_proba call, 1 thread pinned (threads=1, n_jobs=1)")
@@ -713,16 +778,16 @@ def python(t: Table, cfg: dict, env: dict, m: dict, runs: int) -> None:
         log(f"python predict_proba: {check}")
         core = pin(1)
         res = alternate(runs, {
-            "ss": lambda: run_json(core + [PY, PEERS, "pyproba", "streamscore", mm["onnx"], m["data"], str(COLS)], env),
-            "sklearn": lambda: run_json(core + [PY, PEERS, "pyproba", "sklearn", mm["pkl"], m["data"], str(COLS)], env),
+            "ss": lambda: peer_call(core, ["pyproba", "streamscore", mm["onnx"], m["data"], str(COLS)], "ss"),
+            "sklearn": lambda: peer_call(core, ["pyproba", "sklearn", mm["pkl"], m["data"], str(COLS)], "sk"),
         })
         t.pair("python", "Python predict_proba on a DataFrame: rows/s", wl, [r["rows_per_s"] for r in res["ss"]], peer,
                [r["rows_per_s"] for r in res["sklearn"]], "rows/s", True, check)
     # ADWIN.update_many against river's loop on the same values.
     values, what = adwin_values(cfg["adwin_values"])
     a, b = WORK / "pyadwin_ss.json", WORK / "adwin_river.json"
-    run_json([PY, PEERS, "pyadwin", values, str(a)], env)
-    run_json([PY, PEERS, "adwin", values, str(b)], env)
+    peer_call(pin(1), ["pyadwin", values, str(a)], "ss")
+    peer_call(pin(1), ["adwin", values, str(b)], "river")
     got, want = json.loads(a.read_text()), json.loads(b.read_text())
     wl = f"ADWIN (river defaults), {what}: streamscore.ADWIN().update_many(array) vs river's update per value, 1 thread pinned"
     peer = "river 0.26.1 ADWIN, Python loop"
@@ -732,8 +797,8 @@ def python(t: Table, cfg: dict, env: dict, m: dict, runs: int) -> None:
     check = f"the same {len(got)} change points as river"
     log(f"python adwin: {check}")
     core = pin(1)
-    res = alternate(runs, {"ss": lambda: run_json(core + [PY, PEERS, "pyadwin", values], env),
-                           "river": lambda: run_json(core + [PY, PEERS, "adwin", values], env)})
+    res = alternate(runs, {"ss": lambda: peer_call(core, ["pyadwin", values], "ss"),
+                           "river": lambda: peer_call(core, ["adwin", values], "river")})
     t.pair("python", "Python ADWIN.update_many: updates/s", wl, [r["updates_per_s"] for r in res["ss"]], peer,
            [r["updates_per_s"] for r in res["river"]], "updates/s", True, check)
 
@@ -742,6 +807,7 @@ def python(t: Table, cfg: dict, env: dict, m: dict, runs: int) -> None:
 
 
 def main() -> None:
+    global WORKERS
     ap = argparse.ArgumentParser(description="streamscore against its peers, side by side")
     ap.add_argument("--quick", action="store_true", help="a reduced set in under 5 minutes after the build")
     ap.add_argument("--only", choices=GROUPS, action="append", help="run only this group (repeatable)")
@@ -798,7 +864,8 @@ def main() -> None:
         if name in only:
             log(f"{name} ({time.time() - started:.0f} s so far)")
             try:
-                f()
+                with Workers(env) as WORKERS:
+                    f()
             except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
                 t.not_yet(name, name, "—", "—", f"the run failed: {str(e)[-300:]}")
             done.append(name)

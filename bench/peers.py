@@ -1,6 +1,7 @@
-"""The Python side of ./bench/compare: one measurement per process, as the streamscore side
-(`streamscore/benches/compare.rs`), so that the driver can alternate them (A B A B) and read
-each process's peak memory. Prints one JSON object on stdout.
+"""The Python side of ./bench/compare: one measurement per command, as the streamscore side
+(`streamscore/benches/compare.rs`), so that the driver can alternate them (A B A B). Prints one
+JSON object on stdout. The driver runs most commands in a `serve` worker (imports once per
+group) and the memory measurements in a process of their own (peak RSS per run).
 
     peers.py score sklearn|onnxruntime MODEL DATA.f64 COLS BATCHES SECONDS
     peers.py train DATA.f64 LABELS.u8 ROWS COLS N_JOBS TRAIN_ROWS
@@ -9,6 +10,7 @@ each process's peak memory. Prints one JSON object on stdout.
     peers.py stream MODEL.pkl EVENTS.jsonl OUT.jsonl BATCH
     peers.py pyproba streamscore|sklearn MODEL DATA.f64 COLS [OUT.f64 SAMPLE]
     peers.py pyadwin VALUES.f64 [OUT.json]
+    peers.py serve      (the commands above, one JSON array per stdin line; see `serve`)
 
 `pyproba` and `pyadwin` time the streamscore wheel installed in this venv (a release build,
 installed by compare.py) against the same call of the peer, on the same DataFrame or array.
@@ -247,7 +249,21 @@ def pyadwin(values: str, out: str | None) -> dict:
     return {"seconds": seconds, "updates_per_s": len(xs) / seconds, "changes": len(changes)}
 
 
-def main(argv: list[str]) -> None:
+def serve() -> None:
+    """`peers.py serve`: runs commands read from stdin, one JSON array of arguments per line (the
+    arguments of any command above), answering each with one JSON line: the command's result,
+    or {"error": ...}. The driver keeps one such worker per group and side, so that the imports
+    (seconds for Evidently, scikit-learn, onnxruntime) are paid once per group instead of once
+    per run; every run still does the whole measured work."""
+    for line in sys.stdin:
+        try:
+            out = run(json.loads(line))
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - reported to the driver, which stops the group
+            out = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(out), flush=True)
+
+
+def run(argv: list[str]) -> dict:
     cmd, args = argv[0], argv[1:]
     if cmd == "score":
         out = score(args[0], args[1], args[2], int(args[3]), args[4], float(args[5]))
@@ -265,8 +281,11 @@ def main(argv: list[str]) -> None:
         out = pyadwin(args[0], args[1] if len(args) > 1 else None)
     else:
         raise SystemExit(f"unknown command {cmd}")
-    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:] == ["serve"]:
+        serve()
+    else:
+        print(json.dumps(run(sys.argv[1:])))
