@@ -325,49 +325,74 @@ impl Adwin {
         let (mut up_t, mut up_v) = std::mem::take(&mut self.up);
         let full = self.max_buckets + 1;
         let mask = self.cap - 1;
-        let mut r = 0;
+        // Row 0 holds single values (n = 1) whose variances are all 0, so a merged pair's
+        // variance `0 + 0 + 1·0.5·(t0/1 − t1/1)²` is `0.5·(t0 − t1)·(t0 − t1)` to the bit (adding
+        // +0 changes no finite value, and the square is never −0).
+        let held = self.lens[0];
+        let len = held + xs.len();
+        let head = self.heads[0];
+        if len < full {
+            for (k, &x) in xs.iter().enumerate() {
+                let i = (head + held + k) & mask;
+                self.totals[i] = x;
+                self.variances[i] = 0.0;
+            }
+            self.lens[0] = len;
+            self.queue = (seq_t, seq_v);
+            self.up = (up_t, up_v);
+            return;
+        }
+        let merges = 1 + (len - full) / 2;
+        seq_t.clear();
+        seq_t.extend((0..held).map(|k| self.totals[(head + k) & mask]));
+        seq_t.extend_from_slice(xs);
+        up_t.resize(merges, 0.0);
+        up_v.resize(merges, 0.0);
+        for ((ut, uv), pair) in up_t.iter_mut().zip(up_v.iter_mut()).zip(seq_t.chunks_exact(2)) {
+            let d = pair[0] - pair[1];
+            *ut = pair[0] + pair[1];
+            *uv = 0.5 * d * d;
+        }
+        let rest = len - 2 * merges;
+        self.totals[..rest].copy_from_slice(&seq_t[2 * merges..]);
+        self.variances[..rest].fill(0.0);
+        self.heads[0] = 0;
+        self.lens[0] = rest;
+        if self.rows == 1 {
+            self.add_row();
+        }
+        let mut r = 1;
         loop {
             let held = self.lens[r];
-            let arrived = if r == 0 { xs.len() } else { up_t.len() };
+            let arrived = up_t.len();
             let len = held + arrived;
             let merges = if len >= full { 1 + (len - full) / 2 } else { 0 };
             let base = r * self.cap;
+            let head = self.heads[r];
             if merges == 0 {
-                let head = self.heads[r];
                 for k in 0..arrived {
                     let i = base + ((head + held + k) & mask);
-                    if r == 0 {
-                        self.totals[i] = xs[k];
-                        self.variances[i] = 0.0;
-                    } else {
-                        self.totals[i] = up_t[k];
-                        self.variances[i] = up_v[k];
-                    }
+                    self.totals[i] = up_t[k];
+                    self.variances[i] = up_v[k];
                 }
                 self.lens[r] = len;
                 break;
             }
             seq_t.clear();
             seq_v.clear();
-            let head = self.heads[r];
             for k in 0..held {
                 let i = base + ((head + k) & mask);
                 seq_t.push(self.totals[i]);
                 seq_v.push(self.variances[i]);
             }
-            if r == 0 {
-                seq_t.extend_from_slice(xs);
-                seq_v.resize(len, 0.0);
-            } else {
-                seq_t.extend_from_slice(&up_t);
-                seq_v.extend_from_slice(&up_v);
-            }
+            seq_t.extend_from_slice(&up_t);
+            seq_v.extend_from_slice(&up_v);
             // The merged pairs, oldest first (as `merge_from` computes each).
             let n = (1u64 << r) as f64;
             let inv_n = 1.0 / n;
             let half = n * 0.5;
-            up_t.resize(merges, 0.0);
-            up_v.resize(merges, 0.0);
+            up_t.truncate(merges);
+            up_v.truncate(merges);
             let pairs_t = seq_t[..2 * merges].chunks_exact(2);
             let pairs_v = seq_v[..2 * merges].chunks_exact(2);
             for (((ut, uv), pt), pv) in up_t.iter_mut().zip(up_v.iter_mut()).zip(pairs_t).zip(pairs_v) {
