@@ -31,13 +31,15 @@ use std::cell::RefCell;
 const CELLS_PER_VALUE: usize = 1;
 /// Most cells in the table (8 MiB of `u32`).
 const MAX_CELLS: usize = 1 << 21;
+/// Values whose intervals are found before their accumulators are updated.
+const CHUNK: usize = 256;
 /// Cells holding more reference values than this are searched by bisection.
 const SCAN_LIMIT: usize = 8;
 
 /// A sorted, NaN-free sample indexed once for [`SortedIndex::compare`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SortedIndex {
-    /// The distinct values ascending, then one `+∞` sentinel.
+    /// The distinct values ascending, then `+∞` three times (sentinels).
     values: Vec<f64>,
     /// `le[k]`: how many sample values are `≤ values[k]`.
     le: Vec<u64>,
@@ -112,7 +114,9 @@ impl SortedIndex {
             lo_half: 0.0,
             scale: 0.0,
         };
-        index.values.push(f64::INFINITY);
+        // The `+∞` sentinel, and two more so that `locate` may read three values from any cell's
+        // first.
+        index.values.extend([f64::INFINITY; 3]);
         if m == 0 {
             return index;
         }
@@ -158,18 +162,28 @@ impl SortedIndex {
     /// Index of the first distinct value `≥ x`.
     #[inline(always)]
     fn locate(&self, x: f64, cells: usize) -> usize {
-        let c = self.cell(x, cells);
+        self.locate_in(x, self.cell(x, cells))
+    }
+
+    /// [`SortedIndex::locate`] with `x`'s cell `c` known.
+    #[inline(always)]
+    fn locate_in(&self, x: f64, c: usize) -> usize {
         let (mut j, end) = (self.table[c] as usize, self.table[c + 1] as usize);
         if end - j > SCAN_LIMIT {
             // values[end] lies in a later cell, so it is > x: the answer is in [j, end].
             return j + self.values[j..end].partition_point(|&v| v < x);
         }
-        // Most cells hold at most two values: two steps without branches (a value's cell count
-        // is unpredictable), then a loop that rarely runs.
-        j += usize::from(self.values[j] < x);
-        j += usize::from(self.values[j] < x);
-        while self.values[j] < x {
-            j += 1;
+        // Most cells hold at most two values: the three values from the cell's first on are
+        // loaded at once (independent loads, not a chain of steps) and the ones below `x`
+        // counted without branches (they come first: the values are sorted); only a cell whose
+        // first three values are all below `x` needs the loop (rare).
+        let v = &self.values;
+        let below = usize::from(v[j] < x) + usize::from(v[j + 1] < x) + usize::from(v[j + 2] < x);
+        j += below;
+        if below == 3 {
+            while v[j] < x {
+                j += 1;
+            }
         }
         j
     }
@@ -213,14 +227,25 @@ impl SortedIndex {
         // right end (to the maximum, past it).
         s.acc.clear();
         s.acc.resize(m + 1, Acc::default());
-        for &x in current {
-            let j = self.locate(x, cells);
-            let a = &mut s.acc[j];
-            if v[j] == x {
-                a.at += 1;
-            } else {
-                a.inside += 1;
-                a.gap += (v[j.min(m - 1)] - x).abs();
+        // In chunks: first every value's interval (independent searches, which the processor
+        // overlaps), then the accumulators.
+        let mut js = [0u32; CHUNK];
+        for chunk in current.chunks(CHUNK) {
+            for (j, &x) in js.iter_mut().zip(chunk) {
+                *j = self.cell(x, cells) as u32;
+            }
+            for (j, &x) in js.iter_mut().zip(chunk) {
+                *j = self.locate_in(x, *j as usize) as u32;
+            }
+            for (&j, &x) in js.iter().zip(chunk) {
+                let j = j as usize;
+                let a = &mut s.acc[j];
+                if v[j] == x {
+                    a.at += 1;
+                } else {
+                    a.inside += 1;
+                    a.gap += (v[j.min(m - 1)] - x).abs();
+                }
             }
         }
         // Walk the intervals: KS at their ends, areas where the current ECDF stays on one side

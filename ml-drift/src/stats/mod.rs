@@ -239,16 +239,20 @@ mod tests {
     }
 }
 
-/// Sorts finite floats ascending: an LSD radix sort on the order-preserving bit pattern (six
-/// passes of 11 bits, all histograms taken in one read, passes where every key shares the digit
-/// skipped — usually the top ones, as a column's values share sign and most of the exponent),
-/// several times faster than a comparison sort on the 10⁵–10⁶ values drift compares. (Eight
-/// passes of 8 bits measured about 20 % slower on 10⁵ values.) Short slices use the standard
-/// sort.
+/// Sorts finite floats ascending: an LSD radix sort on the order-preserving bit pattern, on its
+/// top 31 bits only (three passes of 11 bits, all histograms taken in one read, passes where
+/// every key shares the digit skipped — as a column's values often share sign and most of the
+/// exponent), then each run of keys that share those bits (values within a few millionths of
+/// each other, mostly single values or pairs) is sorted on the whole key. Several times faster
+/// than a comparison sort on the 10⁵–10⁶ values drift compares; the three low passes that a
+/// full radix sort adds measured 30–40 % slower on 10⁵ values, eight passes of 8 bits slower
+/// still. Short slices use the standard sort.
 pub fn sort_floats(v: &mut [f64]) {
     const BITS: u32 = 11;
     const BUCKETS: usize = 1 << BITS;
-    const PASSES: usize = 64usize.div_ceil(BITS as usize);
+    const PASSES: usize = 3;
+    /// The passes sort on bits `LOW..64`.
+    const LOW: u32 = 64 - PASSES as u32 * BITS + 2;
     if v.len() < 2048 {
         v.sort_unstable_by(f64::total_cmp);
         return;
@@ -258,7 +262,8 @@ pub fn sort_floats(v: &mut [f64]) {
         let b = x.to_bits();
         if b >> 63 == 1 { !b } else { b | (1 << 63) }
     };
-    let digit = |k: u64, pass: usize| ((k >> (pass as u32 * BITS)) as usize) & (BUCKETS - 1);
+    // Pass p sorts on bits `LOW + 11p ..` (the last pass's digit has 9 bits).
+    let digit = |k: u64, pass: usize| ((k >> (LOW + pass as u32 * BITS)) as usize) & (BUCKETS - 1);
     let mut counts = vec![[0usize; BUCKETS]; PASSES];
     let mut a: Vec<u64> = v
         .iter()
@@ -289,6 +294,19 @@ pub fn sort_floats(v: &mut [f64]) {
         }
         std::mem::swap(&mut a, &mut b);
     }
+    // Runs of keys equal on the sorted bits: sorted on the whole key.
+    let mut i = 0;
+    while i < a.len() {
+        let top = a[i] >> LOW;
+        let mut end = i + 1;
+        while end < a.len() && a[end] >> LOW == top {
+            end += 1;
+        }
+        if end - i > 1 {
+            a[i..end].sort_unstable();
+        }
+        i = end;
+    }
     for (x, k) in v.iter_mut().zip(a) {
         let bits = if k >> 63 == 1 { k & !(1 << 63) } else { !k };
         *x = f64::from_bits(bits);
@@ -310,6 +328,11 @@ mod sort_tests {
             })
             .collect();
         v.extend([0.0, -0.0, 1e300, -1e300, 5e-324]);
+        // Values that differ only in the low bits the radix passes leave to the runs' sorts:
+        // long runs (around 1e6), pairs, and ties.
+        v.extend((0..3000).map(|_| 1e6 + rng.normal() * 1e-6));
+        v.extend((0..3000).map(|_| -2.5 - rng.normal() * 1e-12));
+        v.extend((0..500).map(|_| (rng.normal() * 8.0).round()));
         let mut w = v.clone();
         super::sort_floats(&mut v);
         w.sort_unstable_by(f64::total_cmp);
@@ -317,6 +340,12 @@ mod sort_tests {
             v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
             w.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
         );
+        // A slice whose values all share the sorted bits: one run.
+        let mut v: Vec<f64> = (0..5000).map(|_| 3.0 + rng.normal() * 1e-9).collect();
+        let mut w = v.clone();
+        super::sort_floats(&mut v);
+        w.sort_unstable_by(f64::total_cmp);
+        assert_eq!(v, w);
     }
 }
 

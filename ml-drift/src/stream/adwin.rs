@@ -126,12 +126,10 @@ pub struct Adwin {
     countdown: u64,
     seen: u64,
     detected: bool,
-    /// Reused buffers of [`Adwin::push_summaries`]: the summaries arriving at a row from below
-    /// (totals, variances), and the merged summaries going up.
+    /// Reused buffers of [`Adwin::push_summaries`]: a row's summaries followed by those arriving
+    /// from below (totals, variances), and the merged summaries going up.
     queue: (Vec<f64>, Vec<f64>),
     up: (Vec<f64>, Vec<f64>),
-    /// A row's own summaries while [`Adwin::push_summaries`] rewrites its ring.
-    held: (Vec<f64>, Vec<f64>),
 }
 
 impl Default for Adwin {
@@ -174,7 +172,6 @@ impl Adwin {
             detected: false,
             queue: (Vec::new(), Vec::new()),
             up: (Vec::new(), Vec::new()),
-            held: (Vec::new(), Vec::new()),
         }
     }
 
@@ -322,66 +319,100 @@ impl Adwin {
     /// what a row ends with depends only on the summaries it received: the same rows,
     /// summaries and bits as value by value.
     fn push_summaries(&mut self, xs: &[f64]) {
-        let mut queue = std::mem::take(&mut self.queue);
-        let mut up = std::mem::take(&mut self.up);
-        let (mut held_t, mut held_v) = std::mem::take(&mut self.held);
-        queue.0.clear();
-        queue.1.clear();
-        queue.0.extend_from_slice(xs);
-        queue.1.resize(xs.len(), 0.0);
+        // `seq`: a row's held summaries, then the ones arriving from below, contiguous; `up`: the
+        // merged pairs going to the next row.
+        let (mut seq_t, mut seq_v) = std::mem::take(&mut self.queue);
+        let (mut up_t, mut up_v) = std::mem::take(&mut self.up);
         let full = self.max_buckets + 1;
-        let mut r = 0;
+        let mask = self.cap - 1;
+        // Row 0 holds single values (n = 1) whose variances are all 0, so a merged pair's
+        // variance `0 + 0 + 1·0.5·(t0/1 − t1/1)²` is `0.5·(t0 − t1)·(t0 − t1)` to the bit (adding
+        // +0 changes no finite value, and the square is never −0).
+        let held = self.lens[0];
+        let len = held + xs.len();
+        let head = self.heads[0];
+        if len < full {
+            for (k, &x) in xs.iter().enumerate() {
+                let i = (head + held + k) & mask;
+                self.totals[i] = x;
+                self.variances[i] = 0.0;
+            }
+            self.lens[0] = len;
+            self.queue = (seq_t, seq_v);
+            self.up = (up_t, up_v);
+            return;
+        }
+        let merges = 1 + (len - full) / 2;
+        seq_t.clear();
+        seq_t.extend((0..held).map(|k| self.totals[(head + k) & mask]));
+        seq_t.extend_from_slice(xs);
+        up_t.resize(merges, 0.0);
+        up_v.resize(merges, 0.0);
+        for ((ut, uv), pair) in up_t.iter_mut().zip(up_v.iter_mut()).zip(seq_t.chunks_exact(2)) {
+            let d = pair[0] - pair[1];
+            *ut = pair[0] + pair[1];
+            *uv = 0.5 * d * d;
+        }
+        let rest = len - 2 * merges;
+        self.totals[..rest].copy_from_slice(&seq_t[2 * merges..]);
+        self.variances[..rest].fill(0.0);
+        self.heads[0] = 0;
+        self.lens[0] = rest;
+        if self.rows == 1 {
+            self.add_row();
+        }
+        let mut r = 1;
         loop {
-            // This row's summaries go before the arrivals.
             let held = self.lens[r];
-            let arrived = queue.0.len();
+            let arrived = up_t.len();
             let len = held + arrived;
             let merges = if len >= full { 1 + (len - full) / 2 } else { 0 };
+            let base = r * self.cap;
+            let head = self.heads[r];
             if merges == 0 {
                 for k in 0..arrived {
-                    self.push(r, queue.0[k], queue.1[k]);
+                    let i = base + ((head + held + k) & mask);
+                    self.totals[i] = up_t[k];
+                    self.variances[i] = up_v[k];
                 }
+                self.lens[r] = len;
                 break;
             }
-            // The row's held summaries are copied out (its ring is rewritten below); the
-            // sequence is `held` then `queue`, read through `at` rather than joined in memory.
-            held_t.clear();
-            held_v.clear();
-            held_t.extend((0..held).map(|k| self.totals[self.slot(r, k)]));
-            held_v.extend((0..held).map(|k| self.variances[self.slot(r, k)]));
-            let at = |k: usize| {
-                if k < held {
-                    (held_t[k], held_v[k])
-                } else {
-                    (queue.0[k - held], queue.1[k - held])
-                }
-            };
+            seq_t.clear();
+            seq_v.clear();
+            for k in 0..held {
+                let i = base + ((head + k) & mask);
+                seq_t.push(self.totals[i]);
+                seq_v.push(self.variances[i]);
+            }
+            seq_t.extend_from_slice(&up_t);
+            seq_v.extend_from_slice(&up_v);
+            // The merged pairs, oldest first (as `merge_from` computes each).
             let n = (1u64 << r) as f64;
             let inv_n = 1.0 / n;
-            up.0.clear();
-            up.1.clear();
-            for p in 0..merges {
-                let ((t0, v0), (t1, v1)) = (at(2 * p), at(2 * p + 1));
-                let (m0, m1) = (t0 * inv_n, t1 * inv_n);
-                up.0.push(t0 + t1);
-                up.1.push(v0 + v1 + n * 0.5 * (m0 - m1) * (m0 - m1));
+            let half = n * 0.5;
+            up_t.truncate(merges);
+            up_v.truncate(merges);
+            let pairs_t = seq_t[..2 * merges].chunks_exact(2);
+            let pairs_v = seq_v[..2 * merges].chunks_exact(2);
+            for (((ut, uv), pt), pv) in up_t.iter_mut().zip(up_v.iter_mut()).zip(pairs_t).zip(pairs_v) {
+                let (m0, m1) = (pt[0] * inv_n, pt[1] * inv_n);
+                *ut = pt[0] + pt[1];
+                *uv = pv[0] + pv[1] + half * (m0 - m1) * (m0 - m1);
             }
-            // The rest stays, oldest first.
+            // The rest stays, oldest first, from the ring's start.
+            let rest = len - 2 * merges;
+            self.totals[base..base + rest].copy_from_slice(&seq_t[2 * merges..]);
+            self.variances[base..base + rest].copy_from_slice(&seq_v[2 * merges..]);
             self.heads[r] = 0;
-            self.lens[r] = 0;
-            for k in 2 * merges..len {
-                let (t, v) = at(k);
-                self.push(r, t, v);
-            }
+            self.lens[r] = rest;
             if r + 1 == self.rows {
                 self.add_row();
             }
-            std::mem::swap(&mut queue, &mut up);
             r += 1;
         }
-        self.queue = queue;
-        self.up = up;
-        self.held = (held_t, held_v);
+        self.queue = (seq_t, seq_v);
+        self.up = (up_t, up_v);
     }
 
     /// Merges the two oldest summaries of a full row into the next row, cascading.
