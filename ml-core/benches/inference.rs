@@ -108,6 +108,32 @@
 //! dominated by the schema check and the `Predictions` arrays (the difference is within this
 //! machine's noise).
 //!
+//! Forest, fourth kernel revision: the first three levels of a perfect tree are decided four rows
+//! at a time in AVX2 registers (each of their 7 nodes compared for four adjacent rows with one
+//! load and one compare, each row's path picked with blends), and only the deeper levels are
+//! walked row by row; a forest's last, shorter group of trees walks in lockstep too, and a single
+//! row's sums stay in registers. The old and new builds run alternately, `BENCH_CLOCK=thread-cpu`,
+//! `-- 'random_forest_100x8/(frame|kernel)/' --warm-up-time 1 --measurement-time 2`, load 2.7
+//! (batches 64 and 4096) and 7 (batch 1); medians, rows per second or time per batch:
+//!
+//! | forest, batch | `frame`                   | `kernel`                  |
+//! |---------------|---------------------------|---------------------------|
+//! | 1             | 2.25–2.41 → 2.00–2.30 µs  | 1.79–1.80 → 1.58–1.67 µs  |
+//! | 64            | 0.92–1.13M → 1.37–1.47M   | 0.96–1.06M → 1.42M        |
+//! | 4096          | 0.88–0.89M → 1.39–1.66M   | 0.92–0.97M → 1.45–1.69M   |
+//!
+//! What was tried for it, in a stand-alone model of the kernel (100 perfect depth-8 trees, 20
+//! features, thread CPU time): AVX2 gathers for the whole walk (8 rows per register, integer
+//! keys) ran at 0.6× the scalar walk (gathers are slow on this CPU); the first four levels in
+//! registers instead of three ran at 0.7× the three-level version (15 nodes' masks do not fit
+//! the 16 registers); groups of 8, 24 or 32 rows instead of 16 were slower.
+//!
+//! Logistic regression on numeric float columns, fused pass: all the columns' terms added in one
+//! pass over the rows with 32 rows' scores in registers (the same additions in the same order per
+//! row as one pass per column). Same method, load 6 to 9: `frame` at batch 1 1.03 → 0.57–0.70
+//! µs, at 64 46–55M → 54–65M, at 4096 69–82M → 75–87M rows/s. Prefetching the columns' next lines
+//! by hand did not help.
+//!
 //! Peers measured on the 2-vCPU development machine (ONNX Runtime 1 thread, same forest shape, from the shared
 //! recipes): 158k rows/s at batch 4096, ~15 µs per row at batch 1; logistic regression 86M
 //! rows/s at batch 4096.
