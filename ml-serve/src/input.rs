@@ -375,11 +375,185 @@ pub(crate) fn azure_rows(body: &[u8], schema: &Arc<Schema>) -> Option<Frame> {
     if body.len() > FAST_PATH_BYTES {
         return None;
     }
+    if let Some(frame) = lists::frame(body, schema) {
+        return Some(frame);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut rows = fast::Rows::new(schema);
     serde::de::DeserializeSeed::deserialize(fast::Body(&mut rows), &mut de).ok()?;
     de.end().ok()?;
     rows.finish()
+}
+
+/// The commonest body of all, `{"data": [[v, ...], ...]}` with numbers, `null`, `true`,
+/// `false` and strings without escapes, read by a scanner of its own: numbers are parsed by the
+/// standard library (correctly rounded, as serde_json's `float_roundtrip` parser: the same
+/// values) and taken as serde_json takes them — an integer that fits `i64` is an integer,
+/// `-0` and any other number a float. Anything else is `None`, and `azure_rows` goes on with
+/// its visitors.
+mod lists {
+    use std::sync::Arc;
+
+    use ml_core::frame::{Cell, FrameBuilder};
+    use ml_core::{Frame, Schema};
+
+    struct Scan<'a> {
+        /// The body, checked once as UTF-8 text.
+        text: &'a str,
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Scan<'a> {
+        fn ws(&mut self) {
+            while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                self.i += 1;
+            }
+        }
+
+        /// Skips white space, then `c` if it comes next.
+        fn eat(&mut self, c: u8) -> bool {
+            self.ws();
+            let next = self.b.get(self.i) == Some(&c);
+            self.i += usize::from(next);
+            next
+        }
+
+        fn literal(&mut self, text: &[u8]) -> bool {
+            let next = self.b[self.i..].starts_with(text);
+            if next {
+                self.i += text.len();
+            }
+            next
+        }
+
+        fn digits(&mut self) -> usize {
+            let start = self.i;
+            while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+                self.i += 1;
+            }
+            self.i - start
+        }
+
+        fn value(&mut self) -> Option<Cell<'a>> {
+            self.ws();
+            match *self.b.get(self.i)? {
+                b'n' => self.literal(b"null").then_some(Cell::Missing),
+                b't' => self.literal(b"true").then_some(Cell::Bool(true)),
+                b'f' => self.literal(b"false").then_some(Cell::Bool(false)),
+                b'"' => {
+                    let start = self.i + 1;
+                    let len = self.b[start..]
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+                    let end = start + len;
+                    if self.b[end] != b'"' {
+                        return None;
+                    }
+                    self.i = end + 1;
+                    // Between two ASCII quotes: on character boundaries.
+                    self.text.get(start..end).map(Cell::Str)
+                }
+                b'-' | b'0'..=b'9' => self.number(),
+                _ => None,
+            }
+        }
+
+        /// A number in JSON's grammar.
+        fn number(&mut self) -> Option<Cell<'a>> {
+            let start = self.i;
+            let negative = self.b[self.i] == b'-';
+            self.i += usize::from(negative);
+            match self.b.get(self.i)? {
+                b'0' => self.i += 1,
+                b'1'..=b'9' => {
+                    self.digits();
+                }
+                _ => return None,
+            }
+            let mut float = false;
+            if self.b.get(self.i) == Some(&b'.') {
+                self.i += 1;
+                if self.digits() == 0 {
+                    return None;
+                }
+                float = true;
+            }
+            if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+                self.i += 1;
+                if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+                    self.i += 1;
+                }
+                if self.digits() == 0 {
+                    return None;
+                }
+                float = true;
+            }
+            // Only ASCII was taken: on character boundaries.
+            let text = self.text.get(start..self.i)?;
+            if !float && let Ok(i) = text.parse::<i64>() {
+                // serde_json reads `-0` as the float -0.0.
+                return Some(if negative && i == 0 {
+                    Cell::Float(-0.0)
+                } else {
+                    Cell::Int(i)
+                });
+            }
+            // A float, or an integer beyond i64 (a float to serde_json too); out of range is
+            // an error there.
+            let x: f64 = text.parse().ok()?;
+            x.is_finite().then_some(Cell::Float(x))
+        }
+    }
+
+    pub(super) fn frame(body: &[u8], schema: &Arc<Schema>) -> Option<Frame> {
+        let text = std::str::from_utf8(body).ok()?;
+        let mut s = Scan { text, b: body, i: 0 };
+        if !s.eat(b'{') {
+            return None;
+        }
+        s.ws();
+        if !(s.literal(b"\"data\"") && s.eat(b':') && s.eat(b'[')) {
+            return None;
+        }
+        let n = schema.len();
+        let mut builder = FrameBuilder::new(schema.clone(), 1);
+        let mut cells = Vec::with_capacity(n);
+        loop {
+            if !s.eat(b'[') {
+                return None;
+            }
+            cells.clear();
+            if !s.eat(b']') {
+                loop {
+                    cells.push(s.value()?);
+                    if s.eat(b',') {
+                        continue;
+                    }
+                    if s.eat(b']') {
+                        break;
+                    }
+                    return None;
+                }
+            }
+            if cells.len() != n {
+                return None;
+            }
+            builder.push_row(&cells).ok()?;
+            if s.eat(b',') {
+                continue;
+            }
+            if s.eat(b']') {
+                break;
+            }
+            return None;
+        }
+        if !s.eat(b'}') {
+            return None;
+        }
+        s.ws();
+        (s.i == body.len()).then(|| builder.finish())
+    }
 }
 
 /// The visitors of `azure_rows`. Every refusal is an error whose text is never shown: it
@@ -719,7 +893,59 @@ mod tests {
         ] {
             let fast = azure_rows(body.as_bytes(), &schema).expect(body);
             assert_eq!(Some(fast), general(body, &schema).unwrap(), "{body}");
+            if let Some(scanned) = lists::frame(body.as_bytes(), &schema) {
+                assert_eq!(Some(scanned), general(body, &schema).unwrap(), "{body}");
+            }
         }
+    }
+
+    #[test]
+    fn the_list_scanner_reads_every_number_as_serde_json_does() {
+        let numbers = [
+            "1.2881847531554629",
+            "-0.7645436509716318",
+            "0.005005283626572444",
+            "-0",
+            "-0.0",
+            "0",
+            "1e22",
+            "1E+2",
+            "0.1e1",
+            "5e-324",
+            "2.2250738585072011e-308",
+            "1.7976931348623157e308",
+            "9007199254740993",
+            "123456789012345678901234567890",
+            "18446744073709551615",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "1e-400",
+            "3.14159265358979323846264338327950288",
+        ];
+        let schema = Arc::new(
+            Schema::new(
+                (0..numbers.len())
+                    .map(|i| Field::new(format!("f{i}"), DataType::Float))
+                    .collect(),
+            )
+            .unwrap(),
+        );
+        let body = format!("{{\"data\": [[{}]]}}", numbers.join(", "));
+        let scanned = lists::frame(body.as_bytes(), &schema).expect("scanned");
+        let general = general(&body, &schema).unwrap().expect("a frame");
+        let bits = |f: &Frame| -> Vec<u64> {
+            f.columns()
+                .iter()
+                .map(|c| match c {
+                    ml_core::Column::Float(v) => v[0].to_bits(),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(bits(&scanned), bits(&general), "{body}");
+        // Out of range is the general path's error, not a value.
+        assert!(lists::frame(br#"{"data": [[1e400]]}"#, &schema).is_none());
     }
 
     #[test]
@@ -749,6 +975,7 @@ mod tests {
             "",
         ] {
             assert!(azure_rows(body.as_bytes(), &schema).is_none(), "{body}");
+            assert!(lists::frame(body.as_bytes(), &schema).is_none(), "{body}");
         }
         // The general path still answers those: a frame, or its message.
         assert!(

@@ -296,7 +296,15 @@ pub(crate) async fn read_body(
         return Err(too_large());
     }
     let timeout = state.config().body_timeout;
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+    // A small body has usually arrived with the headers: read it at once, and arm the timer
+    // only when it has not (a timer costs about 2 % of a one-row request).
+    let mut read = std::pin::pin!(axum::body::to_bytes(body, limit));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(read.as_mut().poll(cx))).await;
+    let result = match first {
+        std::task::Poll::Ready(r) => Ok(r),
+        std::task::Poll::Pending => tokio::time::timeout(timeout, read).await,
+    };
+    match result {
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             format!(
