@@ -31,14 +31,31 @@ pub(crate) async fn score(
     Extension(RequestId(request_id)): Extension<RequestId>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    score_request(&state, &request_id, request).await
+}
+
+/// `POST /score` without the router: the server's direct path (see [`crate::server`]), the
+/// same steps as the router's middleware and handler.
+pub(crate) async fn score_direct(state: &AppState, request: Request) -> Response {
+    crate::ops::around(state, "/score", request, |request, request_id| async move {
+        score_request(state, &request_id, request).await.into_response()
+    })
+    .await
+}
+
+async fn score_request(
+    state: &AppState,
+    request_id: &HeaderValue,
+    request: Request,
+) -> Result<Response, ApiError> {
     // The headers taken apart from the body, not copied (the `HeaderMap` extractor clones them).
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     ops::require_json(&headers, STYLE)?;
-    let model = ops::model(&state, STYLE)?;
-    let bytes = ops::read_body(&state, &headers, body, STYLE).await?;
+    let model = ops::model(state, STYLE)?;
+    let bytes = ops::read_body(state, &headers, body, STYLE).await?;
     let started = Instant::now();
-    let frame = match input::azure_records(&bytes, &model.schema) {
+    let frame = match input::azure_rows(&bytes, &model.schema) {
         Some(frame) => frame,
         None => {
             let json = input::parse_json(&bytes)?;
@@ -48,7 +65,7 @@ pub(crate) async fn score(
             frame
         }
     };
-    let scored = ops::score(&state, &model, frame, &request_id, started, STYLE).await?;
+    let scored = ops::score(state, &model, frame, request_id, started, STYLE).await?;
     Ok(ops::scored_bytes(
         output::azure_bytes(&scored.predictions),
         &model,

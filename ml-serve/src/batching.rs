@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use ml_core::{Frame, Model, Predictions, Value};
 use ndarray::{Array1, Axis};
-use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::metrics::BATCH_ROWS;
+use crate::state::Permits;
 
 /// Settings of adaptive batching.
 #[derive(Clone, Debug)]
@@ -92,15 +93,14 @@ pub(crate) struct Batcher {
 struct Shared {
     config: BatchConfig,
     rx: Mutex<mpsc::UnboundedReceiver<Job>>,
-    /// Scoring permits: in-flight scoring requests are `max_permits − available`.
-    permits: Arc<Semaphore>,
-    max_permits: usize,
+    /// The server's scoring permits: what is in flight.
+    permits: Arc<Permits>,
     /// Requests the workers hold (collected or being scored).
     held: AtomicUsize,
 }
 
 impl Batcher {
-    pub(crate) fn start(config: BatchConfig, permits: Arc<Semaphore>, max_permits: usize) -> Batcher {
+    pub(crate) fn start(config: BatchConfig, permits: Arc<Permits>) -> Batcher {
         let (tx, rx) = mpsc::unbounded_channel();
         Batcher {
             tx,
@@ -108,7 +108,6 @@ impl Batcher {
                 config,
                 rx: Mutex::new(rx),
                 permits,
-                max_permits,
                 held: AtomicUsize::new(0),
             }),
             started: AtomicBool::new(false),
@@ -154,7 +153,7 @@ async fn worker(shared: Arc<Shared>) {
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                     Err(mpsc::error::TryRecvError::Empty) => {}
                 }
-                let in_flight = shared.max_permits - shared.permits.available_permits();
+                let in_flight = shared.permits.in_flight();
                 if in_flight <= shared.held.load(Ordering::Acquire) || Instant::now() >= deadline {
                     break;
                 }

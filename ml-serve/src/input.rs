@@ -357,67 +357,311 @@ pub(crate) fn names(schema: &Schema) -> String {
     schema.names().collect::<Vec<_>>().join(", ")
 }
 
-/// Bodies up to this size may take the fast path of `azure_records`; a larger body that
+/// Bodies up to this size may take the fast path of `azure_rows`; a larger body that
 /// the fast path gives up on would be parsed twice.
 const FAST_PATH_BYTES: usize = 64 * 1024;
 
-/// The common `/score` body, `{"data": [record, ...]}` where every record holds exactly the
-/// schema's fields once each (in any order), decoded without building a JSON object per
-/// record: each record's values go straight into a row in schema order, read by the same
-/// array reader (so the same cells, the same frame). `None` for anything else — other keys,
-/// missing, extra or repeated fields, lists as rows, no rows, malformed JSON, a value the
-/// reader refuses — and the caller takes the general path, which gives the answer or the
-/// error message it always gave. A one-row request spends a good share of its time in the
-/// general path's per-record maps (a string and two hashes per field).
-pub(crate) fn azure_records(body: &[u8], schema: &Arc<Schema>) -> Option<Frame> {
+/// The common `/score` body, `{"data": rows}` where the rows are all lists of one value per
+/// field in schema order, or all records holding exactly the schema's fields once each (in any
+/// order), decoded without a JSON value per row or per cell: each row's cells go straight into
+/// ml-core's frame builder, which applies the same conversion to each cell as the general
+/// path's readers (so the same cells, the same frame). `None` for anything else — other
+/// keys, missing, extra or repeated fields, a row of the wrong length, rows of both kinds, no
+/// rows, malformed JSON, a nested value, a value the builder refuses — and the caller takes the
+/// general path, which gives the answer or the error message it always gave. A one-row
+/// request spent a good share of its time building the general path's JSON values (a vector
+/// per row, a map per body and per record).
+pub(crate) fn azure_rows(body: &[u8], schema: &Arc<Schema>) -> Option<Frame> {
     if body.len() > FAST_PATH_BYTES {
         return None;
     }
+    if let Some(frame) = lists::frame(body, schema) {
+        return Some(frame);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
-    let rows = serde::de::DeserializeSeed::deserialize(fast::Body(schema), &mut de).ok()?;
+    let mut rows = fast::Rows::new(schema);
+    serde::de::DeserializeSeed::deserialize(fast::Body(&mut rows), &mut de).ok()?;
     de.end().ok()?;
-    Frame::from_json_arrays(&rows, schema.clone(), &options()).ok()
+    rows.finish()
 }
 
-/// The visitors of `azure_records`. Every refusal is an error whose text is never shown:
-/// it only sends the request down the general path.
+/// The commonest body of all, `{"data": [[v, ...], ...]}` with numbers, `null`, `true`,
+/// `false` and strings without escapes, read by a scanner of its own: numbers are parsed by the
+/// standard library (correctly rounded, as serde_json's `float_roundtrip` parser: the same
+/// values) and taken as serde_json takes them — an integer that fits `i64` is an integer,
+/// `-0` and any other number a float. Anything else is `None`, and `azure_rows` goes on with
+/// its visitors.
+mod lists {
+    use std::sync::Arc;
+
+    use ml_core::frame::{Cell, FrameBuilder};
+    use ml_core::{Frame, Schema};
+
+    struct Scan<'a> {
+        /// The body, checked once as UTF-8 text.
+        text: &'a str,
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Scan<'a> {
+        fn ws(&mut self) {
+            while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                self.i += 1;
+            }
+        }
+
+        /// Skips white space, then `c` if it comes next.
+        fn eat(&mut self, c: u8) -> bool {
+            self.ws();
+            let next = self.b.get(self.i) == Some(&c);
+            self.i += usize::from(next);
+            next
+        }
+
+        fn literal(&mut self, text: &[u8]) -> bool {
+            let next = self.b[self.i..].starts_with(text);
+            if next {
+                self.i += text.len();
+            }
+            next
+        }
+
+        fn digits(&mut self) -> usize {
+            let start = self.i;
+            while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+                self.i += 1;
+            }
+            self.i - start
+        }
+
+        fn value(&mut self) -> Option<Cell<'a>> {
+            self.ws();
+            match *self.b.get(self.i)? {
+                b'n' => self.literal(b"null").then_some(Cell::Missing),
+                b't' => self.literal(b"true").then_some(Cell::Bool(true)),
+                b'f' => self.literal(b"false").then_some(Cell::Bool(false)),
+                b'"' => {
+                    let start = self.i + 1;
+                    let len = self.b[start..]
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+                    let end = start + len;
+                    if self.b[end] != b'"' {
+                        return None;
+                    }
+                    self.i = end + 1;
+                    // Between two ASCII quotes: on character boundaries.
+                    self.text.get(start..end).map(Cell::Str)
+                }
+                b'-' | b'0'..=b'9' => self.number(),
+                _ => None,
+            }
+        }
+
+        /// A number in JSON's grammar.
+        fn number(&mut self) -> Option<Cell<'a>> {
+            let start = self.i;
+            let negative = self.b[self.i] == b'-';
+            self.i += usize::from(negative);
+            match self.b.get(self.i)? {
+                b'0' => self.i += 1,
+                b'1'..=b'9' => {
+                    self.digits();
+                }
+                _ => return None,
+            }
+            let mut float = false;
+            if self.b.get(self.i) == Some(&b'.') {
+                self.i += 1;
+                if self.digits() == 0 {
+                    return None;
+                }
+                float = true;
+            }
+            if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+                self.i += 1;
+                if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+                    self.i += 1;
+                }
+                if self.digits() == 0 {
+                    return None;
+                }
+                float = true;
+            }
+            // Only ASCII was taken: on character boundaries.
+            let text = self.text.get(start..self.i)?;
+            if !float && let Ok(i) = text.parse::<i64>() {
+                // serde_json reads `-0` as the float -0.0.
+                return Some(if negative && i == 0 {
+                    Cell::Float(-0.0)
+                } else {
+                    Cell::Int(i)
+                });
+            }
+            // A float, or an integer beyond i64 (a float to serde_json too); out of range is
+            // an error there.
+            let x: f64 = text.parse().ok()?;
+            x.is_finite().then_some(Cell::Float(x))
+        }
+    }
+
+    pub(super) fn frame(body: &[u8], schema: &Arc<Schema>) -> Option<Frame> {
+        let text = std::str::from_utf8(body).ok()?;
+        let mut s = Scan { text, b: body, i: 0 };
+        if !s.eat(b'{') {
+            return None;
+        }
+        s.ws();
+        if !(s.literal(b"\"data\"") && s.eat(b':') && s.eat(b'[')) {
+            return None;
+        }
+        let n = schema.len();
+        let mut builder = FrameBuilder::new(schema.clone(), 1);
+        let mut cells = Vec::with_capacity(n);
+        loop {
+            if !s.eat(b'[') {
+                return None;
+            }
+            cells.clear();
+            if !s.eat(b']') {
+                loop {
+                    cells.push(s.value()?);
+                    if s.eat(b',') {
+                        continue;
+                    }
+                    if s.eat(b']') {
+                        break;
+                    }
+                    return None;
+                }
+            }
+            if cells.len() != n {
+                return None;
+            }
+            builder.push_row(&cells).ok()?;
+            if s.eat(b',') {
+                continue;
+            }
+            if s.eat(b']') {
+                break;
+            }
+            return None;
+        }
+        if !s.eat(b'}') {
+            return None;
+        }
+        s.ws();
+        (s.i == body.len()).then(|| builder.finish())
+    }
+}
+
+/// The visitors of `azure_rows`. Every refusal is an error whose text is never shown: it
+/// only sends the request down the general path.
 mod fast {
+    use std::borrow::Cow;
     use std::fmt;
+    use std::sync::Arc;
 
     use ml_core::Schema;
+    use ml_core::frame::{Cell, FrameBuilder};
     use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
-    use serde_json::Value as Json;
-
-    use super::StrictValue;
 
     fn refuse<E: serde::de::Error>() -> E {
         E::custom("not the fast path")
     }
 
-    /// The top-level object: exactly one key, `data`.
-    pub(super) struct Body<'s>(pub(super) &'s Schema);
+    /// One cell as read, borrowing its text from the body when it has no escapes.
+    #[derive(Clone, Debug)]
+    enum Read<'de> {
+        Missing,
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+        Str(Cow<'de, str>),
+    }
 
-    impl<'de> DeserializeSeed<'de> for Body<'_> {
-        type Value = Vec<Json>;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Json>, D::Error> {
+    impl Read<'_> {
+        fn cell(&self) -> Cell<'_> {
+            match self {
+                Read::Missing => Cell::Missing,
+                Read::Int(i) => Cell::Int(*i),
+                Read::Float(x) => Cell::Float(*x),
+                Read::Bool(b) => Cell::Bool(*b),
+                Read::Str(s) => Cell::Str(s),
+            }
+        }
+    }
+
+    /// Whether the rows seen so far are lists or records (they may not mix).
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Kind {
+        Unknown,
+        Lists,
+        Records,
+    }
+
+    /// The frame being built, and the scratch of one row.
+    pub(super) struct Rows<'s, 'de> {
+        schema: &'s Arc<Schema>,
+        builder: Option<FrameBuilder>,
+        row: Vec<Read<'de>>,
+        seen: Vec<bool>,
+        kind: Kind,
+    }
+
+    impl<'s, 'de> Rows<'s, 'de> {
+        pub(super) fn new(schema: &'s Arc<Schema>) -> Self {
+            Rows {
+                schema,
+                builder: None,
+                row: Vec::with_capacity(schema.len()),
+                seen: Vec::new(),
+                kind: Kind::Unknown,
+            }
+        }
+
+        /// The frame, when at least one row was read.
+        pub(super) fn finish(self) -> Option<ml_core::Frame> {
+            self.builder.filter(|b| b.n_rows() > 0).map(FrameBuilder::finish)
+        }
+
+        /// Pushes `self.row` (complete, in schema order) into the frame; false when a cell
+        /// does not fit its field.
+        fn push(&mut self) -> bool {
+            let schema = self.schema;
+            let builder = self
+                .builder
+                .get_or_insert_with(|| FrameBuilder::new(schema.clone(), 1));
+            let cells: Vec<Cell<'_>> = self.row.iter().map(Read::cell).collect();
+            builder.push_row(&cells).is_ok()
+        }
+    }
+
+    /// The top-level object: exactly one key, `data`.
+    pub(super) struct Body<'r, 's, 'de>(pub(super) &'r mut Rows<'s, 'de>);
+
+    impl<'de> DeserializeSeed<'de> for Body<'_, '_, 'de> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_map(self)
         }
     }
 
-    impl<'de> Visitor<'de> for Body<'_> {
-        type Value = Vec<Json>;
+    impl<'de> Visitor<'de> for Body<'_, '_, 'de> {
+        type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("{\"data\": [records]}")
+            f.write_str("{\"data\": [rows]}")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Json>, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             if !map.next_key_seed(Key(Some("data")))?.unwrap_or(false) {
                 return Err(refuse());
             }
-            let rows = map.next_value_seed(Rows(self.0))?;
-            if map.next_key_seed(Key(None))?.is_some() || rows.is_empty() {
+            map.next_value_seed(List(&mut *self.0))?;
+            if map.next_key_seed(Key(None))?.is_some() {
                 return Err(refuse());
             }
-            Ok(rows)
+            Ok(())
         }
     }
 
@@ -441,66 +685,143 @@ mod fast {
         }
     }
 
-    /// The list of records.
-    struct Rows<'s>(&'s Schema);
+    /// The list of rows.
+    struct List<'r, 's, 'de>(&'r mut Rows<'s, 'de>);
 
-    impl<'de> DeserializeSeed<'de> for Rows<'_> {
-        type Value = Vec<Json>;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Json>, D::Error> {
+    impl<'de> DeserializeSeed<'de> for List<'_, '_, 'de> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_seq(self)
         }
     }
 
-    impl<'de> Visitor<'de> for Rows<'_> {
-        type Value = Vec<Json>;
+    impl<'de> Visitor<'de> for List<'_, '_, 'de> {
+        type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of records")
+            f.write_str("a list of rows")
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Json>, A::Error> {
-            let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(4096));
-            while let Some(row) = seq.next_element_seed(Record(self.0))? {
-                rows.push(Json::Array(row));
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Row(&mut *self.0))?.is_some() {
+                if !self.0.push() {
+                    return Err(refuse());
+                }
             }
-            Ok(rows)
+            Ok(())
         }
     }
 
-    /// One record → its values in schema order.
-    struct Record<'s>(&'s Schema);
+    /// One row (a list or a record) → `Rows::row`, its cells in schema order.
+    struct Row<'r, 's, 'de>(&'r mut Rows<'s, 'de>);
 
-    impl<'de> DeserializeSeed<'de> for Record<'_> {
-        type Value = Vec<Json>;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Json>, D::Error> {
-            d.deserialize_map(self)
+    impl<'de> DeserializeSeed<'de> for Row<'_, '_, 'de> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
         }
     }
 
-    impl<'de> Visitor<'de> for Record<'_> {
-        type Value = Vec<Json>;
+    impl<'de> Visitor<'de> for Row<'_, '_, 'de> {
+        type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a record")
+            f.write_str("a row")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Json>, A::Error> {
-            let n = self.0.len();
-            let mut values = vec![Json::Null; n];
-            let mut seen = vec![false; n];
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let rows = self.0;
+            if rows.kind == Kind::Records {
+                return Err(refuse());
+            }
+            rows.kind = Kind::Lists;
+            let n = rows.schema.len();
+            rows.row.clear();
+            while let Some(v) = seq.next_element_seed(Value)? {
+                if rows.row.len() == n {
+                    return Err(refuse());
+                }
+                rows.row.push(v);
+            }
+            if rows.row.len() != n {
+                return Err(refuse());
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let rows = self.0;
+            if rows.kind == Kind::Lists {
+                return Err(refuse());
+            }
+            rows.kind = Kind::Records;
+            let n = rows.schema.len();
+            rows.row.clear();
+            rows.row.resize(n, Read::Missing);
+            rows.seen.clear();
+            rows.seen.resize(n, false);
             let mut next = 0;
             while let Some(i) = map.next_key_seed(Field {
-                schema: self.0,
+                schema: rows.schema,
                 expected: next,
             })? {
                 // Not a field, or a field given twice.
-                let Some(i) = i.filter(|&i| !std::mem::replace(&mut seen[i], true)) else {
+                let Some(i) = i.filter(|&i| !std::mem::replace(&mut rows.seen[i], true)) else {
                     return Err(refuse());
                 };
-                let StrictValue(v) = map.next_value()?;
-                values[i] = v;
+                rows.row[i] = map.next_value_seed(Value)?;
                 next = i + 1;
             }
-            if seen.contains(&false) {
+            if rows.seen.contains(&false) {
                 return Err(refuse());
             }
-            Ok(values)
+            Ok(())
+        }
+    }
+
+    /// One cell: a scalar (a nested value is refused).
+    struct Value;
+
+    impl<'de> DeserializeSeed<'de> for Value {
+        type Value = Read<'de>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Read<'de>, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    /// The same values the general path's JSON numbers give: an integer that fits `i64` is
+    /// an integer, any other number a float.
+    impl<'de> Visitor<'de> for Value {
+        type Value = Read<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Read<'de>, E> {
+            Ok(Read::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Read<'de>, E> {
+            Ok(Read::Int(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Read<'de>, E> {
+            Ok(i64::try_from(v).map_or(Read::Float(v as f64), Read::Int))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Read<'de>, E> {
+            // A non-finite float is not JSON; the general path reads it as null.
+            Ok(if v.is_finite() {
+                Read::Float(v)
+            } else {
+                Read::Missing
+            })
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Read<'de>, E> {
+            Ok(Read::Str(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Read<'de>, E> {
+            Ok(Read::Str(Cow::Owned(v.to_string())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Read<'de>, E> {
+            Ok(Read::Str(Cow::Owned(v)))
+        }
+        fn visit_unit<E>(self) -> Result<Read<'de>, E> {
+            Ok(Read::Missing)
+        }
+        fn visit_none<E>(self) -> Result<Read<'de>, E> {
+            Ok(Read::Missing)
         }
     }
 
@@ -565,10 +886,66 @@ mod tests {
             // Any key order, nulls, escapes in keys, integers as floats, several rows.
             r#"{"data": [{"plan": "basic", "x": 1, "n": null}, {"n": 3, "pl\u0061n": "pro", "x": -2e3}]}"#,
             " {\"data\":[{\"x\":0,\"n\":1,\"plan\":\"pro\"}]}\n",
+            // Rows as lists in schema order: numbers of every kind, nulls, escaped strings.
+            r#"{"data": [[1.5, 2, "pro"]]}"#,
+            r#"{"data": [[1, null, "b\u0061sic"], [-2e3, 9007199254740993, "pro"], [0.1, -7, "pro"]]}"#,
+            r#"{"d\u0061ta": [[1e-300, 0, "basic"]]}"#,
         ] {
-            let fast = azure_records(body.as_bytes(), &schema).expect(body);
+            let fast = azure_rows(body.as_bytes(), &schema).expect(body);
             assert_eq!(Some(fast), general(body, &schema).unwrap(), "{body}");
+            if let Some(scanned) = lists::frame(body.as_bytes(), &schema) {
+                assert_eq!(Some(scanned), general(body, &schema).unwrap(), "{body}");
+            }
         }
+    }
+
+    #[test]
+    fn the_list_scanner_reads_every_number_as_serde_json_does() {
+        let numbers = [
+            "1.2881847531554629",
+            "-0.7645436509716318",
+            "0.005005283626572444",
+            "-0",
+            "-0.0",
+            "0",
+            "1e22",
+            "1E+2",
+            "0.1e1",
+            "5e-324",
+            "2.2250738585072011e-308",
+            "1.7976931348623157e308",
+            "9007199254740993",
+            "123456789012345678901234567890",
+            "18446744073709551615",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "1e-400",
+            "3.14159265358979323846264338327950288",
+        ];
+        let schema = Arc::new(
+            Schema::new(
+                (0..numbers.len())
+                    .map(|i| Field::new(format!("f{i}"), DataType::Float))
+                    .collect(),
+            )
+            .unwrap(),
+        );
+        let body = format!("{{\"data\": [[{}]]}}", numbers.join(", "));
+        let scanned = lists::frame(body.as_bytes(), &schema).expect("scanned");
+        let general = general(&body, &schema).unwrap().expect("a frame");
+        let bits = |f: &Frame| -> Vec<u64> {
+            f.columns()
+                .iter()
+                .map(|c| match c {
+                    ml_core::Column::Float(v) => v[0].to_bits(),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(bits(&scanned), bits(&general), "{body}");
+        // Out of range is the general path's error, not a value.
+        assert!(lists::frame(br#"{"data": [[1e400]]}"#, &schema).is_none());
     }
 
     #[test]
@@ -580,7 +957,15 @@ mod tests {
             r#"{"data": [{"x": 1, "n": 2, "plan": "pro", "x": 2}]}"#, // a field twice
             r#"{"data": [{"x": 1, "n": 2, "plan": "gold"}]}"#, // an unknown category
             r#"{"data": [{"x": "a", "n": 2, "plan": "pro"}]}"#, // a mistyped value
-            r#"{"data": [[1, 2, "pro"]]}"#,           // rows as lists
+            r#"{"data": [[1, 2]]}"#,                  // a list too short
+            r#"{"data": [[1, 2, "pro", 4]]}"#,        // a list too long
+            r#"{"data": [[1, 2, "pro"], {"x": 1, "n": 2, "plan": "pro"}]}"#, // both kinds
+            r#"{"data": [{"x": 1, "n": 2, "plan": "pro"}, [1, 2, "pro"]]}"#, // both kinds
+            r#"{"data": [[[1], 2, "pro"]]}"#,         // a nested value
+            r#"{"data": [[1, 18446744073709551615, "pro"]]}"#, // an integer beyond i64
+            r#"{"data": [[1, 2.5, "pro"]]}"#,         // a float in an int field
+            r#"{"data": [[1, 2, "gold"]]}"#,          // an unknown category
+            r#"{"data": [1, 2, "pro"]}"#,             // not rows
             r#"{"data": []}"#,
             r#"{"data": [{"x": 1, "n": 2, "plan": "pro"}], "data": []}"#,
             r#"{"data": [{"x": 1, "n": 2, "plan": "pro"}], "other": 1}"#,
@@ -589,7 +974,8 @@ mod tests {
             r#"{"data": [{"x": NaN, "n": 2, "plan": "pro"}]}"#,
             "",
         ] {
-            assert!(azure_records(body.as_bytes(), &schema).is_none(), "{body}");
+            assert!(azure_rows(body.as_bytes(), &schema).is_none(), "{body}");
+            assert!(lists::frame(body.as_bytes(), &schema).is_none(), "{body}");
         }
         // The general path still answers those: a frame, or its message.
         assert!(

@@ -43,14 +43,28 @@ pub(crate) fn azure(p: &Predictions) -> Json {
 /// written straight from the predictions, without a JSON value per row (the same text:
 /// serde_json writes a float and a float `Number` alike, and both non-finite as `null`).
 pub(crate) fn azure_bytes(p: &Predictions) -> Vec<u8> {
-    let written = match p {
-        Predictions::Regression { values } => serde_json::to_vec(&values.iter().collect::<Vec<_>>()),
+    match p {
+        Predictions::Regression { values } => numbers(values.iter()),
         Predictions::Classification { probabilities, .. } if probabilities.ncols() == 2 => {
-            serde_json::to_vec(&probabilities.column(1).iter().collect::<Vec<_>>())
+            numbers(probabilities.column(1).iter())
         }
-        Predictions::Classification { .. } => serde_json::to_vec(&azure(p)),
-    };
-    written.unwrap_or_default()
+        Predictions::Classification { .. } => serde_json::to_vec(&azure(p)).unwrap_or_default(),
+    }
+}
+
+/// A JSON array of `values`, each written by serde_json (so `null` when not finite).
+fn numbers<'a>(values: impl ExactSizeIterator<Item = &'a f64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + 25 * values.len());
+    out.push(b'[');
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing into a vector cannot fail.
+        let _ = serde_json::to_writer(&mut out, v);
+    }
+    out.push(b']');
+    out
 }
 
 /// MLflow's `{"predictions": [...]}`: the predicted values for regression; for

@@ -175,6 +175,35 @@ impl ServedModel {
     }
 }
 
+/// The `max_concurrent_requests` scoring permits: one held by each scoring request being
+/// served (decoding, waiting for a batch or being scored).
+#[derive(Debug)]
+pub(crate) struct Permits {
+    semaphore: Semaphore,
+    max: usize,
+}
+
+impl Permits {
+    fn new(max: usize) -> Self {
+        Permits {
+            semaphore: Semaphore::new(max),
+            max,
+        }
+    }
+
+    /// A permit, or an error when all are held.
+    pub(crate) fn try_acquire(
+        &self,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, tokio::sync::TryAcquireError> {
+        self.semaphore.try_acquire()
+    }
+
+    /// Scoring requests holding a permit now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.max - self.semaphore.available_permits()
+    }
+}
+
 /// The shared state of the server; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -186,7 +215,7 @@ pub(crate) struct Inner {
     pub(crate) config: ServeConfig,
     pub(crate) deployments: Deployments,
     pub(crate) batcher: Option<crate::batching::Batcher>,
-    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) permits: Arc<Permits>,
     pub(crate) keys: crate::keys::KeyRing,
     pub(crate) payload: Option<PayloadLogger>,
     pub(crate) started: Instant,
@@ -224,11 +253,11 @@ impl AppState {
     ) -> Result<Self> {
         config.check()?;
         crate::metrics::init();
-        let permits = Arc::new(Semaphore::new(config.max_concurrent_requests));
+        let permits = Arc::new(Permits::new(config.max_concurrent_requests));
         let batcher = config
             .batching
             .clone()
-            .map(|b| crate::batching::Batcher::start(b, permits.clone(), config.max_concurrent_requests));
+            .map(|b| crate::batching::Batcher::start(b, permits.clone()));
         let keys = crate::keys::KeyRing::new(
             config.keys.clone(),
             config.key_file.as_deref(),
@@ -276,7 +305,7 @@ impl AppState {
     /// `max_concurrent_requests` permits (decoding, waiting for a batch or being scored). What
     /// a drain waits on, and what the adaptive batcher compares its batch with.
     pub fn scoring_in_flight(&self) -> usize {
-        self.inner.config.max_concurrent_requests - self.inner.permits.available_permits()
+        self.inner.permits.in_flight()
     }
 
     /// True once every deployment has a model.

@@ -34,23 +34,36 @@ const QUIET_ROUTES: &[&str] = &[
 /// OTLP exporter (the same fields as attributes), when they are installed; otherwise only
 /// passes the call on.
 pub async fn track_requests(req: Request, next: Next) -> Response {
+    track(req, None, |req| next.run(req)).await
+}
+
+/// What [`track_requests`] does around `next`, for the route pattern `route` (the router's
+/// matched path when `None`): shared by the router and the server's direct path.
+pub(crate) async fn track<F, Fut>(req: Request, route: Option<&str>, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     #[cfg(feature = "azure")]
     let appinsights = ml_stream::appinsights::global();
     #[cfg(not(feature = "azure"))]
     let appinsights: Option<()> = None;
     let otlp = ml_stream::otlp::global();
     if appinsights.is_none() && otlp.is_none() {
-        return next.run(req).await;
+        return next(req).await;
     }
     let started = std::time::Instant::now();
     let start_ns = ml_stream::exporter::now_ns();
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
+    let route = match route {
+        Some(r) => r.to_string(),
+        None => req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string()),
+    };
     let method = req.method().to_string();
     let url = req.uri().to_string();
-    let response = next.run(req).await;
+    let response = next(req).await;
     let status = response.status().as_u16();
     if status < 400 && QUIET_ROUTES.contains(&route.as_str()) {
         return response;

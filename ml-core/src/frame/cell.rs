@@ -186,6 +186,9 @@ fn int_text(i: i64, buf: &mut [u8; 20]) -> &str {
 /// Accumulates one column while rows are read.
 pub(crate) struct ColumnBuilder {
     data: Buffer,
+    /// The null mask, allocated at the first missing value (then backfilled, and one entry
+    /// per row from there on): empty while every value so far is present, as in almost every
+    /// column of a scoring request.
     nulls: Vec<bool>,
     any_null: bool,
 }
@@ -208,7 +211,7 @@ impl ColumnBuilder {
         };
         ColumnBuilder {
             data,
-            nulls: Vec::with_capacity(capacity),
+            nulls: Vec::new(),
             any_null: false,
         }
     }
@@ -264,19 +267,23 @@ impl ColumnBuilder {
             _ => false,
         };
         if present {
-            self.nulls.push(false);
+            self.not_null();
             return;
         }
         match self.convert(field, cell) {
-            Ok(Converted::Present) => self.nulls.push(false),
+            Ok(Converted::Present) => self.not_null(),
             Ok(Converted::Null) => {
+                if self.nulls.is_empty() {
+                    // The first missing value: every row before it was present.
+                    self.nulls.resize(self.data.len(), false);
+                }
                 self.push_placeholder();
                 self.nulls.push(true);
                 self.any_null = true;
             }
             Err(problem) => {
                 self.push_placeholder();
-                self.nulls.push(false);
+                self.not_null();
                 errors.push(ValidationError {
                     field: field.name.clone(),
                     row: Some(at.row),
@@ -284,6 +291,13 @@ impl ColumnBuilder {
                     problem,
                 });
             }
+        }
+    }
+
+    /// Records that the value just pushed is present (only once the mask exists).
+    fn not_null(&mut self) {
+        if !self.nulls.is_empty() {
+            self.nulls.push(false);
         }
     }
 
@@ -435,6 +449,18 @@ enum Buffer {
     Bool(Vec<bool>),
     Categorical(Vec<u32>),
     String(Vec<String>),
+}
+
+impl Buffer {
+    fn len(&self) -> usize {
+        match self {
+            Buffer::Float(v) => v.len(),
+            Buffer::Int(v) => v.len(),
+            Buffer::Bool(v) => v.len(),
+            Buffer::Categorical(v) => v.len(),
+            Buffer::String(v) => v.len(),
+        }
+    }
 }
 
 enum Converted {
