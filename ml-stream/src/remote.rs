@@ -166,23 +166,17 @@ impl RemoteScorer {
             .timeout(config.timeout)
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        let mut req = client.get(&url);
-        if let Some(k) = &config.key {
-            req = req.bearer_auth(k);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| fail(format!("cannot reach the endpoint: {e}")))?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
-        if status != 200 {
-            return Err(Error::Core(remote_error(
-                &url,
-                Some(status),
-                server_message(&body),
-            )));
-        }
+        // A server that is still loading its model answers 503: the swagger is fetched with the
+        // same retries as a batch.
+        let body = send_retrying(&config, &url, 0, || {
+            let req = client.get(&url);
+            match &config.key {
+                Some(k) => req.bearer_auth(k),
+                None => req,
+            }
+        })
+        .await
+        .map_err(Error::Core)?;
         let doc: Json =
             serde_json::from_slice(&body).map_err(|e| fail(format!("the swagger is not JSON: {e}")))?;
         let schema = doc
@@ -239,63 +233,19 @@ impl RemoteScorer {
     /// One batch, with retries.
     async fn call(&self, body: Json, rows: usize) -> ml_core::Result<Predictions> {
         let bytes = serde_json::to_vec(&body).map_err(|e| ml_core::Error::Internal(e.to_string()))?;
-        let mut wait = self.config.initial_backoff;
-        let mut attempt = 1;
-        loop {
-            let mut req = self
+        let answer = send_retrying(&self.config, &self.endpoint, rows as u64, || {
+            let req = self
                 .client
                 .post(&self.endpoint)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(bytes.clone());
-            if let Some(k) = &self.config.key {
-                req = req.bearer_auth(k);
+            match &self.config.key {
+                Some(k) => req.bearer_auth(k),
+                None => req,
             }
-            let (retryable, status, message, retry_after) = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    match resp.bytes().await {
-                        Ok(body) if status == 200 => return self.parse(&body, rows),
-                        Ok(body) => (
-                            matches!(status, 408 | 429 | 502 | 503 | 504),
-                            Some(status),
-                            server_message(&body),
-                            retry_after,
-                        ),
-                        Err(e) => (true, Some(status), format!("the answer was cut off: {e}"), None),
-                    }
-                }
-                Err(e) if e.is_timeout() => (
-                    true,
-                    None,
-                    format!("no answer within {} ms", self.config.timeout.as_millis()),
-                    None,
-                ),
-                Err(e) => (true, None, format!("cannot reach the endpoint: {e}"), None),
-            };
-            if !retryable || attempt >= self.config.max_attempts {
-                let message = if retryable {
-                    format!("{message} (gave up after {attempt} attempts)")
-                } else {
-                    message
-                };
-                return Err(remote_error(&self.endpoint, status, message));
-            }
-            // Jitter in [0.5, 1) so parallel callers do not retry in lockstep.
-            let jitter = 0.5 + 0.5 * unit(attempt as u64 ^ rows as u64);
-            let delay = wait
-                .mul_f64(jitter)
-                .max(retry_after.unwrap_or_default())
-                .min(self.config.max_backoff);
-            tokio::time::sleep(delay).await;
-            wait = (wait * 2).min(self.config.max_backoff);
-            attempt += 1;
-        }
+        })
+        .await?;
+        self.parse(&answer, rows)
     }
 
     fn parse(&self, body: &[u8], rows: usize) -> ml_core::Result<Predictions> {
@@ -468,6 +418,67 @@ fn remote_error(endpoint: &str, status: Option<u16>, message: String) -> ml_core
         endpoint: endpoint.to_string(),
         status,
         message,
+    }
+}
+
+/// Sends the request `make` builds until it is answered 200, retrying timeouts, connection
+/// failures and 408/429/502/503/504 up to `config.max_attempts` attempts with doubling backoff and
+/// jitter (at least the server's `Retry-After`); returns the 200 answer's body, or the error that
+/// names the endpoint, the status and the server's message. `seed` varies the jitter.
+async fn send_retrying(
+    config: &RemoteConfig,
+    url: &str,
+    seed: u64,
+    make: impl Fn() -> reqwest::RequestBuilder,
+) -> ml_core::Result<Vec<u8>> {
+    let mut wait = config.initial_backoff;
+    let mut attempt = 1;
+    loop {
+        let (retryable, status, message, retry_after) = match make().send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                match resp.bytes().await {
+                    Ok(body) if status == 200 => return Ok(body.to_vec()),
+                    Ok(body) => (
+                        matches!(status, 408 | 429 | 502 | 503 | 504),
+                        Some(status),
+                        server_message(&body),
+                        retry_after,
+                    ),
+                    Err(e) => (true, Some(status), format!("the answer was cut off: {e}"), None),
+                }
+            }
+            Err(e) if e.is_timeout() => (
+                true,
+                None,
+                format!("no answer within {} ms", config.timeout.as_millis()),
+                None,
+            ),
+            Err(e) => (true, None, format!("cannot reach the endpoint: {e}"), None),
+        };
+        if !retryable || attempt >= config.max_attempts {
+            let message = if retryable {
+                format!("{message} (gave up after {attempt} attempts)")
+            } else {
+                message
+            };
+            return Err(remote_error(url, status, message));
+        }
+        // Jitter in [0.5, 1) so parallel callers do not retry in lockstep.
+        let jitter = 0.5 + 0.5 * unit(attempt as u64 ^ seed);
+        let delay = wait
+            .mul_f64(jitter)
+            .max(retry_after.unwrap_or_default())
+            .min(config.max_backoff);
+        tokio::time::sleep(delay).await;
+        wait = (wait * 2).min(config.max_backoff);
+        attempt += 1;
     }
 }
 
