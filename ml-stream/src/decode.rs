@@ -559,22 +559,62 @@ fn eight_digits(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from((v1.wrapping_add(v2) >> 32) as u32))
 }
 
-/// `significand × 10^power` when both factors are exact doubles (a significand below 2^53, a
-/// power of ten within ±22): then one multiplication or division, correctly rounded by IEEE
-/// arithmetic, gives the correctly rounded value, the same double as a full parse (Clinger's
-/// fast path). `None` otherwise.
+/// `significand × 10^power`, correctly rounded (the same double as a full parse), when the power
+/// of ten is within ±22: for a significand below 2^53 both factors are exact doubles and one
+/// multiplication or division, correctly rounded by IEEE arithmetic, gives it (Clinger's fast
+/// path); a longer significand with a negative power is checked exactly. `None` otherwise.
 #[inline]
 fn exact_float(significand: u64, power: i64) -> Option<f64> {
     const POWERS: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
         1e18, 1e19, 1e20, 1e21, 1e22,
     ];
-    if significand > 1 << 53 {
+    let scale = *POWERS.get(usize::try_from(power.unsigned_abs()).ok()?)?;
+    let m = significand as f64;
+    if significand <= 1 << 53 {
+        return Some(if power < 0 { m / scale } else { m * scale });
+    }
+    if power >= 0 {
         return None;
     }
-    let m = significand as f64;
-    let scale = *POWERS.get(usize::try_from(power.unsigned_abs()).ok()?)?;
-    Some(if power < 0 { m / scale } else { m * scale })
+    // A significand of 17 to 19 digits (a double's shortest text often has 17): the division
+    // of the rounded significand is within an ulp or so of the value; the correctly rounded
+    // double is found by comparing the exact value with the midpoints around the candidate,
+    // in 128-bit integers.
+    checked_quotient(significand, power.unsigned_abs() as u32, m / scale)
+}
+
+/// The double nearest to `significand / 10^k` (ties to even), starting from a candidate `q`
+/// close to it; `None` when the exact comparison does not fit 128 bits or the candidate is not
+/// a normal positive double.
+fn checked_quotient(significand: u64, k: u32, mut q: f64) -> Option<f64> {
+    let ten_k = 10u128.pow(k);
+    for _ in 0..3 {
+        if !q.is_normal() || q < 0.0 {
+            return None;
+        }
+        let bits = q.to_bits();
+        let mantissa = u128::from((bits & ((1 << 52) - 1)) | (1 << 52));
+        let exponent = i64::try_from(bits >> 52).ok()? - 1075;
+        // q = mantissa × 2^exponent. Compare significand / 10^k with (2·mantissa ± 1) ×
+        // 2^(exponent - 1), both sides multiplied by 10^k × 2^(1 - exponent).
+        let shift = u32::try_from(1 - exponent).ok()?;
+        if mantissa == 1 << 52 || shift + (64 - significand.leading_zeros()) > 127 {
+            return None; // the lower neighbour's ulp is smaller, or too wide: leave it
+        }
+        let value = u128::from(significand) << shift;
+        let above = (2 * mantissa + 1).checked_mul(ten_k)?;
+        let below = (2 * mantissa - 1).checked_mul(ten_k)?;
+        let even = mantissa % 2 == 0;
+        if value > above || (value == above && !even) {
+            q = f64::from_bits(bits + 1);
+        } else if value < below || (value == below && !even) {
+            q = f64::from_bits(bits - 1);
+        } else {
+            return Some(q);
+        }
+    }
+    None
 }
 
 /// Reuses a vector's allocation for another lifetime of its (plain `Copy`) items.
