@@ -466,16 +466,38 @@ fn scan_number(bytes: &[u8], at: usize) -> Option<(Slot<'_>, usize)> {
         return None;
     }
     let mut float = false;
+    // The decimal significand (integer and fraction digits) and its power of ten, while it
+    // has at most 19 digits (no overflow of u64); `exact` turns false beyond.
+    let mut significand = small;
+    let mut exact = int_digits <= 19;
+    let mut power: i64 = 0;
     if bytes.get(end) == Some(&b'.') {
-        let n = digits(end + 1);
+        let from = end + 1;
+        let mut n = 0;
+        // Eight digits at a time while they last (a float's fraction is usually long).
+        while let Some(eight) = eight_digits(bytes, from + n) {
+            significand = significand.wrapping_mul(100_000_000).wrapping_add(eight);
+            n += 8;
+        }
+        while let Some(&b) = bytes.get(from + n) {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            significand = significand.wrapping_mul(10).wrapping_add(u64::from(d));
+            n += 1;
+        }
         if n == 0 {
             return None;
         }
-        end += 1 + n;
+        exact &= int_digits + n <= 19;
+        power = -(n as i64);
+        end = from + n;
         float = true;
     }
     if matches!(bytes.get(end), Some(b'e' | b'E')) {
         end += 1;
+        let minus = bytes.get(end) == Some(&b'-');
         if matches!(bytes.get(end), Some(b'+' | b'-')) {
             end += 1;
         }
@@ -483,10 +505,21 @@ fn scan_number(bytes: &[u8], at: usize) -> Option<(Slot<'_>, usize)> {
         if n == 0 {
             return None;
         }
+        if n <= 4 {
+            let e = bytes[end..end + n]
+                .iter()
+                .fold(0i64, |e, &b| e * 10 + i64::from(b - b'0'));
+            power += if minus { -e } else { e };
+        } else {
+            exact = false;
+        }
         end += n;
         float = true;
     }
     if float {
+        if let Some(x) = exact.then(|| exact_float(significand, power)).flatten() {
+            return Some((Slot::Float(if negative { -x } else { x }), end));
+        }
         // Only ASCII was matched above.
         let x: f64 = std::str::from_utf8(&bytes[at..end]).ok()?.parse().ok()?;
         return x.is_finite().then_some((Slot::Float(x), end));
@@ -506,6 +539,82 @@ fn scan_number(bytes: &[u8], at: usize) -> Option<(Slot<'_>, usize)> {
     }
     let v = if negative { v } else { v.checked_neg()? };
     Some((Slot::Int(v), end))
+}
+
+/// The value of the eight ASCII digits at `at`, when there are eight digits there (the SWAR
+/// method of fast_float: one load, a check of all eight bytes, three multiplications).
+#[inline]
+fn eight_digits(bytes: &[u8], at: usize) -> Option<u64> {
+    let chunk: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    let v = u64::from_le_bytes(chunk);
+    let low = v.wrapping_sub(0x3030_3030_3030_3030);
+    let high = v.wrapping_add(0x4646_4646_4646_4646);
+    if (low | high) & 0x8080_8080_8080_8080 != 0 {
+        return None;
+    }
+    // Pairs, then quadruples, then the eight digits (the first byte is the leading digit).
+    let v = low.wrapping_mul(10).wrapping_add(low >> 8);
+    let v1 = (v & 0x0000_00ff_0000_00ff).wrapping_mul(0x000f_4240_0000_0064);
+    let v2 = ((v >> 16) & 0x0000_00ff_0000_00ff).wrapping_mul(0x0000_2710_0000_0001);
+    Some(u64::from((v1.wrapping_add(v2) >> 32) as u32))
+}
+
+/// `significand × 10^power`, correctly rounded (the same double as a full parse), when the power
+/// of ten is within ±22: for a significand below 2^53 both factors are exact doubles and one
+/// multiplication or division, correctly rounded by IEEE arithmetic, gives it (Clinger's fast
+/// path); a longer significand with a negative power is checked exactly. `None` otherwise.
+#[inline]
+fn exact_float(significand: u64, power: i64) -> Option<f64> {
+    const POWERS: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+        1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let scale = *POWERS.get(usize::try_from(power.unsigned_abs()).ok()?)?;
+    let m = significand as f64;
+    if significand <= 1 << 53 {
+        return Some(if power < 0 { m / scale } else { m * scale });
+    }
+    if power >= 0 {
+        return None;
+    }
+    // A significand of 17 to 19 digits (a double's shortest text often has 17): the division
+    // of the rounded significand is within an ulp or so of the value; the correctly rounded
+    // double is found by comparing the exact value with the midpoints around the candidate,
+    // in 128-bit integers.
+    checked_quotient(significand, power.unsigned_abs() as u32, m / scale)
+}
+
+/// The double nearest to `significand / 10^k` (ties to even), starting from a candidate `q`
+/// close to it; `None` when the exact comparison does not fit 128 bits or the candidate is not
+/// a normal positive double.
+fn checked_quotient(significand: u64, k: u32, mut q: f64) -> Option<f64> {
+    let ten_k = 10u128.pow(k);
+    for _ in 0..3 {
+        if !q.is_normal() || q < 0.0 {
+            return None;
+        }
+        let bits = q.to_bits();
+        let mantissa = u128::from((bits & ((1 << 52) - 1)) | (1 << 52));
+        let exponent = i64::try_from(bits >> 52).ok()? - 1075;
+        // q = mantissa × 2^exponent. Compare significand / 10^k with (2·mantissa ± 1) ×
+        // 2^(exponent - 1), both sides multiplied by 10^k × 2^(1 - exponent).
+        let shift = u32::try_from(1 - exponent).ok()?;
+        if mantissa == 1 << 52 || shift + (64 - significand.leading_zeros()) > 127 {
+            return None; // the lower neighbour's ulp is smaller, or too wide: leave it
+        }
+        let value = u128::from(significand) << shift;
+        let above = (2 * mantissa + 1).checked_mul(ten_k)?;
+        let below = (2 * mantissa - 1).checked_mul(ten_k)?;
+        let even = mantissa % 2 == 0;
+        if value > above || (value == above && !even) {
+            q = f64::from_bits(bits + 1);
+        } else if value < below || (value == below && !even) {
+            q = f64::from_bits(bits - 1);
+        } else {
+            return Some(q);
+        }
+    }
+    None
 }
 
 /// Reuses a vector's allocation for another lifetime of its (plain `Copy`) items.
@@ -896,6 +1005,70 @@ mod tests {
         }
         // The plain cases take the fast path; the rest fall back.
         assert_eq!(fast_taken, 13, "the fast path was taken {fast_taken} times");
+    }
+
+    #[test]
+    fn eight_digits_at_once() {
+        assert_eq!(eight_digits(b"12345678", 0), Some(12_345_678));
+        assert_eq!(eight_digits(b"x00000009", 1), Some(9));
+        assert_eq!(eight_digits(b"99999999", 0), Some(99_999_999));
+        assert_eq!(eight_digits(b"1234567", 0), None);
+        for bad in [
+            b"1234567/",
+            b"1234567:",
+            b"123 5678",
+            b"12345e78",
+            b"\x00345678\xb9",
+        ] {
+            assert_eq!(eight_digits(bad, 0), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn floats_are_the_doubles_a_full_parse_gives() {
+        // Shortest round-trip texts, texts cut to fewer digits, exponents: the fast path
+        // (significand below 2^53, power of ten within ±22) and the fallback must both give
+        // the correctly rounded double, as `str::parse` does.
+        let mut state = 1u64;
+        let mut texts = vec![
+            "0.1".to_string(),
+            "-0.0".into(),
+            "9007199254740993.0".into(),
+            "9007199254740992.5".into(),
+            "0.000000000000000000001".into(),
+            "1e22".into(),
+            "1e23".into(),
+            "1.5e-22".into(),
+            "4.9e-324".into(),
+            "1.7976931348623157e308".into(),
+        ];
+        for _ in 0..20_000 {
+            state = ml_core::rng::splitmix64(state);
+            let x = f64::from_bits(state >> 2) * if state & 1 == 0 { 1.0 } else { -1.0 };
+            let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+            let small = f64::from(unit as f32);
+            for t in [
+                format!("{x:?}"),
+                format!("{small:?}"),
+                format!("{unit:?}"),
+                format!("{:.6}", unit * 1000.0),
+                format!("{small:e}"),
+                format!("{:.3e}", unit * 1e-5),
+            ] {
+                texts.push(t);
+            }
+        }
+        for t in &texts {
+            let want: f64 = t.parse().unwrap();
+            match scan_number(t.as_bytes(), 0) {
+                Some((Slot::Float(x), end)) => {
+                    assert_eq!(end, t.len(), "{t}");
+                    assert_eq!(x.to_bits(), want.to_bits(), "{t}: {x} vs {want}");
+                }
+                Some((Slot::Int(i), _)) => assert_eq!(i as f64, want, "{t}"),
+                other => assert!(!want.is_finite() || t.starts_with("-0"), "{t}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::batch::ScoredBatch;
 use crate::datacollection::{MODEL_INPUTS, MODEL_OUTPUTS, hour_dir, serialized_lines, write_line};
@@ -45,15 +44,103 @@ impl JsonlSinkOptions {
 }
 
 /// An open part file, written under a hidden name and renamed when finished.
+///
+/// Lines are serialized straight into `buf`; a full buffer is handed whole to Tokio's blocking
+/// pool, which writes it to the file while the next lines fill the spare buffer (no copy into
+/// a second buffer, at most one write in flight per part).
 #[derive(Debug)]
 struct Part {
     dir: PathBuf,
     tmp: PathBuf,
     done: PathBuf,
-    writer: BufWriter<tokio::fs::File>,
+    /// The file, while no write is in flight (`None` also when a write task was lost).
+    file: Option<std::fs::File>,
+    /// Lines not yet handed to a write, in order (after the bytes of a failed write).
+    buf: Vec<u8>,
+    /// The buffer of the last finished write, kept for reuse.
+    spare: Vec<u8>,
+    /// The write in flight: it gives back the file, and its buffer (empty after a success,
+    /// the bytes it did not write after a failure).
+    writing: Option<Writing>,
     bytes: u64,
     /// How far [`finish`] got, so that a finish that failed is resumed where it stopped.
     stage: Stage,
+}
+
+type Writing = tokio::task::JoinHandle<(std::fs::File, Vec<u8>, std::io::Result<()>)>;
+
+impl Part {
+    /// Waits for the write in flight. After a failure, the bytes it did not write go back in
+    /// front of `buf`, to be written again by the next write (nothing is skipped).
+    async fn settle(&mut self) -> Result<()> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(());
+        };
+        let (file, mut rest, result) = writing
+            .await
+            .map_err(|e| Error::Internal(format!("writing {} failed: {e}", self.tmp.display())))?;
+        self.file = Some(file);
+        match result {
+            Ok(()) => {
+                rest.clear();
+                self.spare = rest;
+                Ok(())
+            }
+            Err(e) => {
+                rest.extend_from_slice(&self.buf);
+                self.buf = rest;
+                Err(Error::io("write", &self.tmp, e))
+            }
+        }
+    }
+
+    /// Hands the buffered lines to a write in the blocking pool, after the previous write.
+    async fn write_out(&mut self) -> Result<()> {
+        self.settle().await?;
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut file = self.take_file()?;
+        let next = std::mem::take(&mut self.spare);
+        let mut buf = std::mem::replace(&mut self.buf, next);
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            let result = write_all(&mut file, &mut buf);
+            (file, buf, result)
+        }));
+        Ok(())
+    }
+
+    fn take_file(&mut self) -> Result<std::fs::File> {
+        self.file.take().ok_or_else(|| {
+            Error::io(
+                "write",
+                &self.tmp,
+                std::io::Error::other("the part file was lost by a failed write task"),
+            )
+        })
+    }
+}
+
+/// Writes `buf` to `file`; on a failure, `buf` keeps the bytes not written.
+fn write_all(file: &mut std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut written = 0;
+    while written < buf.len() {
+        match file.write(&buf[written..]) {
+            Ok(0) => {
+                buf.drain(..written);
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.drain(..written);
+                return Err(e);
+            }
+        }
+    }
+    buf.clear();
+    Ok(())
 }
 
 /// The steps of finishing a part file, in order.
@@ -73,7 +160,7 @@ type Closing = tokio::task::JoinHandle<std::result::Result<(), (Part, Error)>>;
 
 /// The write buffer of a part file: each write of the file is a hand-off to Tokio's blocking
 /// pool, so several batches' lines are gathered first (a batch of 512 typical events makes an
-/// inputs line of about 128 KiB).
+/// inputs line of about 128 KiB). Two per part: one filled while the other is written.
 const WRITE_BUFFER: usize = 1 << 20;
 
 /// Rotated parts finished in the background at once, at most: a rotation waits for the oldest
@@ -98,8 +185,6 @@ pub struct JsonlSink {
     options: JsonlSinkOptions,
     parts: HashMap<&'static str, Part>,
     seq: u64,
-    /// A line being assembled, reused from batch to batch.
-    line: Vec<u8>,
     /// Rotated parts being finished in the background, oldest first.
     closing: std::collections::VecDeque<Closing>,
     /// Parts whose finish failed, to be finished by the next `flush`.
@@ -115,7 +200,6 @@ impl JsonlSink {
             options,
             parts: HashMap::new(),
             seq: 0,
-            line: Vec::new(),
             closing: std::collections::VecDeque::new(),
             unfinished: Vec::new(),
         })
@@ -126,7 +210,9 @@ impl JsonlSink {
         &self.options.root
     }
 
-    async fn append(&mut self, collection: &'static str, time_ms: i64, line: &[u8]) -> Result<()> {
+    /// The open part of `collection` for a line of `time_ms`: a part whose hour is over or
+    /// that reached `max_bytes` is rotated (finished in the background) and a new one opened.
+    async fn part(&mut self, collection: &'static str, time_ms: i64) -> Result<&mut Part> {
         let dir = hour_dir(
             &self.options.root,
             &self.options.endpoint,
@@ -160,32 +246,38 @@ impl JsonlSink {
             let tmp = dir.join(format!(".{name}.inprogress"));
             let file = tokio::fs::File::create(&tmp)
                 .await
-                .map_err(|e| Error::io("create", &tmp, e))?;
+                .map_err(|e| Error::io("create", &tmp, e))?
+                .into_std()
+                .await;
             self.parts.insert(
                 collection,
                 Part {
                     done: dir.join(&name),
                     dir,
                     tmp,
-                    writer: BufWriter::with_capacity(WRITE_BUFFER, file),
+                    file: Some(file),
+                    buf: Vec::with_capacity(WRITE_BUFFER + WRITE_BUFFER / 4),
+                    spare: Vec::new(),
+                    writing: None,
                     bytes: 0,
                     stage: Stage::Open,
                 },
             );
         }
-        let part = self
-            .parts
+        self.parts
             .get_mut(collection)
-            .ok_or_else(|| Error::Internal("part file vanished".into()))?;
-        part.writer
-            .write_all(line)
-            .await
-            .map_err(|e| Error::io("write", &part.tmp, e))?;
-        part.writer
-            .write_all(b"\n")
-            .await
-            .map_err(|e| Error::io("write", &part.tmp, e))?;
+            .ok_or_else(|| Error::Internal("part file vanished".into()))
+    }
+
+    /// Appends `line` and a line break to the part of `collection`.
+    async fn append(&mut self, collection: &'static str, time_ms: i64, line: &[u8]) -> Result<()> {
+        let part = self.part(collection, time_ms).await?;
+        part.buf.extend_from_slice(line);
+        part.buf.push(b'\n');
         part.bytes += line.len() as u64 + 1;
+        if part.buf.len() >= WRITE_BUFFER {
+            part.write_out().await?;
+        }
         Ok(())
     }
 
@@ -206,15 +298,17 @@ impl JsonlSink {
 /// steps an earlier call completed.
 async fn finish(part: &mut Part) -> Result<()> {
     if part.stage < Stage::Synced {
-        part.writer
-            .flush()
-            .await
-            .map_err(|e| Error::io("write", &part.tmp, e))?;
-        part.writer
-            .get_ref()
-            .sync_all()
-            .await
-            .map_err(|e| Error::io("sync", &part.tmp, e))?;
+        part.write_out().await?;
+        part.settle().await?;
+        let file = part.take_file()?;
+        let (file, synced) = tokio::task::spawn_blocking(move || {
+            let synced = file.sync_all();
+            (file, synced)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("syncing {} failed: {e}", part.tmp.display())))?;
+        part.file = Some(file);
+        synced.map_err(|e| Error::io("sync", &part.tmp, e))?;
         part.stage = Stage::Synced;
     }
     if part.stage < Stage::Renamed {
@@ -246,23 +340,27 @@ impl InferenceSink for JsonlSink {
             return Ok(());
         }
         let time = batch.info().timestamp_ms;
-        let mut line = std::mem::take(&mut self.line);
         for collection in [MODEL_INPUTS, MODEL_OUTPUTS] {
-            line.clear();
+            self.part(collection, time).await?;
+            let part = self
+                .parts
+                .get_mut(collection)
+                .ok_or_else(|| Error::Internal("part file vanished".into()))?;
+            // Serialized straight into the part's buffer: no intermediate line.
+            let start = part.buf.len();
             write_line(
-                &mut line,
+                &mut part.buf,
                 batch,
                 collection,
                 &self.options.endpoint,
                 &self.options.deployment,
             );
-            let written = self.append(collection, time, &line).await;
-            if written.is_err() {
-                self.line = line;
-                return written;
+            part.buf.push(b'\n');
+            part.bytes += (part.buf.len() - start) as u64;
+            if part.buf.len() >= WRITE_BUFFER {
+                part.write_out().await?;
             }
         }
-        self.line = line;
         Ok(())
     }
 
