@@ -111,18 +111,21 @@ class Worker:
         self.proc = subprocess.Popen(prefix + [PY, PEERS, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.err, text=True, env=env)
 
-    def call(self, args: list[str]) -> dict:
+    def call(self, args, memory: bool = False) -> dict:
+        """Runs `args` (a command) in the worker; with `memory`, in a child forked for it, with
+        its peak RSS. A dict is sent as it is (see `peers.py serve`)."""
         assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(json.dumps(args) + "\n")
+        msg = {"args": args, "memory": True} if memory else args
+        self.proc.stdin.write(json.dumps(msg) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
             self.err.seek(0)
             err = self.err.read()
-            raise RuntimeError(f"peers.py {' '.join(args[:2])}... : the worker exited ({self.proc.wait()}): {err.strip()[-600:]}")
+            raise RuntimeError(f"peers.py {str(args)[:80]}... : the worker exited ({self.proc.wait()}): {err.strip()[-600:]}")
         out = json.loads(line)
         if "error" in out:
-            raise RuntimeError(f"peers.py {' '.join(args[:2])}... failed: {out['error'][-600:]}")
+            raise RuntimeError(f"peers.py {str(args)[:80]}... failed: {out['error'][-600:]}")
         return out
 
     def close(self) -> None:
@@ -150,20 +153,25 @@ class Workers:
         for w in self.by_name.values():
             w.close()
 
-    def get(self, name: str, prefix: list[str]) -> Worker:
+    def get(self, name: str, prefix: list[str], preload: list[str] | None = None) -> Worker:
         if name not in self.by_name:
-            self.by_name[name] = Worker(prefix, self.env)
+            w = Worker(prefix, self.env)
+            if preload:
+                w.call({"preload": preload})
+            self.by_name[name] = w
         return self.by_name[name]
 
 
 WORKERS: Workers | None = None
 
 
-def peer_call(prefix: list[str], args: list[str], worker: str = "") -> dict:
+def peer_call(prefix: list[str], args: list[str], worker: str = "", memory: bool = False, preload: list[str] | None = None) -> dict:
     """One Python-side measurement (`peers.py ARGS`) in the current group's worker for
-    `prefix` (a CPU pinning, or none) and `worker` (a name, to keep sides apart)."""
+    `prefix` (a CPU pinning, or none) and `worker` (a name, to keep sides apart); with `memory`,
+    in a child forked for it, adding its peak RSS as `peak_rss_mb`. `preload`: modules the
+    worker imports when it starts."""
     assert WORKERS is not None, "peer_call outside a group"
-    return WORKERS.get(" ".join(prefix) + "/" + worker, prefix).call(args)
+    return WORKERS.get(" ".join(prefix) + "/" + worker, prefix, preload).call(args, memory)
 
 
 def alternate(runs: int, sides: dict) -> dict:
@@ -651,7 +659,10 @@ def drift(t: Table, cfg: dict, exe: str, env: dict, runs: int) -> None:
         return lambda: run_json(core + [exe, "drift", ref, cur, str(COLS), mode, tests] + ([out] if out else []), env, memory=True)
 
     def peer(kind: str, out: str | None = None):
-        return lambda: run_json(core + [PY, PEERS, "drift", kind, ref, cur, str(COLS)] + ([out] if out else []), env, memory=True)
+        # Each kind in a worker of its own that imports what the kind uses; each run in a child
+        # forked from it, for that run's peak memory.
+        preload = {"scipy": ["numpy", "scipy.stats"], "evidently": ["numpy", "pandas", "evidently", "evidently.presets"]}[kind]
+        return lambda: peer_call(core, ["drift", kind, ref, cur, str(COLS)] + ([out] if out else []), kind, memory=True, preload=preload)
 
     # Outputs first: every streamscore mode against scipy/numpy and against Evidently.
     outs = {k: str(WORK / f"drift_{k}.json") for k in ("exact", "profile", "scipy", "def_exact", "def_profile", "evidently")}

@@ -1,7 +1,7 @@
 """The Python side of ./bench/compare: one measurement per command, as the streamscore side
 (`streamscore/benches/compare.rs`), so that the driver can alternate them (A B A B). Prints one
-JSON object on stdout. The driver runs most commands in a `serve` worker (imports once per
-group) and the memory measurements in a process of their own (peak RSS per run).
+JSON object on stdout. The driver runs the commands in `serve` workers (imports once per
+group; the memory measurements each in a child forked for it, for its peak RSS).
 
     peers.py score sklearn|onnxruntime MODEL DATA.f64 COLS BATCHES SECONDS
     peers.py train DATA.f64 LABELS.u8 ROWS COLS N_JOBS TRAIN_ROWS
@@ -250,17 +250,63 @@ def pyadwin(values: str, out: str | None) -> dict:
 
 
 def serve() -> None:
-    """`peers.py serve`: runs commands read from stdin, one JSON array of arguments per line (the
-    arguments of any command above), answering each with one JSON line: the command's result,
-    or {"error": ...}. The driver keeps one such worker per group and side, so that the imports
-    (seconds for Evidently, scikit-learn, onnxruntime) are paid once per group instead of once
-    per run; every run still does the whole measured work."""
+    """`peers.py serve`: runs commands read from stdin, one JSON line each, answering each with
+    one JSON line: the command's result, or {"error": ...}. A line is either the arguments of a
+    command above (a JSON array), or an object:
+
+    - {"preload": [MODULE, ...]}: imports those modules now (answers {});
+    - {"args": [...], "memory": true}: runs the command in a child forked for it and adds the
+      child's peak resident set as `peak_rss_mb` (as `/usr/bin/time -v` reports a process's: the
+      child starts with what this worker holds, the interpreter and the preloaded modules, as a
+      fresh process would after its imports; the worker itself never measures).
+
+    The driver keeps one worker per group and side, so that the imports (seconds for Evidently,
+    scikit-learn, onnxruntime) are paid once per group instead of once per run; every run still
+    does the whole measured work."""
     for line in sys.stdin:
         try:
-            out = run(json.loads(line))
+            cmd = json.loads(line)
+            if isinstance(cmd, list):
+                out = run(cmd)
+            elif "preload" in cmd:
+                import importlib
+
+                for module in cmd["preload"]:
+                    importlib.import_module(module)
+                out = {}
+            elif cmd.get("memory"):
+                out = run_forked(cmd["args"])
+            else:
+                out = run(cmd["args"])
         except (Exception, SystemExit) as e:  # noqa: BLE001 - reported to the driver, which stops the group
             out = {"error": f"{type(e).__name__}: {e}"}
         print(json.dumps(out), flush=True)
+
+
+def run_forked(argv: list[str]) -> dict:
+    """`run(argv)` in a forked child; its result with the child's peak RSS."""
+    import os
+    import resource
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            out = run(argv)
+            out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        except (Exception, SystemExit) as e:  # noqa: BLE001
+            out = {"error": f"{type(e).__name__}: {e}"}
+        with os.fdopen(w, "w") as f:
+            f.write(json.dumps(out))
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    _, status = os.waitpid(pid, 0)
+    if not text:
+        return {"error": f"the measuring child exited with status {status} and no result"}
+    return json.loads(text)
 
 
 def run(argv: list[str]) -> dict:

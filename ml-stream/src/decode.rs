@@ -1072,6 +1072,53 @@ mod tests {
     }
 
     #[test]
+    fn long_significands_round_as_a_full_parse_does() {
+        // 15 to 20 significant digits with the decimal point anywhere and exponents around the
+        // fast range: texts that are not shortest round-trip forms, many of them close to a
+        // midpoint between two doubles (a 19-digit significand pins a value to 1e-19 relative,
+        // finer than a double's spacing), which the 128-bit check must settle as the full parse.
+        let mut state = 7u64;
+        for _ in 0..300_000 {
+            state = ml_core::rng::splitmix64(state);
+            let digits = 15 + (state % 6) as usize;
+            let mut text = String::new();
+            let mut r = state;
+            for i in 0..digits {
+                r = ml_core::rng::splitmix64(r);
+                let d = (r % 10) as u8;
+                text.push(char::from(b'0' + if i == 0 { 1 + d % 9 } else { d }));
+            }
+            r = ml_core::rng::splitmix64(r);
+            let point = (r % (digits as u64 + 1)) as usize;
+            if point < digits {
+                text.insert(point.max(1), '.');
+            }
+            r = ml_core::rng::splitmix64(r);
+            let exp = (r % 61) as i64 - 30;
+            if r & (1 << 40) != 0 {
+                text.push_str(&format!("e{exp}"));
+            }
+            if r & (1 << 41) != 0 {
+                text.insert(0, '-');
+            }
+            let want: f64 = text.parse().unwrap();
+            match scan_number(text.as_bytes(), 0) {
+                Some((Slot::Float(x), end)) => {
+                    assert_eq!(end, text.len(), "{text}");
+                    assert_eq!(x.to_bits(), want.to_bits(), "{text}: {x} vs {want}");
+                }
+                Some((Slot::Int(i), end)) => {
+                    assert_eq!(end, text.len(), "{text}");
+                    assert_eq!(i as f64, want, "{text}");
+                }
+                // Integers beyond i64 are left to serde_json.
+                None if !text.contains(['.', 'e']) => assert!(want.abs() >= 9.2e18, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn csv_lines_decode_with_their_header() {
         let mk = |line: &str, off| {
             let mut e = Event::new(line.as_bytes().to_vec(), 0, off);
