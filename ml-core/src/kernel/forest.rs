@@ -422,7 +422,13 @@ impl FlatForest {
     /// The leaves row `r` of the block `x` reaches in the trees of `group` (lockstep when the
     /// group has a common perfect depth). Requires the check in [`FlatForest::predict_into`].
     #[inline(always)]
-    fn walk_group(&self, group: &[TreeRef], depth: Option<usize>, x: &[f64], r: usize) -> [usize; TREE_LANES] {
+    fn walk_group(
+        &self,
+        group: &[TreeRef],
+        depth: Option<usize>,
+        x: &[f64],
+        r: usize,
+    ) -> [usize; TREE_LANES] {
         match depth {
             Some(d) if group.len() == TREE_LANES => {
                 with_slots!(d, SLOTS => self.walk_perfect_trees::<SLOTS, TREE_LANES>(group, x, r),
