@@ -108,7 +108,8 @@ pub fn tls_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<rustls::ServerC
 /// straight to its steps — the telemetry, the middleware's checks, metrics and headers, the
 /// handler, the same functions the router runs — without the router's per-request work
 /// (route matching, a boxed and cloned service per layer, request extensions), which cost about
-/// a tenth of a one-row request; every other request goes to the router.
+/// a tenth of a one-row request; every other request goes to the router. A layer added to the
+/// router of [`crate::app`] must be added to this path too, or `POST /score` goes without it.
 #[derive(Clone)]
 struct Endpoint {
     router: TowerToHyperService<axum::Router>,
