@@ -612,9 +612,7 @@ impl Preprocessor {
         }
         Ok(())
     }
-}
 
-impl Preprocessor {
     /// [`Preprocessor::linear_scores`] for one score when every step is numeric and reads a
     /// contiguous float column without missing values (the common case of a linear model on
     /// numeric features): all the columns in one pass over the rows, with the same operations

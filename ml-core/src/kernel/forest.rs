@@ -197,8 +197,8 @@ impl FlatForest {
             .collect();
         for (roots, depths) in ensemble.roots.chunks(TREE_LANES).zip(depths.chunks(TREE_LANES)) {
             let deepest = depths.iter().copied().max().unwrap_or(0);
-            // A full group of trees that all fit the perfect layout is padded to one depth
-            // and walked in lockstep; padding only repeats leaves, so no prediction changes.
+            // A group of trees that all fit the perfect layout is padded to one depth and
+            // walked in lockstep; padding only repeats leaves, so no prediction changes.
             let lockstep = deepest <= max_perfect_depth;
             flat.group_depth.push(lockstep.then_some(deepest));
             for (&root, &depth) in roots.iter().zip(depths) {
@@ -209,6 +209,12 @@ impl FlatForest {
                 } else {
                     flat.push_linked(ensemble, root as usize, depth);
                 }
+            }
+            if lockstep {
+                // A last, shorter group gets empty slots for its missing trees, so that its
+                // walk reads TREE_LANES trees' slots like any other; those lanes' leaves are
+                // never used.
+                flat.push_slots((TREE_LANES - roots.len()) << deepest);
             }
         }
         flat.max_offset = flat.offsets.iter().copied().max().unwrap_or(0) as usize;
@@ -394,27 +400,33 @@ impl FlatForest {
                 // The row's sums stay in registers while the trees are walked (the same
                 // additions in the same order as into `out`, whose row holds zeros).
                 let mut sum = [0.0f64; K];
-                for (group, depth) in self.trees.chunks(TREE_LANES).zip(&self.group_depth) {
-                    let leaves = self.walk_group(group, *depth, x, r);
-                    for (tree, &leaf) in group.iter().zip(&leaves) {
-                        // SAFETY: `leaf` is a leaf the walk of `tree` returned.
-                        let v = unsafe { self.leaf_values::<K>(tree, leaf) };
-                        for c in 0..K {
-                            sum[c] += v[c];
-                        }
+                self.row_leaves(x, r, |tree, leaf| {
+                    // SAFETY: `leaf` is a leaf the walk of `tree` returned.
+                    let v = unsafe { self.leaf_values::<K>(tree, leaf) };
+                    for c in 0..K {
+                        sum[c] += v[c];
                     }
-                }
+                });
                 for (c, s) in sum.iter().enumerate() {
                     out[at + c] += s;
                 }
             } else {
-                for (group, depth) in self.trees.chunks(TREE_LANES).zip(&self.group_depth) {
-                    let leaves = self.walk_group(group, *depth, x, r);
-                    for (tree, &leaf) in group.iter().zip(&leaves) {
-                        // SAFETY: r < n, and `out` holds n rows (checked in predict_into).
-                        unsafe { self.add_leaf::<K>(tree, leaf, out, at) };
-                    }
-                }
+                // SAFETY: r < n, and `out` holds n rows (checked in predict_into).
+                self.row_leaves(x, r, |tree, leaf| unsafe {
+                    self.add_leaf::<K>(tree, leaf, out, at)
+                });
+            }
+        }
+    }
+
+    /// Calls `f` with each tree and the leaf row `r` of the block `x` reaches in it, in tree
+    /// order. Requires the check in [`FlatForest::predict_into`] and `r < n`.
+    #[inline(always)]
+    fn row_leaves(&self, x: &[f64], r: usize, mut f: impl FnMut(&TreeRef, usize)) {
+        for (group, depth) in self.trees.chunks(TREE_LANES).zip(&self.group_depth) {
+            let leaves = self.walk_group(group, *depth, x, r);
+            for (tree, &leaf) in group.iter().zip(&leaves) {
+                f(tree, leaf);
             }
         }
     }
@@ -430,20 +442,7 @@ impl FlatForest {
         r: usize,
     ) -> [usize; TREE_LANES] {
         match depth {
-            Some(d) if group.len() == TREE_LANES => {
-                with_slots!(d, SLOTS => self.walk_perfect_trees::<SLOTS, TREE_LANES>(group, x, r),
-                _ => self.walk_trees(group, x, r))
-            }
-            // A last, shorter group: 1 to TREE_LANES - 1 trees.
-            Some(d) => with_slots!(d, SLOTS => match group.len() {
-                    1 => self.walk_perfect_trees::<SLOTS, 1>(group, x, r),
-                    2 => self.walk_perfect_trees::<SLOTS, 2>(group, x, r),
-                    3 => self.walk_perfect_trees::<SLOTS, 3>(group, x, r),
-                    4 => self.walk_perfect_trees::<SLOTS, 4>(group, x, r),
-                    5 => self.walk_perfect_trees::<SLOTS, 5>(group, x, r),
-                    6 => self.walk_perfect_trees::<SLOTS, 6>(group, x, r),
-                    _ => self.walk_perfect_trees::<SLOTS, 7>(group, x, r),
-                },
+            Some(d) => with_slots!(d, SLOTS => self.walk_perfect_trees::<SLOTS>(group, x, r),
                 _ => self.walk_trees(group, x, r)),
             None => self.walk_trees(group, x, r),
         }
@@ -501,28 +500,9 @@ impl FlatForest {
         let off = &self.offsets[tree.first_node..tree.first_node + SLOTS];
         let values = &self.values[tree.first_value..tree.first_value + SLOTS * k];
         for r0 in (0..full).step_by(LANES) {
-            let xs = &x[r0..];
             let mut pos = [1usize; LANES];
-            for _ in 0..SLOTS.trailing_zeros() {
-                for (j, p) in pos.iter_mut().enumerate() {
-                    // SAFETY: after l < depth steps `p` lies in 2^l..2^(l+1), below SLOTS.
-                    let (t, o) = unsafe { (*thr.get_unchecked(*p), *off.get_unchecked(*p) as usize) };
-                    // SAFETY: o <= max_offset and r0 + j < n, and predict_into checked that
-                    // max_offset + n <= x.len().
-                    let v = unsafe { *xs.get_unchecked(o + j) };
-                    *p = 2 * *p + goes_right(v, t);
-                }
-            }
-            for (j, &p) in pos.iter().enumerate() {
-                let leaf = p - SLOTS;
-                for c in 0..k {
-                    // SAFETY: `leaf < SLOTS` (the walk ends in SLOTS..2 * SLOTS), so the value
-                    // is inside `values`; row r0 + j < n and `out` holds n rows.
-                    unsafe {
-                        *out.get_unchecked_mut((r0 + j) * k + c) += *values.get_unchecked(leaf * k + c)
-                    };
-                }
-            }
+            walk_rows(thr, off, &x[r0..], &mut pos, SLOTS.trailing_zeros() as usize);
+            add_row_leaves::<SLOTS>(values, k, &pos, out, r0);
         }
     }
 
@@ -591,24 +571,14 @@ impl FlatForest {
                 // SAFETY: `quad` is 4 usize (64-bit on x86_64), 32 bytes.
                 unsafe { _mm256_storeu_si256(quad.as_mut_ptr().cast::<__m256i>(), p) };
             }
-            for _ in SIMD_LEVELS..SLOTS.trailing_zeros() as usize {
-                for (j, p) in pos.iter_mut().enumerate() {
-                    // SAFETY: as in perfect_rows.
-                    let (t, o) = unsafe { (*thr.get_unchecked(*p), *off.get_unchecked(*p) as usize) };
-                    // SAFETY: as in perfect_rows.
-                    let v = unsafe { *xs.get_unchecked(o + j) };
-                    *p = 2 * *p + goes_right(v, t);
-                }
-            }
-            for (j, &p) in pos.iter().enumerate() {
-                let leaf = p - SLOTS;
-                for c in 0..k {
-                    // SAFETY: as in perfect_rows.
-                    unsafe {
-                        *out.get_unchecked_mut((r0 + j) * k + c) += *values.get_unchecked(leaf * k + c)
-                    };
-                }
-            }
+            walk_rows(
+                thr,
+                off,
+                xs,
+                &mut pos,
+                SLOTS.trailing_zeros() as usize - SIMD_LEVELS,
+            );
+            add_row_leaves::<SLOTS>(values, k, &pos, out, r0);
         }
     }
 
@@ -633,38 +603,35 @@ impl FlatForest {
         }
     }
 
-    /// The leaf that row `r` of the block `x` reaches in each tree of `group` (the first `N`
-    /// entries): `N` perfect trees of depth `log2(SLOTS)`, stored one after the other, walked in
-    /// lockstep.
+    /// The leaf that row `r` of the block `x` reaches in each tree of `group` (its first
+    /// entries): perfect trees of depth `log2(SLOTS)`, stored one after the other and padded to
+    /// TREE_LANES trees' slots, walked in lockstep.
     /// Requires the check in [`FlatForest::predict_into`] and `r < n`.
     #[inline(always)]
-    fn walk_perfect_trees<const SLOTS: usize, const N: usize>(
+    fn walk_perfect_trees<const SLOTS: usize>(
         &self,
         group: &[TreeRef],
         x: &[f64],
         r: usize,
     ) -> [usize; TREE_LANES] {
         let first = group.first().map_or(0, |t| t.first_node);
-        let thr = &self.thresholds[first..first + N * SLOTS];
-        let off = &self.offsets[first..first + N * SLOTS];
+        let thr = &self.thresholds[first..first + TREE_LANES * SLOTS];
+        let off = &self.offsets[first..first + TREE_LANES * SLOTS];
         let xs = &x[r..];
-        let mut pos = [1usize; N];
+        let mut pos = [1usize; TREE_LANES];
         for _ in 0..SLOTS.trailing_zeros() {
             for (t, p) in pos.iter_mut().enumerate() {
                 let i = t * SLOTS + *p;
                 // SAFETY: `*p < SLOTS` during the walk (as in perfect_rows), so `i` lies in
-                // tree t's slots of the group's N * SLOTS.
+                // tree t's slots of the group's TREE_LANES * SLOTS (a shorter group's missing
+                // trees have empty slots).
                 let (th, o) = unsafe { (*thr.get_unchecked(i), *off.get_unchecked(i) as usize) };
                 // SAFETY: o <= max_offset and r < n (as in perfect_rows).
                 let v = unsafe { *xs.get_unchecked(o) };
                 *p = 2 * *p + goes_right(v, th);
             }
         }
-        let mut leaves = [0usize; TREE_LANES];
-        for (leaf, p) in leaves.iter_mut().zip(pos) {
-            *leaf = p - SLOTS;
-        }
-        leaves
+        pos.map(|p| p - SLOTS)
     }
 
     /// The leaf that row `r` of the block `x` reaches in each tree of `group` (at most
@@ -700,6 +667,45 @@ impl FlatForest {
             }
         }
         pos
+    }
+}
+
+/// Walks the LANES rows of `xs` (the block from a batch's row `r0` on) `levels` levels further
+/// down a perfect tree (`thr`, `off`: its `SLOTS` node slots) from the heap positions `pos`.
+/// Requires the check in [`FlatForest::predict_into`], `r0 + LANES <= n`, and positions that
+/// stay below `SLOTS` for the levels walked.
+#[inline(always)]
+fn walk_rows(thr: &[f64], off: &[u32], xs: &[f64], pos: &mut [usize; LANES], levels: usize) {
+    for _ in 0..levels {
+        for (j, p) in pos.iter_mut().enumerate() {
+            // SAFETY: after l < depth steps `p` lies in 2^l..2^(l+1), below SLOTS.
+            let (t, o) = unsafe { (*thr.get_unchecked(*p), *off.get_unchecked(*p) as usize) };
+            // SAFETY: o <= max_offset and r0 + j < n, and predict_into checked that
+            // max_offset + n <= x.len().
+            let v = unsafe { *xs.get_unchecked(o + j) };
+            *p = 2 * *p + goes_right(v, t);
+        }
+    }
+}
+
+/// Adds to the rows `r0..r0 + LANES` of `out` (`k` values per row) the `k` values of the leaf
+/// each row reached (`pos`, bottom positions `SLOTS..2 * SLOTS` of a perfect tree whose leaf
+/// values are `values`). Requires `out` to hold those rows.
+#[inline(always)]
+fn add_row_leaves<const SLOTS: usize>(
+    values: &[f64],
+    k: usize,
+    pos: &[usize; LANES],
+    out: &mut [f64],
+    r0: usize,
+) {
+    for (j, &p) in pos.iter().enumerate() {
+        let leaf = p - SLOTS;
+        for c in 0..k {
+            // SAFETY: `leaf < SLOTS` (the walk ends in SLOTS..2 * SLOTS), so the value is
+            // inside `values`; row r0 + j < n and `out` holds n rows.
+            unsafe { *out.get_unchecked_mut((r0 + j) * k + c) += *values.get_unchecked(leaf * k + c) };
+        }
     }
 }
 
