@@ -217,27 +217,40 @@ def test_the_gil_is_released_while_scoring(forest: streamscore.Model, data: pd.D
     import threading
     import time
 
-    # float64 matrix input goes straight to Rust: the whole call is native code.
-    X = np.ascontiguousarray(np.tile(data.drop(columns="default").astype(np.float64).to_numpy(), (40, 1)))
-    stamps: list[float] = []
-    stop = threading.Event()
+    def timed_call(X: np.ndarray) -> tuple[float, float, list[float]]:
+        """Scores X while another thread stamps the clock every millisecond it gets the GIL."""
+        stamps: list[float] = []
+        stop = threading.Event()
 
-    def tick() -> None:
-        while not stop.is_set():
-            stamps.append(time.perf_counter())
+        def tick() -> None:
+            while not stop.is_set():
+                stamps.append(time.perf_counter())
+                time.sleep(0.001)
+
+        t = threading.Thread(target=tick)
+        t.start()
+        while not stamps:  # the ticking thread is running
             time.sleep(0.001)
+        start = time.perf_counter()
+        forest.predict_proba(X)
+        end = time.perf_counter()
+        stop.set()
+        t.join()
+        return start, end, stamps
 
-    t = threading.Thread(target=tick)
-    t.start()
-    time.sleep(0.01)
-    start = time.perf_counter()
-    forest.predict_proba(X)
-    end = time.perf_counter()
-    stop.set()
-    t.join()
+    # float64 matrix input goes straight to Rust: the whole call is native code. The input grows
+    # until one call lasts long enough to tell (a faster kernel or machine needs more rows).
+    base = np.ascontiguousarray(data.drop(columns="default").astype(np.float64).to_numpy())
+    tiles = 40
+    while True:
+        X = np.ascontiguousarray(np.tile(base, (tiles, 1)))
+        start, end, stamps = timed_call(X)
+        if end - start > 0.1 or tiles >= 40 * 64:
+            break
+        tiles *= 4
     inside = [s for s in stamps if start < s < end]
     # With the GIL held for the whole call, the other thread could run only at its two ends.
-    assert end - start > 0.05, "the call was too short to tell"
+    assert end - start > 0.1, f"the call was too short to tell even with {len(X)} rows"
     assert inside and max(inside) - min(inside) > 0.5 * (end - start)
 
 
