@@ -1,6 +1,7 @@
 //! The `Model` and `Scorer` traits, what a model predicts (`OutputSpec`) and its answers
 //! (`Predictions`).
 
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -271,10 +272,14 @@ impl PredictOptions {
 
 /// Checks that `frame` provides every field of `schema` with the same type (and, for
 /// categoricals, the same vocabulary, since codes are positions in it), returning the frame
-/// column index for each schema field.
-pub fn check_frame_schema(schema: &Schema, frame: &Frame) -> Result<Vec<usize>> {
+/// column index for each schema field (borrowed, without allocating, when the frame's fields
+/// are the model's: the common case).
+pub fn check_frame_schema(schema: &Schema, frame: &Frame) -> Result<Cow<'static, [usize]>> {
     if frame.schema().as_ref() == schema {
-        return Ok((0..schema.len()).collect());
+        return Ok(match IDENTITY.get(..schema.len()) {
+            Some(identity) => Cow::Borrowed(identity),
+            None => Cow::Owned((0..schema.len()).collect()),
+        });
     }
     schema
         .fields()
@@ -300,8 +305,20 @@ pub fn check_frame_schema(schema: &Schema, frame: &Frame) -> Result<Vec<usize>> 
             }
             Ok(i)
         })
-        .collect()
+        .collect::<Result<Vec<usize>>>()
+        .map(Cow::Owned)
 }
+
+/// `IDENTITY[i] == i`: the column indices of a frame whose fields are the model's.
+static IDENTITY: [usize; 512] = {
+    let mut a = [0; 512];
+    let mut i = 0;
+    while i < a.len() {
+        a[i] = i;
+        i += 1;
+    }
+    a
+};
 
 /// Anything that scores a batch asynchronously: a local model, a remote endpoint, a pool.
 ///

@@ -322,7 +322,7 @@ impl Preprocessor {
         let d = self.n_outputs();
         let mut out = Array2::<f64>::zeros((n, d));
         let mut offset = 0;
-        for (step, &ci) in self.steps.iter().zip(&index) {
+        for (step, &ci) in self.steps.iter().zip(index.iter()) {
             let col = &frame.columns()[ci];
             let mask = frame.null_mask(ci);
             match step {
@@ -412,6 +412,23 @@ impl Preprocessor {
         let mut offset = 0;
         for (step, &ci) in self.steps.iter().zip(index) {
             let col = &frame.columns()[ci];
+            if m == 1
+                && let Step::Numeric {
+                    fill, center, scale, ..
+                } = step
+            {
+                // One row (a single-row request): the value alone, without a loop's set-up
+                // per feature. The same value and arithmetic as below.
+                let r = rows.start;
+                let x = if frame.is_null(r, ci) {
+                    *fill
+                } else {
+                    numeric_value(col, r)
+                };
+                out[offset * stride] = (x - center) / scale;
+                offset += 1;
+                continue;
+            }
             let mask = frame.null_mask(ci).map(|m| &m[rows.clone()]);
             match step {
                 Step::Numeric {

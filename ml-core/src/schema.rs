@@ -294,6 +294,12 @@ impl Field {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "SchemaRepr", into = "SchemaRepr")]
 pub struct Schema {
+    /// Shared by clones: a frame built with a model's schema holds the model's fields, and
+    /// the check that a frame fits a model is then one pointer comparison.
+    inner: Arc<SchemaInner>,
+}
+
+struct SchemaInner {
     fields: Vec<Field>,
     index: HashMap<String, usize>,
 }
@@ -314,7 +320,8 @@ impl TryFrom<SchemaRepr> for Schema {
 impl From<Schema> for SchemaRepr {
     fn from(schema: Schema) -> Self {
         SchemaRepr {
-            fields: schema.fields,
+            fields: Arc::try_unwrap(schema.inner)
+                .map_or_else(|shared| shared.fields.clone(), |inner| inner.fields),
         }
     }
 }
@@ -322,15 +329,18 @@ impl From<Schema> for SchemaRepr {
 impl PartialEq for Schema {
     /// Equal fields in the same order. The name index is derived from the fields, so it is not
     /// compared (comparing two hash maps hashes every name again, which is most of the cost of
-    /// checking a one-row frame's schema against a model's).
+    /// checking a one-row frame's schema against a model's). Clones of one schema are equal
+    /// without comparing their fields.
     fn eq(&self, other: &Self) -> bool {
-        self.fields == other.fields
+        Arc::ptr_eq(&self.inner, &other.inner) || self.inner.fields == other.inner.fields
     }
 }
 
 impl fmt::Debug for Schema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Schema").field("fields", &self.fields).finish()
+        f.debug_struct("Schema")
+            .field("fields", &self.inner.fields)
+            .finish()
     }
 }
 
@@ -378,7 +388,9 @@ impl Schema {
                 });
             }
         }
-        Ok(Schema { fields, index })
+        Ok(Schema {
+            inner: Arc::new(SchemaInner { fields, index }),
+        })
     }
 
     /// Parses the JSON form (`{"fields": [...]}`).
@@ -396,32 +408,32 @@ impl Schema {
 
     /// The fields in order.
     pub fn fields(&self) -> &[Field] {
-        &self.fields
+        &self.inner.fields
     }
 
     /// Number of fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.inner.fields.len()
     }
 
     /// True when the schema has no fields.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.inner.fields.is_empty()
     }
 
     /// Position of the field called `name`.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
+        self.inner.index.get(name).copied()
     }
 
     /// The field called `name`.
     pub fn field(&self, name: &str) -> Option<&Field> {
-        self.index_of(name).map(|i| &self.fields[i])
+        self.index_of(name).map(|i| &self.inner.fields[i])
     }
 
     /// Field names in order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.fields.iter().map(|f| f.name.as_str())
+        self.inner.fields.iter().map(|f| f.name.as_str())
     }
 
     /// A schema without the named fields (unknown names are an error, so typos surface).
@@ -434,7 +446,8 @@ impl Schema {
             }
         }
         Schema::new(
-            self.fields
+            self.inner
+                .fields
                 .iter()
                 .filter(|f| !names.contains(&f.name.as_str()))
                 .cloned()
@@ -449,7 +462,8 @@ impl Schema {
 
     /// MLflow's column-based signature of these fields (`signature.inputs` in an `MLmodel` file).
     pub fn to_mlflow_signature(&self) -> Vec<MlflowColumn> {
-        self.fields
+        self.inner
+            .fields
             .iter()
             .map(|f| MlflowColumn {
                 ty: f.dtype.mlflow_type().to_string(),

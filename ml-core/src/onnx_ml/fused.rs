@@ -290,6 +290,19 @@ impl FusedLinear {
 /// them ([`super::numeric_column`]: missing values as NaN, float values as stored), rounded to
 /// `f32` when `round`.
 fn fill_block(frame: &Frame, c: usize, start: usize, dst: &mut [f64], round: bool) {
+    if let [d] = dst {
+        // One row (a single-row request): the value alone, without a copy's or loop's set-up
+        // per column. The same value as below.
+        let x = match &frame.columns()[c] {
+            Column::Float(v) => v[start],
+            _ if frame.is_null(start, c) => f64::NAN,
+            Column::Int(v) => v[start] as f64,
+            Column::Bool(v) => f64::from(u8::from(v[start])),
+            Column::Categorical(_) | Column::String(_) => f64::NAN,
+        };
+        *d = if round { f64::from(x as f32) } else { x };
+        return;
+    }
     let rows = start..start + dst.len();
     let nulls = frame.null_mask(c).map(|m| &m[rows.clone()]);
     let missing = |i: usize| nulls.is_some_and(|m| m[i]);

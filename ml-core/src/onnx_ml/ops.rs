@@ -723,9 +723,9 @@ impl Trees {
     pub(crate) fn class_scratch(&self) -> ClassScratch {
         let w = self.k.max(2);
         ClassScratch {
-            sc: vec![0.0; w],
-            has: vec![false; w],
-            row_out: vec![0.0; w],
+            sc: Slots::new(w, 0.0),
+            has: Slots::new(w, false),
+            row_out: Slots::new(w, 0.0),
         }
     }
 
@@ -848,9 +848,48 @@ impl Trees {
 /// Per-row scratch of [`Trees::finish_class_row`], allocated once per batch.
 #[derive(Debug)]
 pub(crate) struct ClassScratch {
-    sc: Vec<f64>,
-    has: Vec<bool>,
-    row_out: Vec<f64>,
+    sc: Slots<f64>,
+    has: Slots<bool>,
+    row_out: Slots<f64>,
+}
+
+/// `len` values, held inline up to [`Slots::INLINE`] (most classifiers have a few classes, and
+/// a one-row prediction then allocates nothing for its scratch).
+#[derive(Debug)]
+enum Slots<T> {
+    Inline([T; Slots::<()>::INLINE], usize),
+    Heap(Vec<T>),
+}
+
+impl<T: Copy> Slots<T> {
+    const INLINE: usize = 8;
+
+    fn new(len: usize, value: T) -> Slots<T> {
+        if len <= Self::INLINE {
+            Slots::Inline([value; Slots::<()>::INLINE], len)
+        } else {
+            Slots::Heap(vec![value; len])
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Slots<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Slots::Inline(a, len) => &a[..*len],
+            Slots::Heap(v) => v,
+        }
+    }
+}
+
+impl<T> std::ops::DerefMut for Slots<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Slots::Inline(a, len) => &mut a[..*len],
+            Slots::Heap(v) => v,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
