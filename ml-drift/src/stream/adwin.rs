@@ -78,26 +78,23 @@ impl CutBounds {
     /// term `MARGIN·(|u0·n1| + |u1·n0|)` covers the cancellation in `u0·n1 - u1·n0` (and in
     /// river's `u0/n0 - u1/n1`). NaN or an overflow anywhere makes the answer false, so the
     /// boundary goes to river's expression.
+    ///
+    /// Free of branches (both sides are always evaluated), so that a loop over boundaries runs
+    /// as vector instructions.
     #[inline(always)]
     fn surely_no_cut(&self, n0: f64, n1: f64, u0: f64, u1: f64) -> bool {
-        if !self.enabled {
-            return false;
-        }
         let (t0, t1) = (u0 * n1, u1 * n0);
         let d = (t0 - t1).abs() + MARGIN * (t0.abs() + t1.abs());
         let p = n0 * n1;
         let q = (n0 - self.c) * (n1 - self.c);
         let lhs = d * q * (1.0 + MARGIN);
         let linear = self.linear * p;
-        if lhs <= linear {
-            return true;
-        }
         // With zero variance river's bound is the linear term alone. Otherwise the right side
         // is at least ~1e-201 (variance ≥ 1e-200), so a square that underflows is truly below
         // it; a right side that overflowed proves nothing.
         let x = lhs - linear;
         let rhs = self.quadratic * p * p * q;
-        self.quadratic > 0.0 && x * x <= rhs && rhs < f64::INFINITY
+        self.enabled & ((lhs <= linear) | ((self.quadratic > 0.0) & (x * x <= rhs) & (rhs < f64::INFINITY)))
     }
 }
 
@@ -126,10 +123,22 @@ pub struct Adwin {
     countdown: u64,
     seen: u64,
     detected: bool,
-    /// Reused buffers of [`Adwin::push_summaries`]: a row's summaries followed by those arriving
-    /// from below (totals, variances), and the merged summaries going up.
+    /// Buffers of [`Adwin::push_summaries`], `cap + BLOCK` long each: a row's summaries followed
+    /// by those arriving from below (totals, variances), and the merged summaries going up.
     queue: (Vec<f64>, Vec<f64>),
     up: (Vec<f64>, Vec<f64>),
+    /// Reused buffers of [`Adwin::scan`]: river's running sums at every boundary.
+    sums: Sums,
+}
+
+/// river's running sums at the boundaries of a scan: values and totals up to each (`n0`, `u0`)
+/// and after it (`n1`, `u1`), one array each so that the pre-check loads them as vectors.
+#[derive(Clone, Debug, Default)]
+struct Sums {
+    n0: Vec<f64>,
+    n1: Vec<f64>,
+    u0: Vec<f64>,
+    u1: Vec<f64>,
 }
 
 impl Default for Adwin {
@@ -170,8 +179,9 @@ impl Adwin {
             countdown: clock,
             seen: 0,
             detected: false,
-            queue: (Vec::new(), Vec::new()),
-            up: (Vec::new(), Vec::new()),
+            queue: (vec![0.0; cap + BLOCK], vec![0.0; cap + BLOCK]),
+            up: (vec![0.0; cap + BLOCK], vec![0.0; cap + BLOCK]),
+            sums: Sums::default(),
         }
     }
 
@@ -285,19 +295,19 @@ impl Adwin {
             return;
         }
         debug_assert!(n <= BLOCK);
-        let mut before = [0.0; BLOCK];
+        // Each value's total before it, then (in place) its variance term.
+        let mut terms = [0.0; BLOCK];
         let mut total = self.total;
-        for (b, &x) in before.iter_mut().zip(xs) {
+        for (b, &x) in terms.iter_mut().zip(xs) {
             *b = total;
             total += x;
         }
         // Value k makes the width `w0 + k + 1` (whole numbers far below 2^53: exact), and adds
         // `(w - 1)·d·d / w` with `d = x - total_before / (w - 1)`, as `insert` does.
         let w0 = self.width;
-        let mut terms = [0.0; BLOCK];
-        for (((t, &x), &b), &k1) in terms.iter_mut().zip(xs).zip(&before).zip(&COUNTS) {
+        for ((t, &x), &k1) in terms.iter_mut().zip(xs).zip(&COUNTS) {
             let w = w0 + k1;
-            let d = x - b / (w - 1.0);
+            let d = x - *t / (w - 1.0);
             *t = (w - 1.0) * d * d / w;
         }
         // The first value of an empty window adds no variance (`insert`'s `width > 1`).
@@ -318,6 +328,9 @@ impl Adwin {
     /// passes up are its queue (held, then arrived) taken in consecutive pairs, in order, and
     /// what a row ends with depends only on the summaries it received: the same rows,
     /// summaries and bits as value by value.
+    ///
+    /// The buffers hold every sequence: a row holds at most `max_buckets < cap` summaries and
+    /// receives at most `BLOCK` (row 0) or half of what the row below held and received.
     fn push_summaries(&mut self, xs: &[f64]) {
         // `seq`: a row's held summaries, then the ones arriving from below, contiguous; `up`: the
         // merged pairs going to the next row.
@@ -343,72 +356,79 @@ impl Adwin {
             return;
         }
         let merges = 1 + (len - full) / 2;
-        seq_t.clear();
-        seq_t.extend((0..held).map(|k| self.totals[(head + k) & mask]));
-        seq_t.extend_from_slice(xs);
-        up_t.resize(merges, 0.0);
-        up_v.resize(merges, 0.0);
-        for ((ut, uv), pair) in up_t.iter_mut().zip(up_v.iter_mut()).zip(seq_t.chunks_exact(2)) {
+        for (k, s) in seq_t[..held].iter_mut().enumerate() {
+            *s = self.totals[(head + k) & mask];
+        }
+        seq_t[held..len].copy_from_slice(xs);
+        for ((ut, uv), pair) in up_t[..merges]
+            .iter_mut()
+            .zip(&mut up_v[..merges])
+            .zip(seq_t[..2 * merges].chunks_exact(2))
+        {
             let d = pair[0] - pair[1];
             *ut = pair[0] + pair[1];
             *uv = 0.5 * d * d;
         }
         let rest = len - 2 * merges;
-        self.totals[..rest].copy_from_slice(&seq_t[2 * merges..]);
+        self.totals[..rest].copy_from_slice(&seq_t[2 * merges..len]);
         self.variances[..rest].fill(0.0);
         self.heads[0] = 0;
         self.lens[0] = rest;
         if self.rows == 1 {
             self.add_row();
         }
+        let mut arrived = merges;
         let mut r = 1;
         loop {
             let held = self.lens[r];
-            let arrived = up_t.len();
             let len = held + arrived;
             let merges = if len >= full { 1 + (len - full) / 2 } else { 0 };
             let base = r * self.cap;
             let head = self.heads[r];
+            let ring_t = &mut self.totals[base..base + self.cap];
+            let ring_v = &mut self.variances[base..base + self.cap];
             if merges == 0 {
                 for k in 0..arrived {
-                    let i = base + ((head + held + k) & mask);
-                    self.totals[i] = up_t[k];
-                    self.variances[i] = up_v[k];
+                    let i = (head + held + k) & mask;
+                    ring_t[i] = up_t[k];
+                    ring_v[i] = up_v[k];
                 }
                 self.lens[r] = len;
                 break;
             }
-            seq_t.clear();
-            seq_v.clear();
             for k in 0..held {
-                let i = base + ((head + k) & mask);
-                seq_t.push(self.totals[i]);
-                seq_v.push(self.variances[i]);
+                let i = (head + k) & mask;
+                seq_t[k] = ring_t[i];
+                seq_v[k] = ring_v[i];
             }
-            seq_t.extend_from_slice(&up_t);
-            seq_v.extend_from_slice(&up_v);
+            seq_t[held..len].copy_from_slice(&up_t[..arrived]);
+            seq_v[held..len].copy_from_slice(&up_v[..arrived]);
             // The merged pairs, oldest first (as `merge_from` computes each).
             let n = (1u64 << r) as f64;
             let inv_n = 1.0 / n;
             let half = n * 0.5;
-            up_t.truncate(merges);
-            up_v.truncate(merges);
             let pairs_t = seq_t[..2 * merges].chunks_exact(2);
             let pairs_v = seq_v[..2 * merges].chunks_exact(2);
-            for (((ut, uv), pt), pv) in up_t.iter_mut().zip(up_v.iter_mut()).zip(pairs_t).zip(pairs_v) {
+            for (((ut, uv), pt), pv) in up_t[..merges]
+                .iter_mut()
+                .zip(&mut up_v[..merges])
+                .zip(pairs_t)
+                .zip(pairs_v)
+            {
                 let (m0, m1) = (pt[0] * inv_n, pt[1] * inv_n);
                 *ut = pt[0] + pt[1];
                 *uv = pv[0] + pv[1] + half * (m0 - m1) * (m0 - m1);
             }
             // The rest stays, oldest first, from the ring's start.
             let rest = len - 2 * merges;
-            self.totals[base..base + rest].copy_from_slice(&seq_t[2 * merges..]);
-            self.variances[base..base + rest].copy_from_slice(&seq_v[2 * merges..]);
+            ring_t[..rest].copy_from_slice(&seq_t[2 * merges..len]);
+            ring_v[..rest].copy_from_slice(&seq_v[2 * merges..len]);
             self.heads[r] = 0;
             self.lens[r] = rest;
             if r + 1 == self.rows {
                 self.add_row();
             }
+            arrived = merges;
             r += 1;
         }
         self.queue = (seq_t, seq_v);
@@ -481,51 +501,77 @@ impl Adwin {
 
     /// Looks for a cut from the oldest summary towards the newest; after a cut drops the oldest
     /// summary and looks again (river's loop), so the window is left as river leaves it.
+    ///
+    /// First river's running sums at every boundary (the same additions in the same order),
+    /// then the pre-check at all of them at once (free of branches: vector instructions). Only
+    /// when it leaves some boundary open does river's loop run, with river's expression at the
+    /// open boundaries, in order, up to the first cut: the same boundaries river's loop tests,
+    /// and the same answer at each.
     #[inline(never)]
     fn scan(&mut self) -> bool {
         let mask = self.cap - 1;
         let mwl = self.min_window_length;
+        let mut sums = std::mem::take(&mut self.sums);
         let mut detected = false;
         loop {
-            let (mut n0, mut n1, mut u0, mut u1) = (0.0, self.width, 0.0, self.total);
             let dp = (2.0 * self.width.ln() / self.delta).ln();
             let var = self.variance / self.width;
             let bounds = CutBounds::new(self.width, dp, var, mwl);
-            let mut cut = false;
-            'rows: for r in (0..self.rows).rev() {
+            let summaries: usize = self.lens[..self.rows].iter().sum();
+            for v in [&mut sums.n0, &mut sums.n1, &mut sums.u0, &mut sums.u1] {
+                v.resize(summaries, 0.0);
+            }
+            let (mut n0, mut n1, mut u0, mut u1) = (0.0, self.width, 0.0, self.total);
+            let mut b = 0;
+            for r in (0..self.rows).rev() {
                 let size = (1u64 << r) as f64;
-                let len = self.lens[r];
                 let head = self.heads[r];
                 let ring = &self.totals[r * self.cap..(r + 1) * self.cap];
-                for k in 0..len {
+                for k in 0..self.lens[r] {
                     let t = ring[(head + k) & mask];
                     n0 += size;
                     n1 -= size;
                     u0 += t;
                     u1 -= t;
-                    if r == 0 && k == len - 1 {
-                        break 'rows;
-                    }
-                    if n1 >= mwl
-                        && n0 >= mwl
-                        && !bounds.surely_no_cut(n0, n1, u0, u1)
-                        && self.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var)
-                    {
-                        cut = true;
-                        break 'rows;
-                    }
+                    sums.n0[b] = n0;
+                    sums.n1[b] = n1;
+                    sums.u0[b] = u0;
+                    sums.u1[b] = u1;
+                    b += 1;
                 }
             }
+            // river's loop stops at the newest summary (the last of row 0) before testing it; an
+            // empty row 0 (possible with one summary per row) lets it test every boundary.
+            let tested = if self.lens[0] > 0 {
+                summaries - 1
+            } else {
+                summaries
+            };
+            let (n0s, n1s) = (&sums.n0[..tested], &sums.n1[..tested]);
+            let (u0s, u1s) = (&sums.u0[..tested], &sums.u1[..tested]);
+            let open = |i: usize| {
+                (n1s[i] >= mwl) & (n0s[i] >= mwl) & !bounds.surely_no_cut(n0s[i], n1s[i], u0s[i], u1s[i])
+            };
+            let mut any_open = false;
+            for (((&n0, &n1), &u0), &u1) in n0s.iter().zip(n1s).zip(u0s).zip(u1s) {
+                any_open |= (n1 >= mwl) & (n0 >= mwl) & !bounds.surely_no_cut(n0, n1, u0, u1);
+            }
+            let cut = any_open
+                && (0..tested).any(|i| {
+                    open(i) && self.cut_found(n0s[i], n1s[i], u0s[i] / n0s[i] - u1s[i] / n1s[i], dp, var)
+                });
             if !cut {
-                return detected;
+                break;
             }
             detected = true;
             // A cut lies between two summaries, so the window is never empty here.
             if self.width <= 0.0 {
-                return true;
+                break;
             }
             self.drop_oldest();
         }
+        self.sums = sums;
+        detected
     }
 }
 
