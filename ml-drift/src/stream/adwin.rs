@@ -132,11 +132,13 @@ pub struct Adwin {
 }
 
 /// river's running sums at the boundaries of a scan: values and totals up to each (`n0`, `u0`)
-/// and after it (`n1`, `u1`), one array each so that the pre-check loads them as vectors.
+/// and the total after it (`u1`), one array each so that the pre-check loads them as vectors.
+/// The values after a boundary, river's `n1` (the width less the sizes before it, one at a
+/// time), are whole numbers below 2^53 all along, so every subtraction is exact and `n1` is
+/// `width − n0` to the bit.
 #[derive(Clone, Debug, Default)]
 struct Sums {
     n0: Vec<f64>,
-    n1: Vec<f64>,
     u0: Vec<f64>,
     u1: Vec<f64>,
 }
@@ -518,10 +520,10 @@ impl Adwin {
             let var = self.variance / self.width;
             let bounds = CutBounds::new(self.width, dp, var, mwl);
             let summaries: usize = self.lens[..self.rows].iter().sum();
-            for v in [&mut sums.n0, &mut sums.n1, &mut sums.u0, &mut sums.u1] {
+            for v in [&mut sums.n0, &mut sums.u0, &mut sums.u1] {
                 v.resize(summaries, 0.0);
             }
-            let (mut n0, mut n1, mut u0, mut u1) = (0.0, self.width, 0.0, self.total);
+            let (mut n0, mut u0, mut u1) = (0.0, 0.0, self.total);
             let mut b = 0;
             for r in (0..self.rows).rev() {
                 let size = (1u64 << r) as f64;
@@ -530,11 +532,9 @@ impl Adwin {
                 for k in 0..self.lens[r] {
                     let t = ring[(head + k) & mask];
                     n0 += size;
-                    n1 -= size;
                     u0 += t;
                     u1 -= t;
                     sums.n0[b] = n0;
-                    sums.n1[b] = n1;
                     sums.u0[b] = u0;
                     sums.u1[b] = u1;
                     b += 1;
@@ -547,18 +547,22 @@ impl Adwin {
             } else {
                 summaries
             };
-            let (n0s, n1s) = (&sums.n0[..tested], &sums.n1[..tested]);
+            let n0s = &sums.n0[..tested];
             let (u0s, u1s) = (&sums.u0[..tested], &sums.u1[..tested]);
-            let open = |i: usize| {
-                (n1s[i] >= mwl) & (n0s[i] >= mwl) & !bounds.surely_no_cut(n0s[i], n1s[i], u0s[i], u1s[i])
+            let width = self.width;
+            let open = |n0: f64, u0: f64, u1: f64| {
+                let n1 = width - n0;
+                (n1 >= mwl) & (n0 >= mwl) & !bounds.surely_no_cut(n0, n1, u0, u1)
             };
             let mut any_open = false;
-            for (((&n0, &n1), &u0), &u1) in n0s.iter().zip(n1s).zip(u0s).zip(u1s) {
-                any_open |= (n1 >= mwl) & (n0 >= mwl) & !bounds.surely_no_cut(n0, n1, u0, u1);
+            for ((&n0, &u0), &u1) in n0s.iter().zip(u0s).zip(u1s) {
+                any_open |= open(n0, u0, u1);
             }
             let cut = any_open
                 && (0..tested).any(|i| {
-                    open(i) && self.cut_found(n0s[i], n1s[i], u0s[i] / n0s[i] - u1s[i] / n1s[i], dp, var)
+                    let (n0, u0, u1) = (n0s[i], u0s[i], u1s[i]);
+                    let n1 = width - n0;
+                    open(n0, u0, u1) && self.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var)
                 });
             if !cut {
                 break;
