@@ -10,6 +10,9 @@
 //!   does) would also say no. Every other boundary is decided by river's expression itself, so a
 //!   change point can only move if the bound were wrong — the unit tests compare the detector with
 //!   a literal transcription of river's loop on many series and parameters;
+//! - a scan first computes river's running sums at every boundary, then the pre-check at all of
+//!   them at once (branch-free, so it runs as vector instructions); river's loop, with its own
+//!   expression, runs only when the pre-check leaves some boundary open (rarely);
 //! - the check schedule is a countdown instead of a modulo per value.
 
 use super::{Change, ChangeDetector};
