@@ -132,6 +132,8 @@ pub struct Adwin {
     up: (Vec<f64>, Vec<f64>),
     /// Reused buffers of [`Adwin::scan`]: river's running sums at every boundary.
     sums: Sums,
+    /// A width of 2 or more and river's `dp` at it (see [`Adwin::dp_lower_bound`]).
+    dp_at: (f64, f64),
 }
 
 /// river's running sums at the boundaries of a scan: values and totals up to each (`n0`, `u0`)
@@ -187,6 +189,7 @@ impl Adwin {
             queue: (vec![0.0; cap + BLOCK], vec![0.0; cap + BLOCK]),
             up: (vec![0.0; cap + BLOCK], vec![0.0; cap + BLOCK]),
             sums: Sums::default(),
+            dp_at: (0.0, 0.0),
         }
     }
 
@@ -504,6 +507,21 @@ impl Adwin {
         self.width > self.grace_period && self.scan()
     }
 
+    /// A lower bound of river's `dp = ln(2·ln(width)/δ)` for the pre-check, whose thresholds
+    /// only grow with `dp`: `dp` grows with the width (above 1), so its value at a smaller width
+    /// is one. It is computed again (two logarithms) once the width has doubled since, which
+    /// lowers the pre-check's thresholds by under 1% (`dp` is about 10), or fallen below it.
+    /// river's expression gets the exact `dp`.
+    fn dp_lower_bound(&mut self) -> f64 {
+        let (w, dp) = self.dp_at;
+        if w >= 2.0 && w <= self.width && self.width <= 2.0 * w {
+            return dp;
+        }
+        let dp = (2.0 * self.width.ln() / self.delta).ln();
+        self.dp_at = (self.width, dp);
+        dp
+    }
+
     /// Looks for a cut from the oldest summary towards the newest; after a cut drops the oldest
     /// summary and looks again (river's loop), so the window is left as river leaves it.
     ///
@@ -519,9 +537,8 @@ impl Adwin {
         let mut sums = std::mem::take(&mut self.sums);
         let mut detected = false;
         loop {
-            let dp = (2.0 * self.width.ln() / self.delta).ln();
             let var = self.variance / self.width;
-            let bounds = CutBounds::new(self.width, dp, var, mwl);
+            let bounds = CutBounds::new(self.width, self.dp_lower_bound(), var, mwl);
             let summaries: usize = self.lens[..self.rows].iter().sum();
             for v in [&mut sums.n0, &mut sums.u0, &mut sums.u1] {
                 v.resize(summaries, 0.0);
@@ -561,12 +578,15 @@ impl Adwin {
             for ((&n0, &u0), &u1) in n0s.iter().zip(u0s).zip(u1s) {
                 any_open |= open(n0, u0, u1);
             }
-            let cut = any_open
-                && (0..tested).any(|i| {
+            // river's expression, with the exact `dp`, at the open boundaries.
+            let cut = any_open && {
+                let dp = (2.0 * self.width.ln() / self.delta).ln();
+                (0..tested).any(|i| {
                     let (n0, u0, u1) = (n0s[i], u0s[i], u1s[i]);
                     let n1 = width - n0;
                     open(n0, u0, u1) && self.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var)
-                });
+                })
+            };
             if !cut {
                 break;
             }
@@ -943,6 +963,25 @@ mod tests {
             clear > 4_000 && settled > 20_000,
             "clear {clear}, settled {settled}"
         );
+    }
+
+    /// The pre-check may use `dp` at a smaller width: river's `dp` never decreases as the width
+    /// grows (checked here in floating point, on consecutive and on far apart widths).
+    #[test]
+    fn dp_never_decreases_with_the_width() {
+        let dp = |w: f64, delta: f64| (2.0 * f64::ln(w) / delta).ln();
+        let mut rng = Rng::new(3);
+        for delta in [0.002, 0.3, 1e-6, 0.9] {
+            for w in (2..20_000u64).chain((0..20_000).map(|_| 2 + rng.below(1 << 40))) {
+                let w = w as f64;
+                for bigger in [w + 1.0, w + 32.0, 2.0 * w] {
+                    assert!(
+                        dp(w, delta) <= dp(bigger, delta),
+                        "delta {delta}, widths {w} {bigger}"
+                    );
+                }
+            }
+        }
     }
 
     /// One summary per row (river's own loop misreads a removed summary there): no panic, the
