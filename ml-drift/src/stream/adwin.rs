@@ -117,7 +117,9 @@ pub struct Adwin {
     lens: Vec<usize>,
     /// Rows in use (≥ 1).
     rows: usize,
-    /// Ring size: `max_buckets + 1` rounded up to a power of two, so positions wrap with a mask.
+    /// Ring size: `max_buckets + BLOCK + 1` rounded up to a power of two, so positions wrap with
+    /// a mask, and a row can take all its arrivals from a block before it merges (see
+    /// [`Adwin::push_summaries`]).
     cap: usize,
     total: f64,
     variance: f64,
@@ -126,9 +128,8 @@ pub struct Adwin {
     countdown: u64,
     seen: u64,
     detected: bool,
-    /// Buffers of [`Adwin::push_summaries`], `cap + BLOCK` long each: a row's summaries followed
-    /// by those arriving from below (totals, variances), and the merged summaries going up.
-    queue: (Vec<f64>, Vec<f64>),
+    /// Buffers of [`Adwin::push_summaries`], `cap` long each: the merged summaries going up a
+    /// row (totals, variances).
     up: (Vec<f64>, Vec<f64>),
     /// Reused buffers of [`Adwin::scan`]: river's running sums at every boundary.
     sums: Sums,
@@ -166,7 +167,7 @@ impl Adwin {
         grace_period: u32,
     ) -> Self {
         let max_buckets = max_buckets.max(1);
-        let cap = (max_buckets + 1).next_power_of_two();
+        let cap = (max_buckets + BLOCK + 1).next_power_of_two();
         let clock = clock.max(1);
         Adwin {
             delta,
@@ -186,8 +187,7 @@ impl Adwin {
             countdown: clock,
             seen: 0,
             detected: false,
-            queue: (vec![0.0; cap + BLOCK], vec![0.0; cap + BLOCK]),
-            up: (vec![0.0; cap + BLOCK], vec![0.0; cap + BLOCK]),
+            up: (vec![0.0; cap], vec![0.0; cap]),
             sums: Sums::default(),
             dp_at: (0.0, 0.0),
         }
@@ -337,12 +337,12 @@ impl Adwin {
     /// what a row ends with depends only on the summaries it received: the same rows,
     /// summaries and bits as value by value.
     ///
-    /// The buffers hold every sequence: a row holds at most `max_buckets < cap` summaries and
-    /// receives at most `BLOCK` (row 0) or half of what the row below held and received.
+    /// A row's ring takes all its arrivals first, then its merged pairs leave from its head:
+    /// nothing is copied but the arrivals. A row holds at most `max_buckets` summaries before and
+    /// receives `a ≤ BLOCK` (row 0: the block's values), so it holds fewer than `cap`; it passes
+    /// up `1 + (len − max_buckets − 1)/2 ≤ 1 + (a − 1)/2 ≤ a` merged pairs, so every row receives
+    /// at most `BLOCK` too.
     fn push_summaries(&mut self, xs: &[f64]) {
-        // `seq`: a row's held summaries, then the ones arriving from below, contiguous; `up`: the
-        // merged pairs going to the next row.
-        let (mut seq_t, mut seq_v) = std::mem::take(&mut self.queue);
         let (mut up_t, mut up_v) = std::mem::take(&mut self.up);
         let full = self.max_buckets + 1;
         let mask = self.cap - 1;
@@ -352,36 +352,31 @@ impl Adwin {
         let held = self.lens[0];
         let len = held + xs.len();
         let head = self.heads[0];
-        if len < full {
+        {
+            let (ring_t, ring_v) = (&mut self.totals[..self.cap], &mut self.variances[..self.cap]);
             for (k, &x) in xs.iter().enumerate() {
                 let i = (head + held + k) & mask;
-                self.totals[i] = x;
-                self.variances[i] = 0.0;
+                ring_t[i] = x;
+                ring_v[i] = 0.0;
             }
+        }
+        if len < full {
             self.lens[0] = len;
-            self.queue = (seq_t, seq_v);
             self.up = (up_t, up_v);
             return;
         }
         let merges = 1 + (len - full) / 2;
-        for (k, s) in seq_t[..held].iter_mut().enumerate() {
-            *s = self.totals[(head + k) & mask];
-        }
-        seq_t[held..len].copy_from_slice(xs);
-        for ((ut, uv), pair) in up_t[..merges]
-            .iter_mut()
-            .zip(&mut up_v[..merges])
-            .zip(seq_t[..2 * merges].chunks_exact(2))
         {
-            let d = pair[0] - pair[1];
-            *ut = pair[0] + pair[1];
-            *uv = 0.5 * d * d;
+            let ring_t = &self.totals[..self.cap];
+            for (k, (ut, uv)) in up_t[..merges].iter_mut().zip(&mut up_v[..merges]).enumerate() {
+                let (a, b) = (ring_t[(head + 2 * k) & mask], ring_t[(head + 2 * k + 1) & mask]);
+                let d = a - b;
+                *ut = a + b;
+                *uv = 0.5 * d * d;
+            }
         }
-        let rest = len - 2 * merges;
-        self.totals[..rest].copy_from_slice(&seq_t[2 * merges..len]);
-        self.variances[..rest].fill(0.0);
-        self.heads[0] = 0;
-        self.lens[0] = rest;
+        self.heads[0] = (head + 2 * merges) & mask;
+        self.lens[0] = len - 2 * merges;
         if self.rows == 1 {
             self.add_row();
         }
@@ -390,56 +385,39 @@ impl Adwin {
         loop {
             let held = self.lens[r];
             let len = held + arrived;
-            let merges = if len >= full { 1 + (len - full) / 2 } else { 0 };
-            let base = r * self.cap;
             let head = self.heads[r];
+            let base = r * self.cap;
             let ring_t = &mut self.totals[base..base + self.cap];
             let ring_v = &mut self.variances[base..base + self.cap];
-            if merges == 0 {
-                for k in 0..arrived {
-                    let i = (head + held + k) & mask;
-                    ring_t[i] = up_t[k];
-                    ring_v[i] = up_v[k];
-                }
+            for k in 0..arrived {
+                let i = (head + held + k) & mask;
+                ring_t[i] = up_t[k];
+                ring_v[i] = up_v[k];
+            }
+            if len < full {
                 self.lens[r] = len;
                 break;
             }
-            for k in 0..held {
-                let i = (head + k) & mask;
-                seq_t[k] = ring_t[i];
-                seq_v[k] = ring_v[i];
-            }
-            seq_t[held..len].copy_from_slice(&up_t[..arrived]);
-            seq_v[held..len].copy_from_slice(&up_v[..arrived]);
+            let merges = 1 + (len - full) / 2;
             // The merged pairs, oldest first (as `merge_from` computes each).
             let n = (1u64 << r) as f64;
             let inv_n = 1.0 / n;
             let half = n * 0.5;
-            let pairs_t = seq_t[..2 * merges].chunks_exact(2);
-            let pairs_v = seq_v[..2 * merges].chunks_exact(2);
-            for (((ut, uv), pt), pv) in up_t[..merges]
-                .iter_mut()
-                .zip(&mut up_v[..merges])
-                .zip(pairs_t)
-                .zip(pairs_v)
-            {
-                let (m0, m1) = (pt[0] * inv_n, pt[1] * inv_n);
-                *ut = pt[0] + pt[1];
-                *uv = pv[0] + pv[1] + half * (m0 - m1) * (m0 - m1);
+            for (k, (ut, uv)) in up_t[..merges].iter_mut().zip(&mut up_v[..merges]).enumerate() {
+                let (i0, i1) = ((head + 2 * k) & mask, (head + 2 * k + 1) & mask);
+                let (t0, t1) = (ring_t[i0], ring_t[i1]);
+                let (m0, m1) = (t0 * inv_n, t1 * inv_n);
+                *ut = t0 + t1;
+                *uv = ring_v[i0] + ring_v[i1] + half * (m0 - m1) * (m0 - m1);
             }
-            // The rest stays, oldest first, from the ring's start.
-            let rest = len - 2 * merges;
-            ring_t[..rest].copy_from_slice(&seq_t[2 * merges..len]);
-            ring_v[..rest].copy_from_slice(&seq_v[2 * merges..len]);
-            self.heads[r] = 0;
-            self.lens[r] = rest;
+            self.heads[r] = (head + 2 * merges) & mask;
+            self.lens[r] = len - 2 * merges;
             if r + 1 == self.rows {
                 self.add_row();
             }
             arrived = merges;
             r += 1;
         }
-        self.queue = (seq_t, seq_v);
         self.up = (up_t, up_v);
     }
 
@@ -857,6 +835,8 @@ mod tests {
             (0.9, 1, 3, 0, 1),
             (1e-5, 64, 9, 20, 50),
             (0.05, 100, 4, 5, 10),
+            // More summaries per row than a block holds values.
+            (0.01, 32, 150, 5, 10),
         ];
         let mut compared = 0;
         let mut changes = 0;
