@@ -15,20 +15,24 @@
 //! process: `examples/profile_mode_memory.rs`.
 //!
 //! Figures (shared 2-vCPU AMD EPYC, `BENCH_CLOCK=thread-cpu`, release, criterion's mean; two
-//! alternating runs of each build at load average 4.9–5.8, `--warm-up-time 1
+//! alternating runs of each build at load average 6.3–7.0, `--warm-up-time 1
 //! --measurement-time 4`). Before: the profile pass's second pass finding each value's cell
 //! and interval again, cells by a saturating float-to-integer conversion; ADWIN's cut scan
 //! testing boundary after boundary inside river's loop, its merges through growing vectors.
 //! After: the second pass reading the intervals the first one saved, cells rounded by adding
 //! 1.5·2^52; the scan computing river's running sums at every boundary first, then the
 //! pre-check at all of them as vector instructions (river's loop only when a boundary is left
-//! open), the merges in buffers sized once:
+//! open) with `dp` recomputed once per doubling of the width, a row's ring taking a block's
+//! summaries before its pairs merge (nothing copied back and forth):
 //!
 //! | row                | before             | after              | target          |
 //! |--------------------|--------------------|--------------------|-----------------|
-//! | exact              | 115.6 / 118.6 ms   | 117.6 / 113.8 ms   | ≤ 150 ms        |
-//! | profile            | 30.4 / 31.8 ms     | 21.9 / 22.4 ms     | ≤ 20 ms         |
-//! | adwin update_many  | 41.2 / 39.9 M/s    | 58.3 / 55.9 M/s    | ≥ 30M updates/s |
+//! | exact              | 133.1 / 124.3 ms   | 124.4 / 119.7 ms   | ≤ 150 ms        |
+//! | profile            | 41.3 / 34.1 ms     | 24.9 / 24.6 ms     | ≤ 20 ms         |
+//! | adwin update_many  | 34.0 / 31.2 M/s    | 53.8 / 53.9 M/s    | ≥ 30M updates/s |
+//!
+//! (The exact row's code did not change. At load 4.9–5.8, before the last two ADWIN changes:
+//! profile 30.4 / 31.8 → 21.9 / 22.4 ms, ADWIN 41.2 / 39.9 → 58.3 / 55.9M updates/s.)
 //!
 //! Absolute figures on this machine move with its load by tens of percent (an earlier round,
 //! at load 8.8–10.7, measured 124 ms exact, 36 ms profile and 30–35M updates/s before these

@@ -12,7 +12,11 @@
 //!   a literal transcription of river's loop on many series and parameters;
 //! - a scan first computes river's running sums at every boundary, then the pre-check at all of
 //!   them at once (branch-free, so it runs as vector instructions); river's loop, with its own
-//!   expression, runs only when the pre-check leaves some boundary open (rarely);
+//!   expression, runs only when the pre-check leaves some boundary open (rarely). The pre-check
+//!   may take `dp` from a smaller width (`dp` only grows with the width), so its two logarithms
+//!   are computed once per doubling of the width rather than per scan;
+//! - `update_many` inserts up to a check at a time: a row's ring takes all its arrivals, then
+//!   its pairs merge from its head, nothing copied;
 //! - the check schedule is a countdown instead of a modulo per value.
 
 use super::{Change, ChangeDetector};
