@@ -33,6 +33,8 @@ const CELLS_PER_VALUE: usize = 1;
 const MAX_CELLS: usize = 1 << 21;
 /// Values whose intervals are found before their accumulators are updated.
 const CHUNK: usize = 256;
+/// Most interval indexes (4 bytes each) a thread keeps between comparisons.
+const KEEP_INTERVALS: usize = 1 << 20;
 /// Cells holding more reference values than this are searched by bisection.
 const SCAN_LIMIT: usize = 8;
 
@@ -212,6 +214,11 @@ impl SortedIndex {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let (d, area) = self.compare_with(current, edges, &mut bins, &mut s);
+            // The thread keeps its buffers for the next comparison, but not one value's interval
+            // each past a few MiB (a single huge window should not pin its size).
+            if s.intervals.capacity() > KEEP_INTERVALS {
+                s.intervals = Vec::new();
+            }
             Comparison {
                 ks_statistic: d,
                 wasserstein: area,
