@@ -15,29 +15,37 @@
 //! process: `examples/profile_mode_memory.rs`.
 //!
 //! Figures (shared 2-vCPU AMD EPYC, `BENCH_CLOCK=thread-cpu`, release, criterion's mean; two
-//! alternating runs of each build at load average 8.8–10.7, `--warm-up-time 1
-//! --measurement-time 4`). Before: the current values' radix sort on all 64 bits, the profile
-//! pass searching each value's interval step by step, ADWIN's block merges through a branchy
-//! queue; after: the sort on the top 31 bits with the rare runs of equal top bits sorted on the
-//! whole key, the interval search loading a cell's first three values at once over chunks of
-//! 256 values, the merges from one contiguous sequence per row:
+//! alternating runs of each build at load average 6.3–7.0, `--warm-up-time 1
+//! --measurement-time 4`). Before: the profile pass's second pass finding each value's cell
+//! and interval again, cells by a saturating float-to-integer conversion; ADWIN's cut scan
+//! testing boundary after boundary inside river's loop, its merges through growing vectors.
+//! After: the second pass reading the intervals the first one saved, cells rounded by adding
+//! 1.5·2^52; the scan computing river's running sums at every boundary first, then the
+//! pre-check at all of them as vector instructions (river's loop only when a boundary is left
+//! open) with `dp` recomputed once per doubling of the width, a row's ring taking a block's
+//! summaries before its pairs merge (nothing copied back and forth):
 //!
 //! | row                | before             | after              | target          |
 //! |--------------------|--------------------|--------------------|-----------------|
-//! | exact              | 163.2 / 144.0 ms   | 124.2 / 122.6 ms   | ≤ 150 ms        |
-//! | profile            | 65.5 / 58.3 ms     | 36.0 / 37.8 ms     | ≤ 20 ms         |
-//! | adwin update_many  | 23.2 / 23.8 M/s    | 30.1 / 34.8 M/s    | ≥ 30M updates/s |
+//! | exact              | 133.1 / 124.3 ms   | 124.4 / 119.7 ms   | ≤ 150 ms        |
+//! | profile            | 41.3 / 34.1 ms     | 24.9 / 24.6 ms     | ≤ 20 ms         |
+//! | adwin update_many  | 34.0 / 31.2 M/s    | 53.8 / 53.9 M/s    | ≥ 30M updates/s |
 //!
-//! An earlier run of the "before" build at load 13–16 gave 144 ms exact and 42–48 ms profile:
-//! absolute figures on this machine move with its load by tens of percent, the A/B ratios
-//! less. Every statistic, count and change point is the same bit for bit before and after, so
-//! the approximation of profile mode is unchanged. Profile vs exact, max abs error over the 20
-//! features: KS D 1.08e-2, normed Wasserstein 1.33e-2, PSI 7.81e-4 (the 10,000-value sample's
-//! error; the KS p-values differ by up to 0.93: at these sizes an error of 1e-2 in D moves a
-//! p-value across most of [0, 1]). Memory: the profile-mode reference holds 7.8 MB (1.5 MB of samples, 6.2 MB
-//! of indexes), a comparison allocates 0.01 MB more; a process that loads profile.json, draws
-//! the current data and compares peaks at 30 MB resident (`/usr/bin/time -v` on
-//! `profile_mode_memory` after these changes; target ≤ 50 MB).
+//! (The exact row's code did not change. At load 4.9–5.8, before the last two ADWIN changes:
+//! profile 30.4 / 31.8 → 21.9 / 22.4 ms, ADWIN 41.2 / 39.9 → 58.3 / 55.9M updates/s.)
+//!
+//! Absolute figures on this machine move with its load by tens of percent (an earlier round,
+//! at load 8.8–10.7, measured 124 ms exact, 36 ms profile and 30–35M updates/s before these
+//! changes), the A/B ratios less. Every statistic, count and change point is the same bit for
+//! bit before and after, so the approximation of profile mode is unchanged. Profile vs exact,
+//! max abs error over the 20 features: KS D 1.08e-2, normed Wasserstein 1.33e-2, PSI 7.81e-4
+//! (the 10,000-value sample's error; the KS p-values differ by up to 0.93: at these sizes an
+//! error of 1e-2 in D moves a p-value across most of [0, 1]). Memory: the profile-mode
+//! reference holds 7.8 MB (1.5 MB of samples, 6.2 MB of indexes); a comparison's buffers,
+//! reused from one to the next on a thread, hold 4 bytes per current value (0.4 MB for 100,000)
+//! and a few per reference value; a process that loads profile.json, draws the current data and
+//! compares peaks at 28 MB resident (`/usr/bin/time -v` on `profile_mode_memory`; target
+//! ≤ 50 MB).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;

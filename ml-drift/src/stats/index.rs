@@ -33,6 +33,8 @@ const CELLS_PER_VALUE: usize = 1;
 const MAX_CELLS: usize = 1 << 21;
 /// Values whose intervals are found before their accumulators are updated.
 const CHUNK: usize = 256;
+/// Most interval indexes (4 bytes each) a thread keeps between comparisons.
+const KEEP_INTERVALS: usize = 1 << 20;
 /// Cells holding more reference values than this are searched by bisection.
 const SCAN_LIMIT: usize = 8;
 
@@ -77,8 +79,11 @@ struct Acc {
 #[derive(Default)]
 struct Scratch {
     acc: Vec<Acc>,
-    /// Cells holding part of an interval whose values are needed one by one.
-    marked: Vec<bool>,
+    /// Every current value's interval, from pass 1 (so that the second pass need not find it
+    /// again).
+    intervals: Vec<u32>,
+    /// One bit per interval: whether its values are needed one by one.
+    marked: Vec<u64>,
     group: Vec<u32>,
     starts: Vec<usize>,
     grouped: Vec<f64>,
@@ -151,24 +156,24 @@ impl SortedIndex {
         self.le.is_empty()
     }
 
-    /// The equal-width cell of `x` (monotone in `x`).
+    /// The equal-width cell of `x` (monotone in `x`): `(x/2 − lo/2)·scale` clamped to
+    /// `[0, cells − 1]` (NaN, from an infinite `x` with a zero scale, to 0) and rounded to the
+    /// nearest whole number by adding `1.5·2⁵²`, which leaves it in the low bits of the sum —
+    /// cheaper than a saturating conversion, and as monotone.
     #[inline(always)]
     fn cell(&self, x: f64, cells: usize) -> usize {
-        ((x * 0.5 - self.lo_half) * self.scale)
+        const ROUND: f64 = (3u64 << 51) as f64;
+        let t = ((x * 0.5 - self.lo_half) * self.scale)
             .max(0.0)
-            .min((cells - 1) as f64) as usize
+            .min((cells - 1) as f64);
+        ((t + ROUND).to_bits() as u32) as usize
     }
 
-    /// Index of the first distinct value `≥ x`.
-    #[inline(always)]
-    fn locate(&self, x: f64, cells: usize) -> usize {
-        self.locate_in(x, self.cell(x, cells))
-    }
-
-    /// [`SortedIndex::locate`] with `x`'s cell `c` known.
+    /// Index of the first distinct value `≥ x`, with `x`'s cell `c`.
     #[inline(always)]
     fn locate_in(&self, x: f64, c: usize) -> usize {
-        let (mut j, end) = (self.table[c] as usize, self.table[c + 1] as usize);
+        let bounds = &self.table[c..c + 2];
+        let (mut j, end) = (bounds[0] as usize, bounds[1] as usize);
         if end - j > SCAN_LIMIT {
             // values[end] lies in a later cell, so it is > x: the answer is in [j, end].
             return j + self.values[j..end].partition_point(|&v| v < x);
@@ -178,7 +183,8 @@ impl SortedIndex {
         // counted without branches (they come first: the values are sorted); only a cell whose
         // first three values are all below `x` needs the loop (rare).
         let v = &self.values;
-        let below = usize::from(v[j] < x) + usize::from(v[j + 1] < x) + usize::from(v[j + 2] < x);
+        let three = &v[j..j + 3];
+        let below = usize::from(three[0] < x) + usize::from(three[1] < x) + usize::from(three[2] < x);
         j += below;
         if below == 3 {
             while v[j] < x {
@@ -208,6 +214,11 @@ impl SortedIndex {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let (d, area) = self.compare_with(current, edges, &mut bins, &mut s);
+            // The thread keeps its buffers for the next comparison, but not one value's interval
+            // each past a few MiB (a single huge window should not pin its size).
+            if s.intervals.capacity() > KEEP_INTERVALS {
+                s.intervals = Vec::new();
+            }
             Comparison {
                 ks_statistic: d,
                 wasserstein: area,
@@ -227,6 +238,8 @@ impl SortedIndex {
         // right end (to the maximum, past it).
         s.acc.clear();
         s.acc.resize(m + 1, Acc::default());
+        s.intervals.clear();
+        s.intervals.reserve(current.len());
         // In chunks: first every value's interval (independent searches, which the processor
         // overlaps), then the accumulators.
         let mut js = [0u32; CHUNK];
@@ -237,6 +250,7 @@ impl SortedIndex {
             for (j, &x) in js.iter_mut().zip(chunk) {
                 *j = self.locate_in(x, *j as usize) as u32;
             }
+            s.intervals.extend_from_slice(&js[..chunk.len()]);
             for (&j, &x) in js.iter().zip(chunk) {
                 let j = j as usize;
                 let a = &mut s.acc[j];
@@ -334,6 +348,7 @@ impl SortedIndex {
     ) {
         let Scratch {
             acc,
+            intervals,
             marked,
             group,
             starts,
@@ -341,41 +356,28 @@ impl SortedIndex {
         } = s;
         let v = &self.values;
         let m = self.le.len();
-        let cells = self.table.len() - 1;
         let (ns, nxf) = (self.len() as f64, current.len() as f64);
         group.clear();
         group.resize(m + 1, 0);
         marked.clear();
-        marked.resize(cells, false);
+        marked.resize((m + 1).div_ceil(64), 0);
         starts.clear();
         let mut total = 0;
         for (g, sp) in special.iter().enumerate() {
             group[sp.j] = g as u32 + 1;
             starts.push(total);
             total += acc[sp.j].inside as usize;
-            // The cell function is monotone: the interval's values lie in the cells from its
-            // left end's to its right end's.
-            let first = if sp.j == 0 {
-                0
-            } else {
-                self.cell(v[sp.j - 1], cells)
-            };
-            let last = if sp.j == m {
-                cells - 1
-            } else {
-                self.cell(v[sp.j], cells)
-            };
-            marked[first..=last].iter_mut().for_each(|c| *c = true);
+            marked[sp.j / 64] |= 1 << (sp.j % 64);
         }
         starts.push(total);
         grouped.clear();
         grouped.resize(total, 0.0);
         let mut fill: Vec<usize> = starts[..special.len()].to_vec();
-        for &x in current {
-            if marked[self.cell(x, cells)] {
-                let j = self.locate(x, cells);
+        for (&x, &j) in current.iter().zip(intervals.iter()) {
+            let j = j as usize;
+            if marked[j / 64] & (1 << (j % 64)) != 0 {
                 let g = group[j];
-                if g != 0 && v[j] != x {
+                if v[j] != x {
                     let f = &mut fill[g as usize - 1];
                     grouped[*f] = x;
                     *f += 1;

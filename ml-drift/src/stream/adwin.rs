@@ -10,6 +10,13 @@
 //!   does) would also say no. Every other boundary is decided by river's expression itself, so a
 //!   change point can only move if the bound were wrong — the unit tests compare the detector with
 //!   a literal transcription of river's loop on many series and parameters;
+//! - a scan first computes river's running sums at every boundary, then the pre-check at all of
+//!   them at once (branch-free, so it runs as vector instructions); river's loop, with its own
+//!   expression, runs only when the pre-check leaves some boundary open (rarely). The pre-check
+//!   may take `dp` from a smaller width (`dp` only grows with the width), so its two logarithms
+//!   are computed once per doubling of the width rather than per scan;
+//! - `update_many` inserts up to a check at a time: a row's ring takes all its arrivals, then
+//!   its pairs merge from its head, nothing copied;
 //! - the check schedule is a countdown instead of a modulo per value.
 
 use super::{Change, ChangeDetector};
@@ -78,26 +85,23 @@ impl CutBounds {
     /// term `MARGIN·(|u0·n1| + |u1·n0|)` covers the cancellation in `u0·n1 - u1·n0` (and in
     /// river's `u0/n0 - u1/n1`). NaN or an overflow anywhere makes the answer false, so the
     /// boundary goes to river's expression.
+    ///
+    /// Free of branches (both sides are always evaluated), so that a loop over boundaries runs
+    /// as vector instructions.
     #[inline(always)]
     fn surely_no_cut(&self, n0: f64, n1: f64, u0: f64, u1: f64) -> bool {
-        if !self.enabled {
-            return false;
-        }
         let (t0, t1) = (u0 * n1, u1 * n0);
         let d = (t0 - t1).abs() + MARGIN * (t0.abs() + t1.abs());
         let p = n0 * n1;
         let q = (n0 - self.c) * (n1 - self.c);
         let lhs = d * q * (1.0 + MARGIN);
         let linear = self.linear * p;
-        if lhs <= linear {
-            return true;
-        }
         // With zero variance river's bound is the linear term alone. Otherwise the right side
         // is at least ~1e-201 (variance ≥ 1e-200), so a square that underflows is truly below
         // it; a right side that overflowed proves nothing.
         let x = lhs - linear;
         let rhs = self.quadratic * p * p * q;
-        self.quadratic > 0.0 && x * x <= rhs && rhs < f64::INFINITY
+        self.enabled & ((lhs <= linear) | ((self.quadratic > 0.0) & (x * x <= rhs) & (rhs < f64::INFINITY)))
     }
 }
 
@@ -117,7 +121,9 @@ pub struct Adwin {
     lens: Vec<usize>,
     /// Rows in use (≥ 1).
     rows: usize,
-    /// Ring size: `max_buckets + 1` rounded up to a power of two, so positions wrap with a mask.
+    /// Ring size: `max_buckets + BLOCK + 1` rounded up to a power of two, so positions wrap with
+    /// a mask, and a row can take all its arrivals from a block before it merges (see
+    /// [`Adwin::push_summaries`]).
     cap: usize,
     total: f64,
     variance: f64,
@@ -126,10 +132,25 @@ pub struct Adwin {
     countdown: u64,
     seen: u64,
     detected: bool,
-    /// Reused buffers of [`Adwin::push_summaries`]: a row's summaries followed by those arriving
-    /// from below (totals, variances), and the merged summaries going up.
-    queue: (Vec<f64>, Vec<f64>),
+    /// Buffers of [`Adwin::push_summaries`], `cap` long each: the merged summaries going up a
+    /// row (totals, variances).
     up: (Vec<f64>, Vec<f64>),
+    /// Reused buffers of [`Adwin::scan`]: river's running sums at every boundary.
+    sums: Sums,
+    /// A width of 2 or more and river's `dp` at it (see [`Adwin::dp_lower_bound`]).
+    dp_at: (f64, f64),
+}
+
+/// river's running sums at the boundaries of a scan: values and totals up to each (`n0`, `u0`)
+/// and the total after it (`u1`), one array each so that the pre-check loads them as vectors.
+/// The values after a boundary, river's `n1` (the width less the sizes before it, one at a
+/// time), are whole numbers below 2^53 all along, so every subtraction is exact and `n1` is
+/// `width − n0` to the bit.
+#[derive(Clone, Debug, Default)]
+struct Sums {
+    n0: Vec<f64>,
+    u0: Vec<f64>,
+    u1: Vec<f64>,
 }
 
 impl Default for Adwin {
@@ -150,7 +171,7 @@ impl Adwin {
         grace_period: u32,
     ) -> Self {
         let max_buckets = max_buckets.max(1);
-        let cap = (max_buckets + 1).next_power_of_two();
+        let cap = (max_buckets + BLOCK + 1).next_power_of_two();
         let clock = clock.max(1);
         Adwin {
             delta,
@@ -170,8 +191,9 @@ impl Adwin {
             countdown: clock,
             seen: 0,
             detected: false,
-            queue: (Vec::new(), Vec::new()),
-            up: (Vec::new(), Vec::new()),
+            up: (vec![0.0; cap], vec![0.0; cap]),
+            sums: Sums::default(),
+            dp_at: (0.0, 0.0),
         }
     }
 
@@ -285,19 +307,19 @@ impl Adwin {
             return;
         }
         debug_assert!(n <= BLOCK);
-        let mut before = [0.0; BLOCK];
+        // Each value's total before it, then (in place) its variance term.
+        let mut terms = [0.0; BLOCK];
         let mut total = self.total;
-        for (b, &x) in before.iter_mut().zip(xs) {
+        for (b, &x) in terms.iter_mut().zip(xs) {
             *b = total;
             total += x;
         }
         // Value k makes the width `w0 + k + 1` (whole numbers far below 2^53: exact), and adds
         // `(w - 1)·d·d / w` with `d = x - total_before / (w - 1)`, as `insert` does.
         let w0 = self.width;
-        let mut terms = [0.0; BLOCK];
-        for (((t, &x), &b), &k1) in terms.iter_mut().zip(xs).zip(&before).zip(&COUNTS) {
+        for ((t, &x), &k1) in terms.iter_mut().zip(xs).zip(&COUNTS) {
             let w = w0 + k1;
-            let d = x - b / (w - 1.0);
+            let d = x - *t / (w - 1.0);
             *t = (w - 1.0) * d * d / w;
         }
         // The first value of an empty window adds no variance (`insert`'s `width > 1`).
@@ -318,10 +340,13 @@ impl Adwin {
     /// passes up are its queue (held, then arrived) taken in consecutive pairs, in order, and
     /// what a row ends with depends only on the summaries it received: the same rows,
     /// summaries and bits as value by value.
+    ///
+    /// A row's ring takes all its arrivals first, then its merged pairs leave from its head:
+    /// nothing is copied but the arrivals. A row holds at most `max_buckets` summaries before and
+    /// receives `a ≤ BLOCK` (row 0: the block's values), so it holds fewer than `cap`; it passes
+    /// up `1 + (len − max_buckets − 1)/2 ≤ 1 + (a − 1)/2 ≤ a` merged pairs, so every row receives
+    /// at most `BLOCK` too.
     fn push_summaries(&mut self, xs: &[f64]) {
-        // `seq`: a row's held summaries, then the ones arriving from below, contiguous; `up`: the
-        // merged pairs going to the next row.
-        let (mut seq_t, mut seq_v) = std::mem::take(&mut self.queue);
         let (mut up_t, mut up_v) = std::mem::take(&mut self.up);
         let full = self.max_buckets + 1;
         let mask = self.cap - 1;
@@ -331,87 +356,72 @@ impl Adwin {
         let held = self.lens[0];
         let len = held + xs.len();
         let head = self.heads[0];
-        if len < full {
+        {
+            let (ring_t, ring_v) = (&mut self.totals[..self.cap], &mut self.variances[..self.cap]);
             for (k, &x) in xs.iter().enumerate() {
                 let i = (head + held + k) & mask;
-                self.totals[i] = x;
-                self.variances[i] = 0.0;
+                ring_t[i] = x;
+                ring_v[i] = 0.0;
             }
+        }
+        if len < full {
             self.lens[0] = len;
-            self.queue = (seq_t, seq_v);
             self.up = (up_t, up_v);
             return;
         }
         let merges = 1 + (len - full) / 2;
-        seq_t.clear();
-        seq_t.extend((0..held).map(|k| self.totals[(head + k) & mask]));
-        seq_t.extend_from_slice(xs);
-        up_t.resize(merges, 0.0);
-        up_v.resize(merges, 0.0);
-        for ((ut, uv), pair) in up_t.iter_mut().zip(up_v.iter_mut()).zip(seq_t.chunks_exact(2)) {
-            let d = pair[0] - pair[1];
-            *ut = pair[0] + pair[1];
-            *uv = 0.5 * d * d;
+        {
+            let ring_t = &self.totals[..self.cap];
+            for (k, (ut, uv)) in up_t[..merges].iter_mut().zip(&mut up_v[..merges]).enumerate() {
+                let (a, b) = (ring_t[(head + 2 * k) & mask], ring_t[(head + 2 * k + 1) & mask]);
+                let d = a - b;
+                *ut = a + b;
+                *uv = 0.5 * d * d;
+            }
         }
-        let rest = len - 2 * merges;
-        self.totals[..rest].copy_from_slice(&seq_t[2 * merges..]);
-        self.variances[..rest].fill(0.0);
-        self.heads[0] = 0;
-        self.lens[0] = rest;
+        self.heads[0] = (head + 2 * merges) & mask;
+        self.lens[0] = len - 2 * merges;
         if self.rows == 1 {
             self.add_row();
         }
+        let mut arrived = merges;
         let mut r = 1;
         loop {
             let held = self.lens[r];
-            let arrived = up_t.len();
             let len = held + arrived;
-            let merges = if len >= full { 1 + (len - full) / 2 } else { 0 };
-            let base = r * self.cap;
             let head = self.heads[r];
-            if merges == 0 {
-                for k in 0..arrived {
-                    let i = base + ((head + held + k) & mask);
-                    self.totals[i] = up_t[k];
-                    self.variances[i] = up_v[k];
-                }
+            let base = r * self.cap;
+            let ring_t = &mut self.totals[base..base + self.cap];
+            let ring_v = &mut self.variances[base..base + self.cap];
+            for k in 0..arrived {
+                let i = (head + held + k) & mask;
+                ring_t[i] = up_t[k];
+                ring_v[i] = up_v[k];
+            }
+            if len < full {
                 self.lens[r] = len;
                 break;
             }
-            seq_t.clear();
-            seq_v.clear();
-            for k in 0..held {
-                let i = base + ((head + k) & mask);
-                seq_t.push(self.totals[i]);
-                seq_v.push(self.variances[i]);
-            }
-            seq_t.extend_from_slice(&up_t);
-            seq_v.extend_from_slice(&up_v);
+            let merges = 1 + (len - full) / 2;
             // The merged pairs, oldest first (as `merge_from` computes each).
             let n = (1u64 << r) as f64;
             let inv_n = 1.0 / n;
             let half = n * 0.5;
-            up_t.truncate(merges);
-            up_v.truncate(merges);
-            let pairs_t = seq_t[..2 * merges].chunks_exact(2);
-            let pairs_v = seq_v[..2 * merges].chunks_exact(2);
-            for (((ut, uv), pt), pv) in up_t.iter_mut().zip(up_v.iter_mut()).zip(pairs_t).zip(pairs_v) {
-                let (m0, m1) = (pt[0] * inv_n, pt[1] * inv_n);
-                *ut = pt[0] + pt[1];
-                *uv = pv[0] + pv[1] + half * (m0 - m1) * (m0 - m1);
+            for (k, (ut, uv)) in up_t[..merges].iter_mut().zip(&mut up_v[..merges]).enumerate() {
+                let (i0, i1) = ((head + 2 * k) & mask, (head + 2 * k + 1) & mask);
+                let (t0, t1) = (ring_t[i0], ring_t[i1]);
+                let (m0, m1) = (t0 * inv_n, t1 * inv_n);
+                *ut = t0 + t1;
+                *uv = ring_v[i0] + ring_v[i1] + half * (m0 - m1) * (m0 - m1);
             }
-            // The rest stays, oldest first, from the ring's start.
-            let rest = len - 2 * merges;
-            self.totals[base..base + rest].copy_from_slice(&seq_t[2 * merges..]);
-            self.variances[base..base + rest].copy_from_slice(&seq_v[2 * merges..]);
-            self.heads[r] = 0;
-            self.lens[r] = rest;
+            self.heads[r] = (head + 2 * merges) & mask;
+            self.lens[r] = len - 2 * merges;
             if r + 1 == self.rows {
                 self.add_row();
             }
+            arrived = merges;
             r += 1;
         }
-        self.queue = (seq_t, seq_v);
         self.up = (up_t, up_v);
     }
 
@@ -479,53 +489,98 @@ impl Adwin {
         self.width > self.grace_period && self.scan()
     }
 
+    /// A lower bound of river's `dp = ln(2·ln(width)/δ)` for the pre-check, whose thresholds
+    /// only grow with `dp`: `dp` grows with the width (above 1), so its value at a smaller width
+    /// is one. It is computed again (two logarithms) once the width has doubled since, which
+    /// lowers the pre-check's thresholds by under 1% (`dp` is about 10), or fallen below it.
+    /// river's expression gets the exact `dp`.
+    fn dp_lower_bound(&mut self) -> f64 {
+        let (w, dp) = self.dp_at;
+        if w >= 2.0 && w <= self.width && self.width <= 2.0 * w {
+            return dp;
+        }
+        let dp = (2.0 * self.width.ln() / self.delta).ln();
+        self.dp_at = (self.width, dp);
+        dp
+    }
+
     /// Looks for a cut from the oldest summary towards the newest; after a cut drops the oldest
     /// summary and looks again (river's loop), so the window is left as river leaves it.
+    ///
+    /// First river's running sums at every boundary (the same additions in the same order),
+    /// then the pre-check at all of them at once (free of branches: vector instructions). Only
+    /// when it leaves some boundary open does river's loop run, with river's expression at the
+    /// open boundaries, in order, up to the first cut: the same boundaries river's loop tests,
+    /// and the same answer at each.
     #[inline(never)]
     fn scan(&mut self) -> bool {
         let mask = self.cap - 1;
         let mwl = self.min_window_length;
+        let mut sums = std::mem::take(&mut self.sums);
         let mut detected = false;
         loop {
-            let (mut n0, mut n1, mut u0, mut u1) = (0.0, self.width, 0.0, self.total);
-            let dp = (2.0 * self.width.ln() / self.delta).ln();
             let var = self.variance / self.width;
-            let bounds = CutBounds::new(self.width, dp, var, mwl);
-            let mut cut = false;
-            'rows: for r in (0..self.rows).rev() {
+            let bounds = CutBounds::new(self.width, self.dp_lower_bound(), var, mwl);
+            let summaries: usize = self.lens[..self.rows].iter().sum();
+            for v in [&mut sums.n0, &mut sums.u0, &mut sums.u1] {
+                v.resize(summaries, 0.0);
+            }
+            let (mut n0, mut u0, mut u1) = (0.0, 0.0, self.total);
+            let mut b = 0;
+            for r in (0..self.rows).rev() {
                 let size = (1u64 << r) as f64;
-                let len = self.lens[r];
                 let head = self.heads[r];
                 let ring = &self.totals[r * self.cap..(r + 1) * self.cap];
-                for k in 0..len {
+                for k in 0..self.lens[r] {
                     let t = ring[(head + k) & mask];
                     n0 += size;
-                    n1 -= size;
                     u0 += t;
                     u1 -= t;
-                    if r == 0 && k == len - 1 {
-                        break 'rows;
-                    }
-                    if n1 >= mwl
-                        && n0 >= mwl
-                        && !bounds.surely_no_cut(n0, n1, u0, u1)
-                        && self.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var)
-                    {
-                        cut = true;
-                        break 'rows;
-                    }
+                    sums.n0[b] = n0;
+                    sums.u0[b] = u0;
+                    sums.u1[b] = u1;
+                    b += 1;
                 }
             }
+            // river's loop stops at the newest summary (the last of row 0) before testing it; an
+            // empty row 0 (possible with one summary per row) lets it test every boundary.
+            let tested = if self.lens[0] > 0 {
+                summaries - 1
+            } else {
+                summaries
+            };
+            let n0s = &sums.n0[..tested];
+            let (u0s, u1s) = (&sums.u0[..tested], &sums.u1[..tested]);
+            let width = self.width;
+            let open = |n0: f64, u0: f64, u1: f64| {
+                let n1 = width - n0;
+                (n1 >= mwl) & (n0 >= mwl) & !bounds.surely_no_cut(n0, n1, u0, u1)
+            };
+            let mut any_open = false;
+            for ((&n0, &u0), &u1) in n0s.iter().zip(u0s).zip(u1s) {
+                any_open |= open(n0, u0, u1);
+            }
+            // river's expression, with the exact `dp`, at the open boundaries.
+            let cut = any_open && {
+                let dp = (2.0 * self.width.ln() / self.delta).ln();
+                (0..tested).any(|i| {
+                    let (n0, u0, u1) = (n0s[i], u0s[i], u1s[i]);
+                    let n1 = width - n0;
+                    open(n0, u0, u1) && self.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var)
+                })
+            };
             if !cut {
-                return detected;
+                break;
             }
             detected = true;
             // A cut lies between two summaries, so the window is never empty here.
             if self.width <= 0.0 {
-                return true;
+                break;
             }
             self.drop_oldest();
         }
+        self.sums = sums;
+        detected
     }
 }
 
@@ -784,6 +839,8 @@ mod tests {
             (0.9, 1, 3, 0, 1),
             (1e-5, 64, 9, 20, 50),
             (0.05, 100, 4, 5, 10),
+            // More summaries per row than a block holds values.
+            (0.01, 32, 150, 5, 10),
         ];
         let mut compared = 0;
         let mut changes = 0;
@@ -890,6 +947,25 @@ mod tests {
             clear > 4_000 && settled > 20_000,
             "clear {clear}, settled {settled}"
         );
+    }
+
+    /// The pre-check may use `dp` at a smaller width: river's `dp` never decreases as the width
+    /// grows (checked here in floating point, on consecutive and on far apart widths).
+    #[test]
+    fn dp_never_decreases_with_the_width() {
+        let dp = |w: f64, delta: f64| (2.0 * f64::ln(w) / delta).ln();
+        let mut rng = Rng::new(3);
+        for delta in [0.002, 0.3, 1e-6, 0.9] {
+            for w in (2..20_000u64).chain((0..20_000).map(|_| 2 + rng.below(1 << 40))) {
+                let w = w as f64;
+                for bigger in [w + 1.0, w + 32.0, 2.0 * w] {
+                    assert!(
+                        dp(w, delta) <= dp(bigger, delta),
+                        "delta {delta}, widths {w} {bigger}"
+                    );
+                }
+            }
+        }
     }
 
     /// One summary per row (river's own loop misreads a removed summary there): no panic, the
