@@ -29,6 +29,14 @@ Before (input built cell by cell through ml-core's FrameBuilder), load average 6
     all cores: scikit-learn 1037 ms; streamscore DataFrame 485 ms (2.1x), array 462 ms (2.3x)
     the same sklearn forest via Model.from_sklearn (ONNX Runtime): 727 ms, 138k rows/s
 
+Large single-thread batches scored a chunk of rows at a time (256 KiB of input: the chunk's
+frame built and scored while the input is in cache), against the whole-batch frame before;
+`--no-onnx`, pinned to one core (so `threads=-1` is one thread too), two runs each, alternating
+old and new wheels, load average 3.3-5.3 (other builds on the machine):
+
+    1 thread, DataFrame      before  84.9 / 115.0 ms (6.9x / 7.4x)   after  73.4 / 81.1 ms (8.0x / 7.7x)
+    1 thread, float64 array  before  96.6 / 133.6 ms (6.1x / 6.4x)   after  89.8 / 90.9 ms (6.5x / 6.9x)
+
 The target of 10x is not met. Building the input no longer costs ~2 µs per row; what is left
 is the forest kernel (the 100 trees), which the faster kernel work in ml-core's kernel module
 addresses. Both cores do not help on this machine because other work already uses them.

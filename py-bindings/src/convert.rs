@@ -4,11 +4,12 @@
 //! cells mean to ml-core's [`ml_core::frame::FrameBuilder`], so the same conversion and
 //! validation rules apply as for JSON records, with the same errors.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use ml_core::frame::{Cell, ColumnSource};
 use ml_core::{Frame, Schema};
-use numpy::ndarray::Axis;
+use numpy::ndarray::{Axis, s};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString};
@@ -131,17 +132,30 @@ pub(crate) fn frame_from_columns(
     schema: &Arc<Schema>,
     holders: &[Holder<'_>],
 ) -> Result<Frame> {
-    // Object columns as cells borrowing their values (numpy columns are read in place).
-    let cells: Vec<Vec<Cell<'_>>> = holders
+    let cells = cells(holders);
+    build(py, schema, &column_sources(holders, &cells))
+}
+
+/// The cells of the object columns among `holders` (an empty list for the others), which
+/// [`column_sources`] borrows.
+pub(crate) fn cells<'a>(holders: &'a [Holder<'_>]) -> Vec<Vec<Cell<'a>>> {
+    holders
         .iter()
         .map(|h| match h {
             Holder::Objects(v) => v.iter().map(Owned::cell).collect(),
             _ => Vec::new(),
         })
-        .collect();
-    let sources: Vec<ColumnSource<'_>> = holders
+        .collect()
+}
+
+/// One source per holder: numpy columns read in place, object columns as their `cells`.
+pub(crate) fn column_sources<'a>(
+    holders: &'a [Holder<'_>],
+    cells: &'a [Vec<Cell<'a>>],
+) -> Vec<ColumnSource<'a>> {
+    holders
         .iter()
-        .zip(&cells)
+        .zip(cells)
         .map(|(h, cells)| match h {
             Holder::F64(a) => ColumnSource::Float64(a.as_array()),
             Holder::F32(a) => ColumnSource::Float32(a.as_array()),
@@ -154,8 +168,24 @@ pub(crate) fn frame_from_columns(
                 categories: c,
             },
         })
-        .collect();
-    build(py, schema, &sources)
+        .collect()
+}
+
+/// Rows `rows` of `source` (a view of the same values).
+pub(crate) fn slice_rows<'a>(source: &ColumnSource<'a>, rows: Range<usize>) -> ColumnSource<'a> {
+    let range = s![rows.clone()];
+    match source {
+        ColumnSource::Float64(v) => ColumnSource::Float64((*v).slice_move(range)),
+        ColumnSource::Float32(v) => ColumnSource::Float32((*v).slice_move(range)),
+        ColumnSource::Int64(v) => ColumnSource::Int64((*v).slice_move(range)),
+        ColumnSource::Int32(v) => ColumnSource::Int32((*v).slice_move(range)),
+        ColumnSource::Bool(v) => ColumnSource::Bool((*v).slice_move(range)),
+        ColumnSource::Codes { codes, categories } => ColumnSource::Codes {
+            codes: (*codes).slice_move(range),
+            categories,
+        },
+        ColumnSource::Cells(v) => ColumnSource::Cells(&v[rows]),
+    }
 }
 
 /// A 2-D numpy array of the types [`frame_from_matrix`] reads in place.
@@ -205,6 +235,12 @@ impl<'py> Matrix<'py> {
 /// Builds a frame of `schema` from an `n × fields` numeric matrix (any memory order), columns
 /// in field order. Runs without the GIL.
 pub(crate) fn frame_from_matrix(py: Python<'_>, schema: &Arc<Schema>, x: &Matrix<'_>) -> Result<Frame> {
+    build(py, schema, &matrix_sources(schema, x)?)
+}
+
+/// The columns of an `n × fields` numeric matrix (views with its strides), in field order; an
+/// error when it does not have one column per field.
+pub(crate) fn matrix_sources<'a>(schema: &Schema, x: &'a Matrix<'_>) -> Result<Vec<ColumnSource<'a>>> {
     let [_, n_cols] = x.shape();
     if n_cols != schema.len() {
         return Err(ml_core::Error::SchemaMismatch {
@@ -216,13 +252,12 @@ pub(crate) fn frame_from_matrix(py: Python<'_>, schema: &Arc<Schema>, x: &Matrix
         }
         .into());
     }
-    let sources: Vec<ColumnSource<'_>> = (0..n_cols).map(|j| x.column(j)).collect();
-    build(py, schema, &sources)
+    Ok((0..n_cols).map(|j| x.column(j)).collect())
 }
 
 /// The frame of `sources` (ml-core's whole-column conversion, which reports every problem with
 /// its row, as row-by-row building does), without the GIL; no rows is an error.
-fn build(py: Python<'_>, schema: &Arc<Schema>, sources: &[ColumnSource<'_>]) -> Result<Frame> {
+pub(crate) fn build(py: Python<'_>, schema: &Arc<Schema>, sources: &[ColumnSource<'_>]) -> Result<Frame> {
     let schema = schema.clone();
     let frame = py.detach(move || Frame::from_column_sources(schema, sources))?;
     if frame.n_rows() == 0 {

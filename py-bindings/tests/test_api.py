@@ -124,6 +124,37 @@ def test_whole_columns_score_as_value_by_value_input(forest: streamscore.Model, 
     assert error(unseen) == error([dict(r, PAY_0="9") if i == 9 else r for i, r in enumerate(rows)])
 
 
+def test_large_batches_score_as_smaller_ones(forest: streamscore.Model) -> None:
+    """A large batch on one thread is scored a chunk of rows at a time (a chunk holds 256 KiB
+    of input: 1,424 rows of these 23 fields): the same bits as small batches and as the
+    whole-batch path of several threads, and the same errors, rows counted from the start."""
+    X = streamscore.generate(5_000, seed=12).drop(columns="default")
+    plain = X.astype(np.float64)
+    small = np.concatenate([forest.predict_proba(plain.iloc[i : i + 700]) for i in range(0, len(plain), 700)])
+    for x in (X, plain, plain.to_numpy(), np.asfortranarray(plain.to_numpy()), plain.astype(np.float32)):
+        assert np.array_equal(forest.predict_proba(x), small)
+        assert np.array_equal(forest.predict_proba(x, threads=2), small)
+    assert np.array_equal(forest.predict(plain), forest.predict(plain, threads=2))
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40_000, 2))
+    df = pd.DataFrame({"u": x[:, 0], "v": x[:, 1], "t": 3.0 * x[:, 0] - 2.0 * x[:, 1]})
+    model = streamscore.train(df, target="t", estimator="linear_regression")
+    assert np.array_equal(model.predict(df[["u", "v"]]), model.predict(df[["u", "v"]], threads=2))
+
+    def error(x, threads: int) -> str:
+        with pytest.raises(SchemaError) as e:
+            forest.predict_proba(x, threads=threads)
+        return str(e.value)
+
+    bad = plain.copy()
+    bad.loc[10, "LIMIT_BAL"] = np.nan
+    bad.loc[4_321, "AGE"] = 30.5
+    want = error(bad, 2)
+    assert "row 10" in want and "row 4321" in want, want
+    assert error(bad, 1) == want
+    assert error(bad.to_numpy(), 1) == want
+
+
 def test_regressor_predicts_values() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 2))
