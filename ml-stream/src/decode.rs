@@ -399,8 +399,18 @@ struct Whitespace {
 }
 
 impl Whitespace {
+    /// The index of the first byte at or after `at` that is not whitespace. Most gaps in an
+    /// event are empty or one space: those are settled by a byte or two.
     #[inline(always)]
-    fn skip(&mut self, bytes: &[u8], mut at: usize) -> usize {
+    fn skip(&mut self, bytes: &[u8], at: usize) -> usize {
+        match bytes.get(at) {
+            Some(&b) if b > b' ' => at,
+            Some(&b' ') if bytes.get(at + 1).is_some_and(|&b| b > b' ') => at + 1,
+            _ => self.skip_loop(bytes, at),
+        }
+    }
+
+    fn skip_loop(&mut self, bytes: &[u8], mut at: usize) -> usize {
         while let Some(&b) = bytes.get(at) {
             match b {
                 b' ' | b'\t' => {}
