@@ -99,6 +99,22 @@ enum Slot<'de> {
     Nested(&'static str),
 }
 
+impl<'de> Slot<'de> {
+    /// The cell of a value the fast scan read ([`scan_flat_object`] never makes an `Owned`
+    /// slot, which needs the event's side buffer: it would read as missing).
+    #[inline(always)]
+    fn scanned_cell(self) -> Cell<'de> {
+        match self {
+            Slot::Missing | Slot::Owned(_) => Cell::Missing,
+            Slot::Borrowed(s) => Cell::Str(s),
+            Slot::Int(i) => Cell::Int(i),
+            Slot::Float(x) => Cell::Float(x),
+            Slot::Bool(b) => Cell::Bool(b),
+            Slot::Nested(what) => Cell::Nested(what),
+        }
+    }
+}
+
 /// What the top level of a JSON event was.
 enum Shape {
     Object,
@@ -353,7 +369,7 @@ fn parse_serde<'de>(
 /// invalid UTF-8, malformed JSON. So it accepts only what serde_json accepts, with the same
 /// values. On success, says whether the text holds a line break (only possible as whitespace
 /// between tokens, as strings with control characters are left to serde_json).
-fn scan_flat_object<'de>(bytes: &'de [u8], keys: &mut Keys<'_>, slots: &mut [Slot<'de>]) -> Option<bool> {
+fn scan_flat_object<'de>(bytes: &'de [u8], keys: &mut Keys<'_>, cells: &mut [Cell<'de>]) -> Option<bool> {
     let mut ws = Whitespace::default();
     let mut at = ws.skip(bytes, 0);
     if bytes.get(at) != Some(&b'{') {
@@ -381,7 +397,7 @@ fn scan_flat_object<'de>(bytes: &'de [u8], keys: &mut Keys<'_>, slots: &mut [Slo
         at = ws.skip(bytes, at + 1);
         let (slot, next) = scan_value(bytes, at)?;
         if let Some(i) = index {
-            slots[i] = slot;
+            cells[i] = slot.scanned_cell();
         }
         at = ws.skip(bytes, next);
         match bytes.get(at) {
@@ -698,54 +714,48 @@ fn decode_json(group: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
     let mut owned = Vec::new();
     let plain = plain_names(schema);
     for e in group {
-        let mut slots = recycle(std::mem::take(&mut slots_store));
-        slots.resize(n, Slot::Missing);
-        owned.clear();
+        let mut cells = recycle_cells(std::mem::take(&mut cells_store));
+        cells.resize(n, Cell::Missing);
         // Whether the payload may hold a line break, to be replaced in the logged input.
         let mut line_break = true;
-        let parsed = match scan_flat_object(&e.payload, &mut Keys::new(schema, &plain), &mut slots) {
+        let shape = match scan_flat_object(&e.payload, &mut Keys::new(schema, &plain), &mut cells) {
             Some(found) => {
                 line_break = found;
-                Ok(Shape::Object)
+                Shape::Object
             }
             None => {
                 // Anything the fast scan does not handle (nested values, escapes, odd numbers,
                 // errors) is parsed again by serde_json, which also words the errors.
-                slots.iter_mut().for_each(|s| *s = Slot::Missing);
-                parse_serde(&e.payload, schema, &mut slots, &mut owned)
+                let mut slots = recycle(std::mem::take(&mut slots_store));
+                slots.resize(n, Slot::Missing);
+                owned.clear();
+                let parsed = parse_serde(&e.payload, schema, &mut slots, &mut owned);
+                let refused = match parsed {
+                    Ok(Shape::Object | Shape::Array) => None,
+                    Ok(Shape::WrongCount(found)) => Some(format!(
+                        "expected {n} values (one per field, in schema order), found {found}"
+                    )),
+                    Ok(Shape::Other) => {
+                        Some("expected a JSON object (one record) or a JSON array of field values".into())
+                    }
+                    Err(ref err) => Some(format!("not valid JSON: {err}")),
+                };
+                if let Some(reason) = refused {
+                    dead_letters.push(dead(e, reason, now_ms));
+                    slots_store = recycle(slots);
+                    cells_store = recycle_cells(cells);
+                    continue;
+                }
+                for (cell, slot) in cells.iter_mut().zip(&slots) {
+                    *cell = match *slot {
+                        Slot::Owned(i) => Cell::Str(&owned[i]),
+                        other => other.scanned_cell(),
+                    };
+                }
+                slots_store = recycle(slots);
+                parsed.unwrap_or(Shape::Other)
             }
         };
-        let shape = match parsed {
-            Ok(Shape::Object) => Shape::Object,
-            Ok(Shape::Array) => Shape::Array,
-            Ok(Shape::WrongCount(found)) => {
-                let reason = format!("expected {n} values (one per field, in schema order), found {found}");
-                dead_letters.push(dead(e, reason, now_ms));
-                slots_store = recycle(slots);
-                continue;
-            }
-            Ok(Shape::Other) => {
-                let reason = "expected a JSON object (one record) or a JSON array of field values";
-                dead_letters.push(dead(e, reason.into(), now_ms));
-                slots_store = recycle(slots);
-                continue;
-            }
-            Err(err) => {
-                dead_letters.push(dead(e, format!("not valid JSON: {err}"), now_ms));
-                slots_store = recycle(slots);
-                continue;
-            }
-        };
-        let mut cells = recycle_cells(std::mem::take(&mut cells_store));
-        cells.extend(slots.iter().map(|s| match *s {
-            Slot::Missing => Cell::Missing,
-            Slot::Borrowed(s) => Cell::Str(s),
-            Slot::Owned(i) => Cell::Str(&owned[i]),
-            Slot::Int(i) => Cell::Int(i),
-            Slot::Float(x) => Cell::Float(x),
-            Slot::Bool(b) => Cell::Bool(b),
-            Slot::Nested(what) => Cell::Nested(what),
-        }));
         match builder.push_row(&cells) {
             Ok(()) => {
                 rows.push((position(e), e.timestamp_ms));
@@ -779,7 +789,6 @@ fn decode_json(group: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
             }
         }
         cells_store = recycle_cells(cells);
-        slots_store = recycle(slots);
     }
     let frame = (builder.n_rows() > 0).then(|| builder.finish());
     Decoded {
@@ -1025,7 +1034,7 @@ mod tests {
         let mut fast_taken = 0;
         for p in payloads {
             let bytes = p.as_bytes();
-            let mut fast = vec![Slot::Missing; n];
+            let mut fast = vec![Cell::Missing; n];
             let scanned = scan_flat_object(bytes, &mut Keys::new(&schema, &plain), &mut fast);
             let mut slow = vec![Slot::Missing; n];
             let mut owned = Vec::new();
@@ -1035,6 +1044,7 @@ mod tests {
                 assert_eq!(line_break, has, "{p:?}: line break");
                 fast_taken += 1;
                 assert!(matches!(parsed, Ok(Shape::Object)), "{p}: serde_json refuses it");
+                let slow: Vec<Cell<'_>> = slow.iter().map(|s| s.scanned_cell()).collect();
                 assert_eq!(fast, slow, "{p}");
             }
         }
