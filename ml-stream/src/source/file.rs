@@ -78,22 +78,35 @@ const READ_BUFFER: usize = 1 << 20;
 /// How often the file's length is looked up for the lag: a stat per batch would be wasted.
 const LAG_REFRESH: Duration = Duration::from_millis(200);
 
-/// The index of the first line feed in `bytes`, looked for eight bytes at a time.
+/// The index of the first line feed in `bytes`, looked for sixteen bytes at a time (two words,
+/// each tested for a line feed byte with the usual test for a zero byte in a word).
 #[inline]
 fn find_newline(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let v = u64::from_le_bytes(chunk.try_into().ok()?) ^ (ONES * u64::from(b'\n'));
-        // A zero byte of `v` is a line feed (the usual test for a zero byte in a word).
-        let found = v.wrapping_sub(ONES) & !v & HIGH;
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
+    const FEEDS: u64 = ONES * b'\n' as u64;
+    // Bit 7 of each byte that is a line feed (and possibly of bytes above the first one, which
+    // the lowest set bit ignores).
+    let feeds = |word: u64| {
+        let v = word ^ FEEDS;
+        v.wrapping_sub(ONES) & !v & HIGH
+    };
+    let (chunks, rest) = bytes.as_chunks::<16>();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let (low, high) = chunk.split_at(8);
+        let low = feeds(u64::from_le_bytes(low.try_into().unwrap_or([0; 8])));
+        let high = feeds(u64::from_le_bytes(high.try_into().unwrap_or([0; 8])));
+        if low | high != 0 {
+            let within = if low != 0 {
+                low.trailing_zeros() / 8
+            } else {
+                8 + high.trailing_zeros() / 8
+            };
+            return Some(i * 16 + within as usize);
         }
-        at += 8;
     }
-    bytes[at..].iter().position(|&b| b == b'\n').map(|i| at + i)
+    let at = chunks.len() * 16;
+    rest.iter().position(|&b| b == b'\n').map(|i| at + i)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,7 +421,7 @@ mod tests {
 
     #[test]
     fn find_newline_finds_the_first_line_feed_at_any_position() {
-        for len in 0..40 {
+        for len in 0..70 {
             for at in 0..len {
                 let mut bytes = vec![b'x'; len];
                 bytes[at] = b'\n';
