@@ -639,7 +639,17 @@ fn exact_float(significand: u64, power: i64) -> Option<f64> {
 /// close to it; `None` when the exact comparison does not fit 128 bits or the candidate is not
 /// a normal positive double.
 fn checked_quotient(significand: u64, k: u32, mut q: f64) -> Option<f64> {
-    let ten_k = 10u128.pow(k);
+    // 10^0 ..= 10^22, the powers exact_float divides by.
+    const TEN_POWERS: [u128; 23] = {
+        let mut t = [1u128; 23];
+        let mut i = 1;
+        while i < t.len() {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    };
+    let ten_k = *TEN_POWERS.get(usize::try_from(k).ok()?)?;
     for _ in 0..3 {
         if !q.is_normal() || q < 0.0 {
             return None;
@@ -654,8 +664,9 @@ fn checked_quotient(significand: u64, k: u32, mut q: f64) -> Option<f64> {
             return None; // the lower neighbour's ulp is smaller, or too wide: leave it
         }
         let value = u128::from(significand) << shift;
-        let above = (2 * mantissa + 1).checked_mul(ten_k)?;
-        let below = (2 * mantissa - 1).checked_mul(ten_k)?;
+        // Below 2^54 × 10^22 < 2^128: no overflow.
+        let above = (2 * mantissa + 1) * ten_k;
+        let below = (2 * mantissa - 1) * ten_k;
         let even = mantissa % 2 == 0;
         if value > above || (value == above && !even) {
             q = f64::from_bits(bits + 1);
