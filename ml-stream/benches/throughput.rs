@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p ml-stream --bench throughput                 # 1,000,000 events, both scorers
 //! cargo bench -p ml-stream --bench throughput -- --events 200000 --scorer rf100
+//! cargo bench -p ml-stream --bench throughput -- --queue-capacity 2   # batches read ahead (default 4)
 //! ```
 //!
 //! Two scorers: `constant` (answers 0.5/0.5 without looking at the rows: what the pipeline
@@ -35,6 +36,7 @@ struct Options {
     events: usize,
     scorers: Vec<String>,
     batch_size: usize,
+    queue_capacity: Option<usize>,
     check: bool,
 }
 
@@ -43,6 +45,7 @@ fn options() -> AnyResult<Options> {
         events: 1_000_000,
         scorers: vec!["constant".into(), "rf100".into()],
         batch_size: 512,
+        queue_capacity: None,
         check: true,
     };
     let mut args = std::env::args().skip(1);
@@ -51,6 +54,7 @@ fn options() -> AnyResult<Options> {
             "--events" => o.events = args.next().ok_or("--events N")?.parse()?,
             "--scorer" => o.scorers = vec![args.next().ok_or("--scorer constant|rf100")?],
             "--batch-size" => o.batch_size = args.next().ok_or("--batch-size N")?.parse()?,
+            "--queue-capacity" => o.queue_capacity = Some(args.next().ok_or("--queue-capacity N")?.parse()?),
             "--no-check" => o.check = false,
             "--bench" => {} // passed by `cargo bench`
             other => return Err(format!("unknown argument {other}").into()),
@@ -218,6 +222,7 @@ fn run(
     schema: Arc<Schema>,
     scorer: Arc<dyn Scorer>,
     batch_size: usize,
+    queue_capacity: Option<usize>,
 ) -> AnyResult<Run> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -226,11 +231,14 @@ fn run(
             inner: JsonlSink::new(JsonlSinkOptions::new(out))?,
             latencies: latencies.clone(),
         };
-        let config = PipelineConfig {
+        let mut config = PipelineConfig {
             batch_size,
             model_name: "bench".into(),
             ..Default::default()
         };
+        if let Some(q) = queue_capacity {
+            config.queue_capacity = q;
+        }
         let pipeline = Pipeline::new(config, schema, scorer, vec![Box::new(sink)])?;
         let source = FileSource::open(events, FileSourceOptions::default())?;
         let started = Instant::now();
@@ -369,7 +377,14 @@ fn main() -> AnyResult<()> {
             other => return Err(format!("unknown scorer {other}").into()),
         };
         let load = load_average();
-        let r = run(&events, &out, schema.clone(), scorer, o.batch_size)?;
+        let r = run(
+            &events,
+            &out,
+            schema.clone(),
+            scorer,
+            o.batch_size,
+            o.queue_capacity,
+        )?;
         let or_dash = |x: Option<f64>, digits: usize| x.map_or("-".to_string(), |x| format!("{x:.digits$}"));
         println!(
             "{name:>9}: {:>9.0} events/s   batch latency p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  ({} batches)",

@@ -99,6 +99,22 @@ enum Slot<'de> {
     Nested(&'static str),
 }
 
+impl<'de> Slot<'de> {
+    /// The cell of a value the fast scan read ([`scan_flat_object`] never makes an `Owned`
+    /// slot, which needs the event's side buffer: it would read as missing).
+    #[inline(always)]
+    fn scanned_cell(self) -> Cell<'de> {
+        match self {
+            Slot::Missing | Slot::Owned(_) => Cell::Missing,
+            Slot::Borrowed(s) => Cell::Str(s),
+            Slot::Int(i) => Cell::Int(i),
+            Slot::Float(x) => Cell::Float(x),
+            Slot::Bool(b) => Cell::Bool(b),
+            Slot::Nested(what) => Cell::Nested(what),
+        }
+    }
+}
+
 /// What the top level of a JSON event was.
 enum Shape {
     Object,
@@ -353,7 +369,7 @@ fn parse_serde<'de>(
 /// invalid UTF-8, malformed JSON. So it accepts only what serde_json accepts, with the same
 /// values. On success, says whether the text holds a line break (only possible as whitespace
 /// between tokens, as strings with control characters are left to serde_json).
-fn scan_flat_object<'de>(bytes: &'de [u8], keys: &mut Keys<'_>, slots: &mut [Slot<'de>]) -> Option<bool> {
+fn scan_flat_object<'de>(bytes: &'de [u8], keys: &mut Keys<'_>, cells: &mut [Cell<'de>]) -> Option<bool> {
     let mut ws = Whitespace::default();
     let mut at = ws.skip(bytes, 0);
     if bytes.get(at) != Some(&b'{') {
@@ -381,7 +397,7 @@ fn scan_flat_object<'de>(bytes: &'de [u8], keys: &mut Keys<'_>, slots: &mut [Slo
         at = ws.skip(bytes, at + 1);
         let (slot, next) = scan_value(bytes, at)?;
         if let Some(i) = index {
-            slots[i] = slot;
+            cells[i] = slot.scanned_cell();
         }
         at = ws.skip(bytes, next);
         match bytes.get(at) {
@@ -399,8 +415,18 @@ struct Whitespace {
 }
 
 impl Whitespace {
+    /// The index of the first byte at or after `at` that is not whitespace. Most gaps in an
+    /// event are empty or one space: those are settled by a byte or two.
     #[inline(always)]
-    fn skip(&mut self, bytes: &[u8], mut at: usize) -> usize {
+    fn skip(&mut self, bytes: &[u8], at: usize) -> usize {
+        match bytes.get(at) {
+            Some(&b) if b > b' ' => at,
+            Some(&b' ') if bytes.get(at + 1).is_some_and(|&b| b > b' ') => at + 1,
+            _ => self.skip_loop(bytes, at),
+        }
+    }
+
+    fn skip_loop(&mut self, bytes: &[u8], mut at: usize) -> usize {
         while let Some(&b) = bytes.get(at) {
             match b {
                 b' ' | b'\t' => {}
@@ -437,8 +463,33 @@ fn scan_value(bytes: &[u8], at: usize) -> Option<(Slot<'_>, usize)> {
         b't' if bytes[at..].starts_with(b"true") => Some((Slot::Bool(true), at + 4)),
         b'f' if bytes[at..].starts_with(b"false") => Some((Slot::Bool(false), at + 5)),
         b'n' if bytes[at..].starts_with(b"null") => Some((Slot::Missing, at + 4)),
-        b'-' | b'0'..=b'9' => scan_number(bytes, at),
+        b'1'..=b'9' => scan_positive_int(bytes, at),
+        b'-' | b'0' => scan_number(bytes, at),
         _ => None,
+    }
+}
+
+/// The usual number of an event, a positive integer of at most 18 digits (below 10^18, so it
+/// fits i64): read in one tight loop. Anything else — a fraction, an exponent, more digits — is
+/// read again by [`scan_number`], which gives the same value for the integers taken here.
+#[inline(always)]
+fn scan_positive_int(bytes: &[u8], at: usize) -> Option<(Slot<'_>, usize)> {
+    let mut v: u64 = 0;
+    let mut end = at;
+    while let Some(&b) = bytes.get(end) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + u64::from(d);
+        end += 1;
+        if end - at > 18 {
+            return scan_number(bytes, at);
+        }
+    }
+    match bytes.get(end) {
+        Some(b'.' | b'e' | b'E') => scan_number(bytes, at),
+        _ => Some((Slot::Int(v as i64), end)),
     }
 }
 
@@ -588,7 +639,17 @@ fn exact_float(significand: u64, power: i64) -> Option<f64> {
 /// close to it; `None` when the exact comparison does not fit 128 bits or the candidate is not
 /// a normal positive double.
 fn checked_quotient(significand: u64, k: u32, mut q: f64) -> Option<f64> {
-    let ten_k = 10u128.pow(k);
+    // 10^0 ..= 10^22, the powers exact_float divides by.
+    const TEN_POWERS: [u128; 23] = {
+        let mut t = [1u128; 23];
+        let mut i = 1;
+        while i < t.len() {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    };
+    let ten_k = *TEN_POWERS.get(usize::try_from(k).ok()?)?;
     for _ in 0..3 {
         if !q.is_normal() || q < 0.0 {
             return None;
@@ -603,8 +664,9 @@ fn checked_quotient(significand: u64, k: u32, mut q: f64) -> Option<f64> {
             return None; // the lower neighbour's ulp is smaller, or too wide: leave it
         }
         let value = u128::from(significand) << shift;
-        let above = (2 * mantissa + 1).checked_mul(ten_k)?;
-        let below = (2 * mantissa - 1).checked_mul(ten_k)?;
+        // Below 2^54 × 10^22 < 2^128: no overflow.
+        let above = (2 * mantissa + 1) * ten_k;
+        let below = (2 * mantissa - 1) * ten_k;
         let even = mantissa % 2 == 0;
         if value > above || (value == above && !even) {
             q = f64::from_bits(bits + 1);
@@ -663,54 +725,48 @@ fn decode_json(group: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
     let mut owned = Vec::new();
     let plain = plain_names(schema);
     for e in group {
-        let mut slots = recycle(std::mem::take(&mut slots_store));
-        slots.resize(n, Slot::Missing);
-        owned.clear();
+        let mut cells = recycle_cells(std::mem::take(&mut cells_store));
+        cells.resize(n, Cell::Missing);
         // Whether the payload may hold a line break, to be replaced in the logged input.
         let mut line_break = true;
-        let parsed = match scan_flat_object(&e.payload, &mut Keys::new(schema, &plain), &mut slots) {
+        let shape = match scan_flat_object(&e.payload, &mut Keys::new(schema, &plain), &mut cells) {
             Some(found) => {
                 line_break = found;
-                Ok(Shape::Object)
+                Shape::Object
             }
             None => {
                 // Anything the fast scan does not handle (nested values, escapes, odd numbers,
                 // errors) is parsed again by serde_json, which also words the errors.
-                slots.iter_mut().for_each(|s| *s = Slot::Missing);
-                parse_serde(&e.payload, schema, &mut slots, &mut owned)
+                let mut slots = recycle(std::mem::take(&mut slots_store));
+                slots.resize(n, Slot::Missing);
+                owned.clear();
+                let parsed = parse_serde(&e.payload, schema, &mut slots, &mut owned);
+                let refused = match parsed {
+                    Ok(Shape::Object | Shape::Array) => None,
+                    Ok(Shape::WrongCount(found)) => Some(format!(
+                        "expected {n} values (one per field, in schema order), found {found}"
+                    )),
+                    Ok(Shape::Other) => {
+                        Some("expected a JSON object (one record) or a JSON array of field values".into())
+                    }
+                    Err(ref err) => Some(format!("not valid JSON: {err}")),
+                };
+                if let Some(reason) = refused {
+                    dead_letters.push(dead(e, reason, now_ms));
+                    slots_store = recycle(slots);
+                    cells_store = recycle_cells(cells);
+                    continue;
+                }
+                for (cell, slot) in cells.iter_mut().zip(&slots) {
+                    *cell = match *slot {
+                        Slot::Owned(i) => Cell::Str(&owned[i]),
+                        other => other.scanned_cell(),
+                    };
+                }
+                slots_store = recycle(slots);
+                parsed.unwrap_or(Shape::Other)
             }
         };
-        let shape = match parsed {
-            Ok(Shape::Object) => Shape::Object,
-            Ok(Shape::Array) => Shape::Array,
-            Ok(Shape::WrongCount(found)) => {
-                let reason = format!("expected {n} values (one per field, in schema order), found {found}");
-                dead_letters.push(dead(e, reason, now_ms));
-                slots_store = recycle(slots);
-                continue;
-            }
-            Ok(Shape::Other) => {
-                let reason = "expected a JSON object (one record) or a JSON array of field values";
-                dead_letters.push(dead(e, reason.into(), now_ms));
-                slots_store = recycle(slots);
-                continue;
-            }
-            Err(err) => {
-                dead_letters.push(dead(e, format!("not valid JSON: {err}"), now_ms));
-                slots_store = recycle(slots);
-                continue;
-            }
-        };
-        let mut cells = recycle_cells(std::mem::take(&mut cells_store));
-        cells.extend(slots.iter().map(|s| match *s {
-            Slot::Missing => Cell::Missing,
-            Slot::Borrowed(s) => Cell::Str(s),
-            Slot::Owned(i) => Cell::Str(&owned[i]),
-            Slot::Int(i) => Cell::Int(i),
-            Slot::Float(x) => Cell::Float(x),
-            Slot::Bool(b) => Cell::Bool(b),
-            Slot::Nested(what) => Cell::Nested(what),
-        }));
         match builder.push_row(&cells) {
             Ok(()) => {
                 rows.push((position(e), e.timestamp_ms));
@@ -744,7 +800,6 @@ fn decode_json(group: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
             }
         }
         cells_store = recycle_cells(cells);
-        slots_store = recycle(slots);
     }
     let frame = (builder.n_rows() > 0).then(|| builder.finish());
     Decoded {
@@ -990,7 +1045,7 @@ mod tests {
         let mut fast_taken = 0;
         for p in payloads {
             let bytes = p.as_bytes();
-            let mut fast = vec![Slot::Missing; n];
+            let mut fast = vec![Cell::Missing; n];
             let scanned = scan_flat_object(bytes, &mut Keys::new(&schema, &plain), &mut fast);
             let mut slow = vec![Slot::Missing; n];
             let mut owned = Vec::new();
@@ -1000,6 +1055,7 @@ mod tests {
                 assert_eq!(line_break, has, "{p:?}: line break");
                 fast_taken += 1;
                 assert!(matches!(parsed, Ok(Shape::Object)), "{p}: serde_json refuses it");
+                let slow: Vec<Cell<'_>> = slow.iter().map(|s| s.scanned_cell()).collect();
                 assert_eq!(fast, slow, "{p}");
             }
         }
@@ -1021,6 +1077,30 @@ mod tests {
             b"\x00345678\xb9",
         ] {
             assert_eq!(eight_digits(bad, 0), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_integer_path_reads_what_the_full_number_scan_reads() {
+        let mut texts = Vec::new();
+        let mut v: u64 = 1;
+        for _ in 0..20 {
+            for tail in ["", ",", "}", " ", ".5", "e3", "E-2", "x", ".", "e"] {
+                texts.push(format!("{v}{tail}"));
+                texts.push(format!("{}{tail}", v.saturating_mul(7).saturating_add(3)));
+            }
+            v = v.saturating_mul(10);
+        }
+        texts.extend(
+            [
+                "9223372036854775807",
+                "9223372036854775808",
+                "99999999999999999999",
+            ]
+            .map(String::from),
+        );
+        for t in &texts {
+            assert_eq!(scan_value(t.as_bytes(), 0), scan_number(t.as_bytes(), 0), "{t}");
         }
     }
 

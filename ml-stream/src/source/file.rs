@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 
 use super::{CONTENT_TYPE, CSV_HEADER};
 use crate::error::{Error, Result};
@@ -46,30 +45,69 @@ struct State {
 
 /// Reads events from a JSONL or CSV file. The partition is 0 and the offset of an event is the
 /// byte position of its line, so a committed offset is a place to seek to on restart.
+///
+/// The file is read in chunks of [`READ_BUFFER`] bytes on Tokio's blocking pool (one hand-off
+/// per chunk, not per line); lines are cut out of the chunk where they lie, each copied once,
+/// into its event.
 #[derive(Debug)]
 pub struct FileSource {
     path: PathBuf,
     format: FileFormat,
     options: FileSourceOptions,
-    reader: BufReader<tokio::fs::File>,
-    /// Byte offset of the next line to read.
+    /// The open file, positioned after the bytes read into `buf` (`None` only if a read task
+    /// was lost).
+    file: Option<std::fs::File>,
+    /// The read buffer; `buf[start..end]` are bytes read and not yet cut into lines.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Byte offset of the next line to read (that of `buf[start]`).
     position: u64,
     csv_header: Option<Vec<u8>>,
     exhausted: bool,
     identity: Option<FileIdentity>,
-    /// The capacity given to the next line's buffer: the last line's length and a little.
-    line_hint: usize,
     /// The file's length when last looked at, and when that was (for [`StreamSource::lag`]).
     known_len: u64,
     looked_at: Option<Instant>,
 }
 
 /// The read buffer: each refill is a hand-off to Tokio's blocking pool, so it is large enough
-/// for a thousand-odd typical events.
-const READ_BUFFER: usize = 1 << 18;
+/// for a few thousand typical events. A line longer than it grows it.
+const READ_BUFFER: usize = 1 << 20;
 
 /// How often the file's length is looked up for the lag: a stat per batch would be wasted.
 const LAG_REFRESH: Duration = Duration::from_millis(200);
+
+/// The index of the first line feed in `bytes`, looked for sixteen bytes at a time (two words,
+/// each tested for a line feed byte with the usual test for a zero byte in a word).
+#[inline]
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const FEEDS: u64 = ONES * b'\n' as u64;
+    // Bit 7 of each byte that is a line feed (and possibly of bytes above the first one, which
+    // the lowest set bit ignores).
+    let feeds = |word: u64| {
+        let v = word ^ FEEDS;
+        v.wrapping_sub(ONES) & !v & HIGH
+    };
+    let (chunks, rest) = bytes.as_chunks::<16>();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let (low, high) = chunk.split_at(8);
+        let low = feeds(u64::from_le_bytes(low.try_into().unwrap_or([0; 8])));
+        let high = feeds(u64::from_le_bytes(high.try_into().unwrap_or([0; 8])));
+        if low | high != 0 {
+            let within = if low != 0 {
+                low.trailing_zeros() / 8
+            } else {
+                8 + high.trailing_zeros() / 8
+            };
+            return Some(i * 16 + within as usize);
+        }
+    }
+    let at = chunks.len() * 16;
+    rest.iter().position(|&b| b == b'\n').map(|i| at + i)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileIdentity {
@@ -179,7 +217,10 @@ impl FileSource {
         let format = format_of(&path);
         let opened = open_at(&path, format, after_line)?;
         Ok(FileSource {
-            reader: BufReader::with_capacity(READ_BUFFER, tokio::fs::File::from_std(opened.file)),
+            file: Some(opened.file),
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
             path,
             format,
             options,
@@ -187,7 +228,6 @@ impl FileSource {
             csv_header: opened.header,
             exhausted: false,
             identity: opened.identity,
-            line_hint: 256,
             known_len: 0,
             looked_at: None,
         })
@@ -203,14 +243,52 @@ impl FileSource {
 
     fn reopen(&mut self) -> Result<()> {
         let opened = open_at(&self.path, self.format, None)?;
-        self.reader = BufReader::with_capacity(READ_BUFFER, tokio::fs::File::from_std(opened.file));
+        self.file = Some(opened.file);
+        (self.start, self.end) = (0, 0);
         self.position = opened.position;
         self.csv_header = opened.header;
         self.identity = opened.identity;
         Ok(())
     }
 
-    fn event(&self, line: Vec<u8>, offset: u64) -> Event {
+    /// Reads more of the file after the bytes not yet cut into lines (moved to the front of
+    /// the buffer, which grows when they fill it). Returns how many bytes came: 0 at the end of
+    /// the data written so far.
+    async fn fill(&mut self) -> Result<usize> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+        if self.end == self.buf.len() {
+            // One line longer than the buffer: make room for the rest of it.
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::Internal(format!("{}: a read task was lost", self.path.display())))?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let end = self.end;
+        let (file, buf, read) = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let read = loop {
+                match file.read(&mut buf[end..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            (file, buf, read)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("reading {} failed: {e}", self.path.display())))?;
+        self.file = Some(file);
+        self.buf = buf;
+        let n = read.map_err(|e| Error::io("read", &self.path, e))?;
+        self.end += n;
+        Ok(n)
+    }
+
+    fn event(&self, line: &[u8], offset: u64) -> Event {
         let mut event = Event::new(line, 0, offset);
         if let Some(h) = &self.csv_header {
             event.headers.push((CONTENT_TYPE.into(), b"text/csv".to_vec()));
@@ -256,43 +334,46 @@ impl StreamSource for FileSource {
     async fn next_batch(&mut self, max: usize, deadline: Instant) -> Result<Vec<Event>> {
         let mut events = Vec::with_capacity(max.min(4096));
         while events.len() < max {
-            // Read straight into the event's own buffer (sized by the last line), so the line is
-            // copied once.
-            let mut line = Vec::with_capacity(self.line_hint);
-            let n = self
-                .reader
-                .read_until(b'\n', &mut line)
-                .await
-                .map_err(|e| Error::io("read", &self.path, e))?;
-            let complete = line.last() == Some(&b'\n');
-            if n == 0 || (!complete && self.options.follow) {
-                // End of the data written so far. A partial last line in follow mode is
-                // re-read once the writer finishes it.
-                if n > 0 {
-                    self.reader
-                        .seek(SeekFrom::Start(self.position))
-                        .await
-                        .map_err(|e| Error::io("seek", &self.path, e))?;
+            let rest = &self.buf[self.start..self.end];
+            // The line's length with its line break, and without.
+            let (n, mut len) = match find_newline(rest) {
+                Some(i) => (i + 1, i),
+                None => {
+                    if self.fill().await? > 0 {
+                        continue;
+                    }
+                    // End of the data written so far.
+                    let rest = self.end - self.start;
+                    if !self.options.follow {
+                        // A last line without a line break is still a line.
+                        if rest == 0 {
+                            self.exhausted = true;
+                            break;
+                        }
+                        (rest, rest)
+                    } else {
+                        // A partial last line stays in the buffer until the writer finishes it.
+                        if self.rotated().await {
+                            self.reopen()?;
+                            continue;
+                        }
+                        if !events.is_empty() || Instant::now() >= deadline {
+                            break;
+                        }
+                        let wait = FOLLOW_POLL.min(deadline.saturating_duration_since(Instant::now()));
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
                 }
-                if !self.options.follow {
-                    self.exhausted = true;
-                    break;
-                }
-                if self.rotated().await {
-                    self.reopen()?;
-                    continue;
-                }
-                if !events.is_empty() || Instant::now() >= deadline {
-                    break;
-                }
-                let wait = FOLLOW_POLL.min(deadline.saturating_duration_since(Instant::now()));
-                tokio::time::sleep(wait).await;
-                continue;
-            }
+            };
+            let line_start = self.start;
             let offset = self.position;
             self.position += n as u64;
-            self.line_hint = line.len().clamp(64, 1 << 16) + 16;
-            trim_newline(&mut line);
+            self.start += n;
+            while len > 0 && self.buf[line_start + len - 1] == b'\r' {
+                len -= 1;
+            }
+            let line = &self.buf[line_start..line_start + len];
             if !line.iter().all(u8::is_ascii_whitespace) {
                 events.push(self.event(line, offset));
             }
@@ -331,5 +412,64 @@ impl StreamSource for FileSource {
 
     fn describe(&self) -> String {
         format!("file:{}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_newline_finds_the_first_line_feed_at_any_position() {
+        for len in 0..70 {
+            for at in 0..len {
+                let mut bytes = vec![b'x'; len];
+                bytes[at] = b'\n';
+                if at + 3 < len {
+                    bytes[at + 3] = b'\n';
+                }
+                assert_eq!(find_newline(&bytes), Some(at), "len {len} at {at}");
+            }
+            assert_eq!(find_newline(&vec![b'x'; len]), None);
+        }
+    }
+
+    /// Every line, with its byte offset, as the source gives them.
+    async fn read_all(path: &Path) -> Vec<(u64, Vec<u8>)> {
+        let mut source = FileSource::open(path, FileSourceOptions::default()).unwrap();
+        let mut out = Vec::new();
+        while !source.is_exhausted() {
+            let far = Instant::now() + Duration::from_secs(60);
+            for e in source.next_batch(3, far).await.unwrap() {
+                out.push((e.offset, e.payload));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_keep_their_offsets_across_refills_and_long_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        // A line longer than the read buffer, CRLF endings, blank lines, and a last line
+        // without a line break.
+        let long = vec![b'a'; READ_BUFFER * 2 + 17];
+        let mut text = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..5000u64 {
+            let line = format!("{{\"x\": {i}}}");
+            want.push((text.len() as u64, line.clone().into_bytes()));
+            text.extend_from_slice(line.as_bytes());
+            text.extend_from_slice(if i % 7 == 0 { b"\r\n" } else { b"\n" });
+            if i == 2500 {
+                want.push((text.len() as u64, long.clone()));
+                text.extend_from_slice(&long);
+                text.extend_from_slice(b"\n  \n\n");
+            }
+        }
+        want.push((text.len() as u64, b"last".to_vec()));
+        text.extend_from_slice(b"last");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(read_all(&path).await, want);
     }
 }
