@@ -72,6 +72,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// The work was cancelled by its caller ([`crate::cancel`]): an interrupted training.
+    #[error("cancelled")]
+    Cancelled,
+
     /// Training failed (the data cannot be fitted, the optimizer failed, ...).
     #[error("training failed: {reason}")]
     Training {

@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod artifact;
+pub mod cancel;
 pub mod datasets;
 pub mod error;
 pub mod estimator;

@@ -399,29 +399,34 @@ pub fn train(
             })
         })
         .transpose()?;
-    // Training runs on its own thread so that this one can wake up to check for Ctrl-C:
-    // an interrupted call returns at once, the abandoned fit ends in the background.
+    // Training runs on its own thread so that this one can wake up to check for Ctrl-C: an
+    // interrupted call returns at once and cancels the fit, which stops at its next step (a
+    // tree, a fold, a sweep trial) instead of running on in the background.
     let (tx, rx) = channel();
+    let token = ml_core::cancel::CancelToken::new();
+    let work_token = token.clone();
     std::thread::Builder::new()
         .name("streamscore-train".into())
         .spawn(move || {
-            let result = guarded("training", || {
-                let dir = tempfile::tempdir()
-                    .map_err(|e| ml_core::Error::io("create a temporary directory", "", e))?;
-                let data = dir.path().join("dataframe.csv");
-                write_csv(&frame, &data)?;
-                std::fs::write(data.with_extension("schema.json"), frame.schema().to_json())
-                    .map_err(|e| ml_core::Error::io("write", &data, e))?;
-                let mut request = TrainRequest::new(&data, target, estimator);
-                request.validation_fraction = validation_fraction;
-                request.split_seed = seed;
-                request.cv = cv;
-                let outcome = match &sweep {
-                    Some(spec) => streamscore::sweep::sweep(&request, spec, &|| {})?,
-                    None => streamscore::train::train(&request)?,
-                };
-                let artifact = outcome.artifact(&request)?;
-                Ok((outcome.model, artifact))
+            let result = work_token.scope(|| {
+                guarded("training", || {
+                    let dir = tempfile::tempdir()
+                        .map_err(|e| ml_core::Error::io("create a temporary directory", "", e))?;
+                    let data = dir.path().join("dataframe.csv");
+                    write_csv(&frame, &data)?;
+                    std::fs::write(data.with_extension("schema.json"), frame.schema().to_json())
+                        .map_err(|e| ml_core::Error::io("write", &data, e))?;
+                    let mut request = TrainRequest::new(&data, target, estimator);
+                    request.validation_fraction = validation_fraction;
+                    request.split_seed = seed;
+                    request.cv = cv;
+                    let outcome = match &sweep {
+                        Some(spec) => streamscore::sweep::sweep(&request, spec, &|| {})?,
+                        None => streamscore::train::train(&request)?,
+                    };
+                    let artifact = outcome.artifact(&request)?;
+                    Ok((outcome.model, artifact))
+                })
             });
             // The receiver is gone when the caller was interrupted: nothing to report to.
             let _ = tx.send(result);
@@ -438,7 +443,12 @@ pub fn train(
                 let rowwise = model.kernel().is_some();
                 return Ok(PyModel::new(Arc::new(model), artifact, rowwise));
             }
-            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(interrupted) = py.check_signals() {
+                    token.cancel();
+                    return Err(interrupted);
+                }
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(crate::StreamscoreError::new_err(
                     "the training thread ended without a result",

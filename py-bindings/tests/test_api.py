@@ -300,11 +300,23 @@ def test_ctrl_c_interrupts_training() -> None:
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            streamscore.train(df, estimator="random_forest", params={"n_estimators": 300, "max_depth": 4})
+            # Minutes of training if nothing stopped it.
+            streamscore.train(df, estimator="random_forest", params={"n_estimators": 100_000, "max_depth": 4})
     finally:
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - start < 1.5
+
+    # The interrupted fit is cancelled, not left running in the background: the process soon
+    # stops using CPU (uncancelled, the fit would keep at least one core busy for minutes).
+    deadline = time.monotonic() + 30
+    while True:
+        before = time.process_time()
+        time.sleep(0.5)
+        busy = time.process_time() - before
+        if busy < 0.1 or time.monotonic() > deadline:
+            break
+    assert busy < 0.1, f"the interrupted training is still running ({busy:.2f} s of CPU in 0.5 s)"
 
 
 def test_the_installed_wheel_is_under_test() -> None:

@@ -456,6 +456,8 @@ pub fn sweep(request: &TrainRequest, spec: &SweepSpec, step: &(dyn Fn() + Sync))
     let mut trials = Vec::with_capacity(spec.trials);
     let mut best: Option<(usize, f64, NativeModel, std::time::Duration, Preprocessing)> = None;
     for (t, (estimator, preprocessing, params)) in candidates.into_iter().enumerate() {
+        // An interrupted sweep stops between trials (a forest also between its trees).
+        ml_core::cancel::check()?;
         let trial_request = TrainRequest {
             preprocessing,
             ..request.clone()

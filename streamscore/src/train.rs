@@ -377,6 +377,7 @@ pub fn cross_validate(
     };
     let mut per_fold = Vec::with_capacity(k);
     for (i, held_out) in folds.iter().enumerate() {
+        ml_core::cancel::check()?;
         let fit_rows = data.select_rows(&fold_complement(&folds, i))?;
         let score_rows = data.select_rows(held_out)?;
         let model = estimator

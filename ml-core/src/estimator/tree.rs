@@ -418,22 +418,36 @@ impl TreeEnsemble {
             });
         }
         let binned = Binned::new(x, params.growth.max_bins)?;
+        // The caller's cancellation token goes with the trees to rayon's threads: once it is
+        // cancelled, the trees not started yet are skipped and the fit fails.
+        let token = crate::cancel::current();
         let grow = |t: usize| {
+            if let Some(token) = &token {
+                token.check()?;
+            }
             let mut rng = Rng::new(splitmix64(params.seed.wrapping_add(t as u64)));
             let tree = grow_tree(&binned, target, &params.growth, params.bootstrap, &mut rng);
             progress();
-            tree
+            Ok(tree)
         };
         let trees: Vec<LocalTree> = match params.n_jobs {
-            Some(1) => (0..params.n_trees).map(grow).collect(),
+            Some(1) => (0..params.n_trees).map(grow).collect::<Result<_>>()?,
             Some(k) => rayon::ThreadPoolBuilder::new()
                 .num_threads(k)
                 .build()
                 .map_err(|e| Error::Training {
                     reason: format!("cannot start {k} threads: {e}"),
                 })?
-                .install(|| (0..params.n_trees).into_par_iter().map(grow).collect()),
-            None => (0..params.n_trees).into_par_iter().map(grow).collect(),
+                .install(|| {
+                    (0..params.n_trees)
+                        .into_par_iter()
+                        .map(grow)
+                        .collect::<Result<_>>()
+                })?,
+            None => (0..params.n_trees)
+                .into_par_iter()
+                .map(grow)
+                .collect::<Result<_>>()?,
         };
         Ok(Self::assemble(trees, d, target.n_outputs(), &binned))
     }
@@ -896,6 +910,37 @@ mod tests {
         let p = t.predict(array![[6.0, 0.0], [6.5, 0.0]].view()).unwrap();
         assert_eq!(p, array![[1.0, 0.0], [0.0, 1.0]]);
         t.validate().unwrap();
+    }
+
+    #[test]
+    fn a_cancelled_fit_stops_between_trees() {
+        use crate::cancel::CancelToken;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let x = array![[0.0], [1.0], [2.0], [10.0], [11.0], [12.0]];
+        let y = [1.0, 2.0, 3.0, 19.0, 20.0, 21.0];
+        for n_jobs in [Some(1), Some(2)] {
+            let mut p = params(Criterion::SquaredError);
+            p.n_trees = 500;
+            p.n_jobs = n_jobs;
+            // The first finished tree cancels the fit: the trees not started yet are skipped.
+            let token = CancelToken::new();
+            let grown = AtomicUsize::new(0);
+            let progress = || {
+                grown.fetch_add(1, Ordering::Relaxed);
+                token.cancel();
+            };
+            let fit = token.scope(|| TreeEnsemble::fit(x.view(), TreeTarget::Values(&y), &p, &progress));
+            assert!(matches!(fit, Err(Error::Cancelled)), "{n_jobs:?}: {fit:?}");
+            // At most the trees already started on each thread finish.
+            let grown = grown.load(Ordering::Relaxed);
+            assert!((1..=2).contains(&grown), "{n_jobs:?}: {grown} trees grown");
+        }
+        // Outside a scope, or with a token never cancelled, the fit completes.
+        let mut p = params(Criterion::SquaredError);
+        p.n_trees = 5;
+        let token = CancelToken::new();
+        let t = token.scope(|| TreeEnsemble::fit(x.view(), TreeTarget::Values(&y), &p, &|| {}));
+        assert_eq!(t.unwrap().n_trees(), 5);
     }
 
     #[test]
