@@ -46,7 +46,7 @@ struct State {
 /// Reads events from a JSONL or CSV file. The partition is 0 and the offset of an event is the
 /// byte position of its line, so a committed offset is a place to seek to on restart.
 ///
-/// The file is read in chunks of [`READ_BUFFER`] bytes on Tokio's blocking pool (one hand-off
+/// The file is read in chunks of 1 MiB on Tokio's blocking pool (one hand-off
 /// per chunk, not per line); lines are cut out of the chunk where they lie, each copied once,
 /// into its event.
 #[derive(Debug)]
