@@ -35,22 +35,47 @@
 //! Forest after cutting the per-call overhead (the frame built with the model's schema passes
 //! the schema check by a pointer comparison and without allocating; single-row columns read
 //! without a copy's set-up; the classifier's per-call scratch held inline): instructions per
-//! one-row call (callgrind, `Model::predict` inclusive) 12.5k → 10.0k. Same machine,
-//! `BENCH_CLOCK=thread-cpu`, load 5, medians: ONNX Runtime 7.48 µs, 323k, 394k rows/s; native
-//! 1.81 µs, 1.77M, 1.79M rows/s (4.5× ONNX Runtime's on-CPU rate at 4096, 5.5× at 64, 4.1× per
-//! row at batch 1).
+//! one-row call (callgrind, `Model::predict` inclusive) 12.5k → 10.0k; native batch 1 1.81 µs
+//! (`BENCH_CLOCK=thread-cpu`, load 5).
+//!
+//! Until then the batches cycled the fixture's 40 rows, so ONNX Runtime's branching tree walk
+//! learned their paths (branch predictor, caches) and ran at 383–394k rows/s at 4096; batches
+//! now hold distinct rows (each feature drawn from a fixture row by a hash, [`distinct_rows`]),
+//! as real traffic and `bench/compare` (random rows) do, and ONNX Runtime runs at 185–194k.
+//! The native walk is branch-free and does not care. Three runs pinned to one core, wall clock,
+//! load 1, medians: ONNX Runtime 8.5–11.7 µs at batch 1 and 185–194k rows/s at 4096; native
+//! 1.77–2.09 µs and 1.45–1.75M rows/s (7.8–9.0× ONNX Runtime at 4096, in each run's own
+//! pairing; this shared machine's speed moved by about 20% between the runs).
 
 use std::path::Path;
 
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ml_core::onnx::{Engine, OnnxModel, OnnxOptions};
+use ml_core::rng::splitmix64;
 use ml_core::{Frame, Model, Value};
 
 fn fixture_rows(dir: &Path, name: &str) -> Vec<Vec<Value>> {
     let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("fixture JSON");
     let json: serde_json::Value = serde_json::from_str(&text).expect("fixture JSON parses");
     serde_json::from_value(json["rows"].clone()).expect("fixture rows")
+}
+
+/// `n` rows whose feature `j` is feature `j` of a fixture row drawn by a stateless hash, so that
+/// the rows are (almost surely) distinct, with the fixture's value distribution per feature.
+/// Cycling the fixture's 40 rows instead would let a branching tree walk (ONNX Runtime's)
+/// learn their 40 paths in the branch predictor and the caches, which no real batch allows.
+fn distinct_rows(rows: &[Vec<Value>], n: usize) -> Vec<Vec<Value>> {
+    (0..n)
+        .map(|i| {
+            (0..rows[0].len())
+                .map(|j| {
+                    let h = splitmix64(((i as u64) << 16) ^ j as u64);
+                    rows[(h % rows.len() as u64) as usize][j].clone()
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn bench<M: Measurement>(c: &mut Criterion<M>) {
@@ -71,7 +96,7 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
             };
             let mut group = c.benchmark_group(format!("{group_name}/{engine}"));
             for batch in [1usize, 64, 4096] {
-                let batch_rows: Vec<Vec<Value>> = (0..batch).map(|i| rows[i % rows.len()].clone()).collect();
+                let batch_rows = distinct_rows(&rows, batch);
                 let frame = Frame::from_rows(model.schema().clone(), &batch_rows).expect("frame");
                 group.throughput(Throughput::Elements(batch as u64));
                 group.bench_with_input(BenchmarkId::from_parameter(batch), &frame, |b, frame| {
