@@ -149,13 +149,17 @@ impl Deployment {
         let label = format!("{}:{}", model.name, model.version);
         let model = Arc::new(model);
         {
-            // The history and the pointer change under one lock, so the history never names a
-            // version as live before requests can take it.
+            // The time is taken while the pointer's write lock is held: every request that took
+            // the old model took it before that instant, and none can take the new one before
+            // it, so the history's `since` is exactly the change as requests see it.
             let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-            *self.model.write().unwrap_or_else(|e| e.into_inner()) = Some(model);
+            let mut current = self.model.write().unwrap_or_else(|e| e.into_inner());
+            let since = Instant::now();
+            *current = Some(model);
+            drop(current);
             history.push(Live {
                 version: label.clone(),
-                since: Instant::now(),
+                since,
             });
         }
         metrics::counter!(SWAPS, "deployment" => self.name.clone()).increment(1);
