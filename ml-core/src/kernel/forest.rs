@@ -484,6 +484,22 @@ impl FlatForest {
         }
     }
 
+    /// The outputs per leaf (`K`, or `n_outputs` when `K` is 0), and the thresholds, feature
+    /// offsets and leaf values of the perfect tree `tree` with `SLOTS` node slots.
+    #[inline(always)]
+    fn perfect_tree<const K: usize, const SLOTS: usize>(
+        &self,
+        tree: &TreeRef,
+    ) -> (usize, &[f64], &[u32], &[f64]) {
+        let k = if K == 0 { self.n_outputs } else { K };
+        (
+            k,
+            &self.thresholds[tree.first_node..tree.first_node + SLOTS],
+            &self.offsets[tree.first_node..tree.first_node + SLOTS],
+            &self.values[tree.first_value..tree.first_value + SLOTS * k],
+        )
+    }
+
     /// Walks the rows `0..full` (a multiple of LANES) of the block `x` through the perfect
     /// tree `tree` of depth `log2(SLOTS)`, LANES rows at a time, adding each row's leaf values
     /// to its row of `out`. Requires the check in [`FlatForest::predict_into`].
@@ -495,10 +511,7 @@ impl FlatForest {
         full: usize,
         out: &mut [f64],
     ) {
-        let k = if K == 0 { self.n_outputs } else { K };
-        let thr = &self.thresholds[tree.first_node..tree.first_node + SLOTS];
-        let off = &self.offsets[tree.first_node..tree.first_node + SLOTS];
-        let values = &self.values[tree.first_value..tree.first_value + SLOTS * k];
+        let (k, thr, off, values) = self.perfect_tree::<K, SLOTS>(tree);
         for r0 in (0..full).step_by(LANES) {
             let mut pos = [1usize; LANES];
             walk_rows(thr, off, &x[r0..], &mut pos, SLOTS.trailing_zeros() as usize);
@@ -527,10 +540,7 @@ impl FlatForest {
         out: &mut [f64],
     ) {
         use std::arch::x86_64::*;
-        let k = if K == 0 { self.n_outputs } else { K };
-        let thr = &self.thresholds[tree.first_node..tree.first_node + SLOTS];
-        let off = &self.offsets[tree.first_node..tree.first_node + SLOTS];
-        let values = &self.values[tree.first_value..tree.first_value + SLOTS * k];
+        let (k, thr, off, values) = self.perfect_tree::<K, SLOTS>(tree);
         for r0 in (0..full).step_by(LANES) {
             let xs = &x[r0..];
             let mut pos = [0usize; LANES];
