@@ -734,7 +734,9 @@ impl Preprocessor {
     }
 }
 
-fn numeric_value(col: &Column, r: usize) -> f64 {
+/// Row `r` of a numeric column as a float (ints converted, bools 0 or 1); NaN for a
+/// categorical or string column. The null mask is the caller's to check.
+pub(crate) fn numeric_value(col: &Column, r: usize) -> f64 {
     match col {
         Column::Float(v) => v[r],
         Column::Int(v) => v[r] as f64,

@@ -293,12 +293,11 @@ fn fill_block(frame: &Frame, c: usize, start: usize, dst: &mut [f64], round: boo
     if let [d] = dst {
         // One row (a single-row request): the value alone, without a copy's or loop's set-up
         // per column. The same value as below.
-        let x = match &frame.columns()[c] {
-            Column::Float(v) => v[start],
-            _ if frame.is_null(start, c) => f64::NAN,
-            Column::Int(v) => v[start] as f64,
-            Column::Bool(v) => f64::from(u8::from(v[start])),
-            Column::Categorical(_) | Column::String(_) => f64::NAN,
+        let col = &frame.columns()[c];
+        let x = if !matches!(col, Column::Float(_)) && frame.is_null(start, c) {
+            f64::NAN
+        } else {
+            crate::preprocess::numeric_value(col, start)
         };
         *d = if round { f64::from(x as f32) } else { x };
         return;
