@@ -231,6 +231,13 @@ pub trait Model: Send + Sync + Debug {
         let _ = options;
         self.predict(frame)
     }
+
+    /// Whether each row's prediction is the same, bit for bit, whatever the other rows of its
+    /// batch, so that a caller may split a batch as it likes (compiled kernels and fused ONNX
+    /// graphs promise it). Defaults to `false`.
+    fn rows_independent(&self) -> bool {
+        false
+    }
 }
 
 /// How a prediction may run. The predictions themselves never depend on it.

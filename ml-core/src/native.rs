@@ -323,6 +323,10 @@ impl Model for NativeModel {
         self.to_predictions(out)
     }
 
+    fn rows_independent(&self) -> bool {
+        self.kernel().is_some()
+    }
+
     fn kind(&self) -> &str {
         self.estimator.name()
     }

@@ -856,6 +856,10 @@ impl Model for OnnxModel {
         }
     }
 
+    fn rows_independent(&self) -> bool {
+        self.native().is_some_and(NativeOnnxModel::is_fused)
+    }
+
     fn predict(&self, frame: &Frame) -> Result<Predictions> {
         let (inputs, layout, session) = match &self.backend {
             Backend::Native(m) => return m.predict(frame),

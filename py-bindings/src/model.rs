@@ -25,8 +25,6 @@ pub struct PyModel {
     pub(crate) inner: Arc<dyn Model>,
     pub(crate) artifact: ModelArtifact,
     schema: Arc<Schema>,
-    /// See [`PyModel::new`].
-    rowwise: bool,
 }
 
 /// Bytes of input per chunk of a large single-thread batch (see [`PyModel::score`]): a chunk's
@@ -35,29 +33,16 @@ const CHUNK_BYTES: usize = 256 * 1024;
 
 impl PyModel {
     pub(crate) fn from_artifact(artifact: ModelArtifact) -> Result<PyModel> {
-        // `load_model`, with the native model's kernel in view: a native model is the
-        // artifact's model when it reads as one; otherwise `load_model` loads the artifact or
-        // reports why it cannot, as it does on its own.
-        let (inner, rowwise): (Arc<dyn Model>, bool) = match artifact.native_model() {
-            Ok(m) => {
-                let rowwise = m.kernel().is_some();
-                (Arc::new(m), rowwise)
-            }
-            Err(_) => (artifact.load_model()?, false),
-        };
-        Ok(PyModel::new(inner, artifact, rowwise))
+        let inner = artifact.load_model()?;
+        Ok(PyModel::new(inner, artifact))
     }
 
-    /// `rowwise`: the model computes each row's prediction the same whatever the other rows
-    /// of its batch (ml-core's kernels and fused ONNX graphs promise bit-identical results
-    /// across batch sizes), so a large batch may be scored in chunks.
-    fn new(inner: Arc<dyn Model>, artifact: ModelArtifact, rowwise: bool) -> PyModel {
+    fn new(inner: Arc<dyn Model>, artifact: ModelArtifact) -> PyModel {
         let schema = Arc::new(inner.schema().clone());
         PyModel {
             inner,
             artifact,
             schema,
-            rowwise,
         }
     }
 
@@ -72,7 +57,8 @@ impl PyModel {
         self.score_sources(py, &convert::column_sources(&holders, &cells), threads)
     }
 
-    /// Scores the input columns `sources`. A large batch on one thread of a row-wise model goes
+    /// Scores the input columns `sources`. A large batch on one thread of a model whose rows are
+    /// independent ([`Model::rows_independent`]) goes
     /// a chunk of rows at a time (frame, then predictions) while the chunk's input is in
     /// cache, instead of converting the whole input into a frame first and reading that back
     /// from memory; the predictions are the same, bit for bit. Any error in a chunk, and any
@@ -85,7 +71,7 @@ impl PyModel {
     ) -> Result<Predictions> {
         let n = sources.first().map_or(0, ColumnSource::len);
         let chunk = (CHUNK_BYTES / (8 * self.schema.len().max(1))).max(ml_core::kernel::BLOCK_ROWS);
-        if self.rowwise && threads == 1 && n > chunk {
+        if self.inner.rows_independent() && threads == 1 && n > chunk {
             let (model, schema) = (self.inner.clone(), self.schema.clone());
             let chunked =
                 py.detach(move || guarded("scoring", || Ok(by_chunks(&*model, &schema, sources, chunk))))?;
@@ -299,8 +285,7 @@ impl PyModel {
             guarded("loading the ONNX model", || {
                 let m = OnnxModel::from_bytes(data, &origin, schema, columns.as_deref(), &options)?;
                 let artifact = m.to_artifact()?;
-                let rowwise = m.native().is_some_and(|n| n.is_fused());
-                Ok(PyModel::new(Arc::new(m), artifact, rowwise))
+                Ok(PyModel::new(Arc::new(m), artifact))
             })
         })?;
         Ok(model)
@@ -440,8 +425,7 @@ pub fn train(
         match received {
             Ok(result) => {
                 let (model, artifact) = result?;
-                let rowwise = model.kernel().is_some();
-                return Ok(PyModel::new(Arc::new(model), artifact, rowwise));
+                return Ok(PyModel::new(Arc::new(model), artifact));
             }
             Err(RecvTimeoutError::Timeout) => {
                 if let Err(interrupted) = py.check_signals() {

@@ -721,6 +721,10 @@ impl Model for NativeOnnxModel {
         &self.output
     }
 
+    fn rows_independent(&self) -> bool {
+        self.is_fused()
+    }
+
     fn predict(&self, frame: &Frame) -> Result<Predictions> {
         self.predict_with(frame, &PredictOptions::default())
     }
