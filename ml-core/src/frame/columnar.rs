@@ -349,31 +349,25 @@ fn categorical(n: usize, outcomes: impl Iterator<Item = Outcome>) -> Option<Conv
     Some((Column::Categorical(codes.into()), mask))
 }
 
-/// Outcomes of integers given for a categorical field: a table for small values (codes,
-/// flags), a map for the rest.
+/// Outcomes of integers given for a categorical field. An integer the vocabulary knows takes
+/// its code from the vocabulary's own integer table (as the per-cell conversion does); the
+/// others (unseen values, errors) are resolved once each and remembered.
 #[derive(Default)]
 struct IntMemo {
-    small: Vec<Option<Outcome>>,
     other: HashMap<i64, Outcome>,
 }
 
 impl IntMemo {
-    const LOW: i64 = -1024;
-    const SPAN: usize = 8192;
-
     fn get(&mut self, field: &Field, i: i64) -> Outcome {
-        match usize::try_from(i.wrapping_sub(Self::LOW)) {
-            Ok(k) if i >= Self::LOW && k < Self::SPAN => {
-                if self.small.is_empty() {
-                    self.small = vec![None; Self::SPAN];
-                }
-                *self.small[k].get_or_insert_with(|| resolve(field, Cell::Int(i)))
-            }
-            _ => *self
-                .other
-                .entry(i)
-                .or_insert_with(|| resolve(field, Cell::Int(i))),
+        if let DataType::Categorical { vocabulary, .. } = &field.dtype
+            && let Some(c) = vocabulary.code_of_int(i)
+        {
+            return Outcome::Code(c);
         }
+        *self
+            .other
+            .entry(i)
+            .or_insert_with(|| resolve(field, Cell::Int(i)))
     }
 }
 
