@@ -212,7 +212,16 @@ async fn connection<I>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        // A client may close its sending side once its request is sent and still get the
+        // answer (as from the Azure ML inference server). Also, hyper no longer reads the
+        // socket while a request is in flight to detect a close: that read found the read
+        // buffer still shared with the request's headers and body and allocated a new 8 KiB
+        // buffer for every request.
+        .half_close(true)
+        // One `write` of head and body copied together rather than a vectored write of the
+        // two: answers are small, and the copy costs less than the kernel's vectored path.
+        .writev(false);
     let mut conn = pin!(builder.serve_connection(TokioIo::new(io), app));
     let mut stopping = false;
     loop {
