@@ -218,10 +218,7 @@ async fn connection<I>(
         // socket while a request is in flight to detect a close: that read found the read
         // buffer still shared with the request's headers and body and allocated a new 8 KiB
         // buffer for every request.
-        .half_close(true)
-        // One `write` of head and body copied together rather than a vectored write of the
-        // two: answers are small, and the copy costs less than the kernel's vectored path.
-        .writev(false);
+        .half_close(true);
     let mut conn = pin!(builder.serve_connection(TokioIo::new(Coalesced::new(io)), app));
     let mut stopping = false;
     loop {
@@ -247,6 +244,8 @@ async fn connection<I>(
 /// A client waiting for several answers is then woken once per burst rather than once per
 /// answer, and waking a process on another core is a good share of a one-row request's cost in
 /// the kernel. At most one yield per request (the read of the next request re-arms it).
+/// Vectored writes are not passed on, so hyper copies an answer's body after its head and
+/// writes both with one system call (the answers are small).
 struct Coalesced<I> {
     io: I,
     /// True once this answer's first write has yielded.
