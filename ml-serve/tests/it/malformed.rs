@@ -532,6 +532,15 @@ fn catalogue() -> Vec<Case> {
             &["body could not be read"],
         )
         .on(Server::Main, How::CloseEarly),
+        // Regression: hyper closed a connection whose client shut its sending side after a
+        // whole request, without an answer; the answer now comes.
+        case(
+            "whole request, then the sending side closed",
+            json("/score", VALID),
+            200,
+            &[],
+        )
+        .on(Server::Main, How::CloseEarly),
         // ---- limits
         case(
             "413: declared length over the limit",
