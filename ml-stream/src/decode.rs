@@ -764,6 +764,14 @@ impl Numeric {
         }
     }
 
+    /// Rows the column has room for (the batch's events).
+    fn capacity(&self) -> usize {
+        match self {
+            Numeric::Float(v) => v.capacity(),
+            Numeric::Int(v) => v.capacity(),
+        }
+    }
+
     /// Row `row` as the builder's cells.
     fn cell(&self, row: usize) -> Cell<'static> {
         match self {
@@ -847,7 +855,9 @@ impl Rows {
 /// A builder holding the rows of numeric columns (each row is accepted there: it holds numbers
 /// of its fields' kinds only, as [`Numeric::takes`] checked).
 fn builder_of(schema: &Arc<Schema>, columns: &[Numeric], n_rows: usize) -> FrameBuilder {
-    let mut b = FrameBuilder::new(schema.clone(), n_rows.max(1));
+    // Room for the whole batch: the builder takes the rows after these too.
+    let capacity = columns.first().map_or(n_rows, Numeric::capacity);
+    let mut b = FrameBuilder::new(schema.clone(), capacity.max(1));
     let mut row = Vec::with_capacity(columns.len());
     for r in 0..n_rows {
         row.clear();
