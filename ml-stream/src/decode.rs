@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use ml_core::frame::{Cell, FrameBuilder};
-use ml_core::{CsvTable, Error as CoreError, Frame, ReadOptions, Schema};
+use ml_core::{Column, CsvTable, DataType, Error as CoreError, Frame, ReadOptions, Schema};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::jsonwrite::{write_f64, write_int, write_str};
@@ -713,9 +713,163 @@ fn write_cell(buf: &mut Vec<u8>, cell: Cell<'_>) {
     }
 }
 
+/// The columns of a batch whose fields are all floats or integers, filled straight from the
+/// scanned cells while every row holds only numbers of its field's kind (an integer also for a
+/// float field): what [`FrameBuilder::push_row`] would store for such a row, without its
+/// per-cell conversion and validation (measured: about a sixth of the decoding instructions
+/// of a 20-float event). The first row that holds anything else (a missing value, a string,
+/// an integer given for a float... ) moves the rows so far into a [`FrameBuilder`], which
+/// takes the rest of the batch with its full rules.
+enum Numeric {
+    Float(Vec<f64>),
+    Int(Vec<i64>),
+}
+
+impl Numeric {
+    /// One column per field, or `None` when a field is neither a float nor an integer (or
+    /// there is no field).
+    fn columns(schema: &Schema, capacity: usize) -> Option<Vec<Numeric>> {
+        if schema.is_empty() {
+            return None;
+        }
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.dtype {
+                DataType::Float => Some(Numeric::Float(Vec::with_capacity(capacity))),
+                DataType::Int => Some(Numeric::Int(Vec::with_capacity(capacity))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether `cell` is stored in this column as it is (as the builder would store it).
+    #[inline(always)]
+    fn takes(&self, cell: Cell<'_>) -> bool {
+        match (self, cell) {
+            (Numeric::Float(_), Cell::Float(x)) => x.is_finite(),
+            (Numeric::Float(_), Cell::Int(_)) | (Numeric::Int(_), Cell::Int(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Appends a cell [`Numeric::takes`] accepted.
+    #[inline(always)]
+    fn push(&mut self, cell: Cell<'_>) {
+        match (self, cell) {
+            (Numeric::Float(v), Cell::Float(x)) => v.push(x),
+            (Numeric::Float(v), Cell::Int(i)) => v.push(i as f64),
+            (Numeric::Int(v), Cell::Int(i)) => v.push(i),
+            _ => {}
+        }
+    }
+
+    /// Rows the column has room for (the batch's events).
+    fn capacity(&self) -> usize {
+        match self {
+            Numeric::Float(v) => v.capacity(),
+            Numeric::Int(v) => v.capacity(),
+        }
+    }
+
+    /// Row `row` as the builder's cells.
+    fn cell(&self, row: usize) -> Cell<'static> {
+        match self {
+            Numeric::Float(v) => Cell::Float(v[row]),
+            Numeric::Int(v) => Cell::Int(v[row]),
+        }
+    }
+
+    fn into_column(self) -> Column {
+        match self {
+            Numeric::Float(v) => Column::Float(v.into()),
+            Numeric::Int(v) => Column::Int(v.into()),
+        }
+    }
+}
+
+/// Where a batch's rows go: numeric columns while they last, then a [`FrameBuilder`].
+enum Rows {
+    Numeric { columns: Vec<Numeric>, n_rows: usize },
+    Builder(FrameBuilder),
+}
+
+impl Rows {
+    fn new(schema: &Arc<Schema>, capacity: usize) -> Rows {
+        match Numeric::columns(schema, capacity) {
+            Some(columns) => Rows::Numeric { columns, n_rows: 0 },
+            None => Rows::Builder(FrameBuilder::new(schema.clone(), capacity)),
+        }
+    }
+
+    /// Appends a row, as [`FrameBuilder::push_row`] does (`cells` has one cell per field).
+    fn push(
+        &mut self,
+        schema: &Arc<Schema>,
+        cells: &[Cell<'_>],
+    ) -> Result<(), Vec<ml_core::validation::ValidationError>> {
+        match self {
+            Rows::Builder(b) => b.push_row(cells),
+            Rows::Numeric { columns, n_rows } => {
+                if columns.iter().zip(cells).all(|(c, &cell)| c.takes(cell)) {
+                    for (c, &cell) in columns.iter_mut().zip(cells) {
+                        c.push(cell);
+                    }
+                    *n_rows += 1;
+                    return Ok(());
+                }
+                let mut b = builder_of(schema, columns, *n_rows);
+                let result = b.push_row(cells);
+                *self = Rows::Builder(b);
+                result
+            }
+        }
+    }
+
+    fn n_rows(&self) -> usize {
+        match self {
+            Rows::Numeric { n_rows, .. } => *n_rows,
+            Rows::Builder(b) => b.n_rows(),
+        }
+    }
+
+    /// The frame of the rows, or `None` when there is none. An error only if the numeric
+    /// columns were refused by [`Frame::from_columns`], which their checks as they were filled
+    /// rule out: the caller sets the rows aside with the reason rather than lose them.
+    fn finish(self, schema: &Arc<Schema>) -> Result<Option<Frame>, String> {
+        if self.n_rows() == 0 {
+            return Ok(None);
+        }
+        match self {
+            Rows::Builder(b) => Ok(Some(b.finish())),
+            Rows::Numeric { columns, .. } => {
+                let columns = columns.into_iter().map(Numeric::into_column).collect();
+                Frame::from_columns(schema.clone(), columns, None)
+                    .map(Some)
+                    .map_err(|e| format!("internal error (a bug in the stream decoder): {e}"))
+            }
+        }
+    }
+}
+
+/// A builder holding the rows of numeric columns (each row is accepted there: it holds numbers
+/// of its fields' kinds only, as [`Numeric::takes`] checked).
+fn builder_of(schema: &Arc<Schema>, columns: &[Numeric], n_rows: usize) -> FrameBuilder {
+    // Room for the whole batch: the builder takes the rows after these too.
+    let capacity = columns.first().map_or(n_rows, Numeric::capacity);
+    let mut b = FrameBuilder::new(schema.clone(), capacity.max(1));
+    let mut row = Vec::with_capacity(columns.len());
+    for r in 0..n_rows {
+        row.clear();
+        row.extend(columns.iter().map(|c| c.cell(r)));
+        let _ = b.push_row(&row);
+    }
+    b
+}
+
 fn decode_json(group: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
     let n = schema.len();
-    let mut builder = FrameBuilder::new(schema.clone(), group.len());
+    let mut builder = Rows::new(schema, group.len());
     let mut rows = Vec::with_capacity(group.len());
     let mut dead_letters = Vec::new();
     let mut inputs_json = Vec::with_capacity(group.iter().map(|e| e.payload.len()).sum());
@@ -767,7 +921,7 @@ fn decode_json(group: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
                 parsed.unwrap_or(Shape::Other)
             }
         };
-        match builder.push_row(&cells) {
+        match builder.push(schema, &cells) {
             Ok(()) => {
                 rows.push((position(e), e.timestamp_ms));
                 if matches!(shape, Shape::Object) {
@@ -801,7 +955,26 @@ fn decode_json(group: &[Event], schema: &Arc<Schema>, now_ms: i64) -> Decoded {
         }
         cells_store = recycle_cells(cells);
     }
-    let frame = (builder.n_rows() > 0).then(|| builder.finish());
+    let frame = match builder.finish(schema) {
+        Ok(frame) => frame,
+        Err(reason) => {
+            let mut start = 0;
+            for ((position, _), &end) in rows.iter().zip(&input_ends) {
+                dead_letters.push(DeadLetter {
+                    position: position.clone(),
+                    payload: String::from_utf8_lossy(&inputs_json[start..end]).into_owned(),
+                    reason: reason.clone(),
+                    timestamp_ms: now_ms,
+                });
+                start = end;
+            }
+            dead_letters.sort_by_key(|d| (d.position.partition, d.position.offset));
+            rows.clear();
+            inputs_json.clear();
+            input_ends.clear();
+            None
+        }
+    };
     Decoded {
         frame,
         rows,
@@ -1061,6 +1234,81 @@ mod tests {
         }
         // The plain cases take the fast path; the rest fall back.
         assert_eq!(fast_taken, 13, "the fast path was taken {fast_taken} times");
+    }
+
+    /// The frame and dead letters of `decode` for `payloads`, and the frame that
+    /// [`FrameBuilder::push_row`] builds from the same cells, row by row.
+    fn decoded_and_built(schema: &Arc<Schema>, payloads: &[&str]) -> (Decoded, Option<Frame>) {
+        let events: Vec<Event> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Event::new(p.as_bytes().to_vec(), 0, i as u64))
+            .collect();
+        let mut out = decode(&events, schema, 0);
+        assert_eq!(out.len(), 1);
+        let mut b = FrameBuilder::new(schema.clone(), 1);
+        for p in payloads {
+            let mut slots = vec![Slot::Missing; schema.len()];
+            let mut owned = Vec::new();
+            if parse_serde(p.as_bytes(), schema, &mut slots, &mut owned).is_ok() {
+                let cells: Vec<Cell<'_>> = slots
+                    .iter()
+                    .map(|s| match *s {
+                        Slot::Owned(i) => Cell::Str(&owned[i]),
+                        other => other.scanned_cell(),
+                    })
+                    .collect();
+                let _ = b.push_row(&cells);
+            }
+        }
+        let built = (b.n_rows() > 0).then(|| b.finish());
+        (out.remove(0), built)
+    }
+
+    #[test]
+    fn numeric_columns_give_the_frame_the_builder_gives() {
+        let schema = Arc::new(
+            Schema::new(vec![
+                Field::new("x", DataType::Float),
+                Field::new("n", DataType::Int),
+                Field::new("y", DataType::Float).nullable(),
+            ])
+            .unwrap(),
+        );
+        let plain = [
+            r#"{"x": 1.5, "n": 2, "y": 3}"#,
+            r#"{"y": -0.25, "n": -7, "x": 4}"#,
+        ];
+        let batches: Vec<Vec<&str>> = vec![
+            // Numbers of their fields' kinds only: numeric columns to the end.
+            vec![plain[0], plain[1], plain[0]],
+            // A missing nullable value after numeric rows: the builder takes over.
+            vec![plain[0], plain[1], r#"{"x": 2.5, "n": 1}"#, plain[1]],
+            // A refused row (a float for the integer, a string) in the middle.
+            vec![
+                plain[0],
+                r#"{"x": 1, "n": 2.5, "y": 1}"#,
+                r#"{"x": "a", "n": 1, "y": 1}"#,
+                plain[1],
+            ],
+            // The first row already refused; a row serde_json reads (an array).
+            vec![r#"{"x": 1}"#, "[1.5, 3, null]", plain[0]],
+            // Nothing valid.
+            vec![r#"{"x": true}"#, "nope"],
+        ];
+        for payloads in &batches {
+            let (decoded, built) = decoded_and_built(&schema, payloads);
+            // Compared as text: a missing float is NaN, which equals nothing.
+            assert_eq!(
+                format!("{:?}", decoded.frame),
+                format!("{built:?}"),
+                "{payloads:?}"
+            );
+            let n_rows = built.as_ref().map_or(0, Frame::n_rows);
+            assert_eq!(decoded.rows.len(), n_rows, "{payloads:?}");
+            assert_eq!(decoded.input_ends.len(), n_rows, "{payloads:?}");
+            assert_eq!(decoded.dead.len(), payloads.len() - n_rows, "{payloads:?}");
+        }
     }
 
     #[test]
