@@ -31,6 +31,14 @@
 //! and a block's last rows. Every walk takes a fixed number of steps, so no branch depends on
 //! the data. The block is bounds-checked once per call (the highest offset any split reads);
 //! the walks then read it unchecked.
+//!
+//! # `f32` inputs
+//! Where every input is an `f32` value (an ONNX graph's float input tensor), a forest compiled
+//! with [`FlatForest::with_f32_inputs`] also keeps, per node, the largest `f32` not above its
+//! threshold, which splits every `f32` value as the `f64` threshold does, and walks blocks of
+//! `f32` values: the same leaves and the same `f64` leaf values added in the same order, so the
+//! same bits, with half the bytes per value and node, eight rows per AVX2 compare (four levels
+//! decided with vector compares instead of three), and a written-out step for the deeper levels.
 
 use super::simd::Level;
 use super::{BLOCK_ROWS, FeatureMajor};
