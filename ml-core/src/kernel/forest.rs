@@ -31,9 +31,18 @@
 //! and a block's last rows. Every walk takes a fixed number of steps, so no branch depends on
 //! the data. The block is bounds-checked once per call (the highest offset any split reads);
 //! the walks then read it unchecked.
+//!
+//! # `f32` inputs
+//! Where every input is an `f32` value (an ONNX graph's float input tensor), a forest compiled
+//! with [`FlatForest::with_f32_inputs`] also keeps, per node, the largest `f32` not above its
+//! threshold, which splits every `f32` value as the `f64` threshold does, and walks blocks of
+//! `f32` values: the same leaves and the same `f64` leaf values added in the same order, so the
+//! same bits, with half the bytes per value and node, eight rows per AVX2 compare (four levels
+//! decided with vector compares instead of three), and a written-out step for the deeper levels.
 
 use super::simd::Level;
 use super::{BLOCK_ROWS, FeatureMajor};
+use crate::error::{Error, Result};
 use crate::estimator::tree::{LEAF, TreeEnsemble};
 
 /// Rows walked through one tree at once in a batch. A step is a chain of two dependent L1
@@ -49,6 +58,10 @@ pub const TREE_LANES: usize = 8;
 /// Levels at the top of a perfect tree that the AVX2 batch walk decides with vector compares
 /// (the 7 nodes of levels 0 to 2) before walking the rest row by row.
 pub const SIMD_LEVELS: usize = 3;
+
+/// [`SIMD_LEVELS`] for blocks of `f32` values, eight rows to a vector compare: the 15 nodes of
+/// levels 0 to 3.
+pub const SIMD_LEVELS_F32: usize = 4;
 
 /// Trees at most this deep are padded to perfect trees; a depth-12 tree pads to 4096 node
 /// slots (48 KiB) plus its leaf values.
@@ -83,6 +96,9 @@ pub struct FlatForest {
     max_offset: usize,
     /// `x <= threshold` goes left, anything else (NaN too) right. Padding and leaf slots: 0.
     thresholds: Vec<f64>,
+    /// [`FlatForest::with_f32_inputs`]: per node, the largest `f32` not above its threshold,
+    /// for the walks over blocks of `f32` values.
+    thresholds_f32: Option<Vec<f32>>,
     /// Per node, `feature * BLOCK_ROWS` (padding and leaf slots: 0).
     offsets: Vec<u32>,
     /// Linked nodes only: `[left, right]` per node, global indices; a leaf points to itself.
@@ -184,6 +200,7 @@ impl FlatForest {
             group_depth: Vec::new(),
             max_offset: 0,
             thresholds: Vec::new(),
+            thresholds_f32: None,
             offsets: Vec::new(),
             children: Vec::new(),
             leaf_value: Vec::new(),
@@ -227,6 +244,23 @@ impl FlatForest {
     pub fn with_scale(mut self, scale: f64) -> FlatForest {
         self.scale = scale;
         self
+    }
+
+    /// The same forest, also compiled for inputs that are `f32` values (an ONNX graph's float
+    /// input tensor, say): each threshold `t` gets its `f32` counterpart, the largest `f32` not
+    /// above `t`, so that for every `f32` value `x` (and NaN), `x <= t` exactly when
+    /// `x <= floor_f32(t)`. Walks over `f32` blocks ([`FlatForest::predict_f32_into`]) then
+    /// reach the same leaves as the `f64` walks over the same values, and add the same `f64`
+    /// leaf values in the same order: the predictions are bit-identical, from half the memory
+    /// per value and node and twice the rows per AVX2 compare.
+    pub fn with_f32_inputs(mut self) -> FlatForest {
+        self.thresholds_f32 = Some(self.thresholds.iter().map(|&t| floor_f32(t)).collect());
+        self
+    }
+
+    /// Whether [`FlatForest::with_f32_inputs`] compiled the forest for `f32` inputs.
+    pub fn has_f32_inputs(&self) -> bool {
+        self.thresholds_f32.is_some()
     }
 
     /// Number of input features.
@@ -339,7 +373,30 @@ impl FlatForest {
     /// `level` says whether the AVX2 walk of [`FlatForest::perfect_rows_avx2`] may run; both walks
     /// reach the same leaves, so the result does not depend on it.
     pub(crate) fn predict_into(&self, level: Level, x: &FeatureMajor<'_>, out: &mut [f64]) {
-        let n = x.n;
+        self.predict_block(level, &self.thresholds, x.data, x.n, out);
+    }
+
+    /// [`FlatForest::predict_into`] for a block of `f32` values, compared with the `f32`
+    /// thresholds of [`FlatForest::with_f32_inputs`] (an internal error without them): the
+    /// same leaves, so the same bits as `predict_into` on the same values widened to `f64`.
+    /// The AVX2 walk is [`FlatForest::perfect_rows_avx2_f32`].
+    #[cfg_attr(not(feature = "onnx-native"), allow(dead_code))]
+    pub(crate) fn predict_f32_into(
+        &self,
+        level: Level,
+        x: &FeatureMajor<'_, f32>,
+        out: &mut [f64],
+    ) -> Result<()> {
+        let thresholds = self
+            .thresholds_f32
+            .as_deref()
+            .ok_or_else(|| Error::Internal("an f32 block for a forest without f32 thresholds".into()))?;
+        self.predict_block(level, thresholds, x.data, x.n, out);
+        Ok(())
+    }
+
+    /// [`FlatForest::predict_into`] with the thresholds `thr` (one per node) of the block's type.
+    fn predict_block<T: Split>(&self, level: Level, thr: &[T], x: &[T], n: usize, out: &mut [f64]) {
         if n == 0 {
             return;
         }
@@ -347,16 +404,19 @@ impl FlatForest {
         // row, lies inside the block (the largest index is the last row's at `max_offset`),
         // and rows stay inside their feature's run of BLOCK_ROWS values.
         assert!(
-            n <= BLOCK_ROWS && self.max_offset + n <= x.data.len() && out.len() >= n * self.n_outputs,
+            n <= BLOCK_ROWS
+                && self.max_offset + n <= x.len()
+                && out.len() >= n * self.n_outputs
+                && thr.len() == self.thresholds.len(),
             "forest block of {} values for {n} rows of {} features, output of {}",
-            x.data.len(),
+            x.len(),
             self.n_features,
             out.len()
         );
         match self.n_outputs {
-            1 => self.predict_k::<1>(level, x.data, n, out),
-            2 => self.predict_k::<2>(level, x.data, n, out),
-            _ => self.predict_k::<0>(level, x.data, n, out),
+            1 => self.predict_k::<T, 1>(level, thr, x, n, out),
+            2 => self.predict_k::<T, 2>(level, thr, x, n, out),
+            _ => self.predict_k::<T, 0>(level, thr, x, n, out),
         }
         out[..n * self.n_outputs]
             .iter_mut()
@@ -364,31 +424,38 @@ impl FlatForest {
     }
 
     /// `K` is the number of outputs known at compile time (0: `self.n_outputs` at run time).
-    /// Requires the check in [`FlatForest::predict_into`].
+    /// Requires the check in [`FlatForest::predict_block`].
     #[inline(always)]
-    fn predict_k<const K: usize>(&self, level: Level, x: &[f64], n: usize, out: &mut [f64]) {
+    fn predict_k<T: Split, const K: usize>(
+        &self,
+        level: Level,
+        thr: &[T],
+        x: &[T],
+        n: usize,
+        out: &mut [f64],
+    ) {
         let full = n - n % LANES;
         if full > 0 {
             // Blocks of LANES rows go through one tree after another, so each tree is read
             // from L1 for the whole block... and per row, leaf values are added in tree order.
             for tree in &self.trees {
                 #[cfg(target_arch = "x86_64")]
-                if tree.perfect && tree.depth >= SIMD_LEVELS && level.avx2() {
+                if tree.perfect && tree.depth >= T::SIMD_LEVELS && level.avx2() {
                     // SAFETY: a Level allowing AVX2 is only made after the CPU reported AVX2;
-                    // the tree is perfect and at least SIMD_LEVELS deep, and predict_into made
-                    // the check the walk relies on.
+                    // the tree is perfect and at least T::SIMD_LEVELS deep, and predict_block
+                    // made the check the walk relies on.
                     unsafe {
-                        with_slots!(tree.depth, SLOTS => self.perfect_rows_avx2::<K, SLOTS>(tree, x, full, out),
+                        with_slots!(tree.depth, SLOTS => T::perfect_rows_avx2::<K, SLOTS>(self, thr, tree, x, full, out),
                             _ => unreachable!("perfect trees are at most MAX_PERFECT_DEPTH deep"))
                     };
                     continue;
                 }
                 let _ = level;
                 if tree.perfect {
-                    with_slots!(tree.depth, SLOTS => self.perfect_rows::<K, SLOTS>(tree, x, full, out),
+                    with_slots!(tree.depth, SLOTS => self.perfect_rows::<T, K, SLOTS>(thr, tree, x, full, out),
                         _ => unreachable!("perfect trees are at most MAX_PERFECT_DEPTH deep"))
                 } else {
-                    self.linked_rows::<K>(tree, x, full, out);
+                    self.linked_rows::<T, K>(thr, tree, x, full, out);
                 }
             }
         }
@@ -400,7 +467,7 @@ impl FlatForest {
                 // The row's sums stay in registers while the trees are walked (the same
                 // additions in the same order as into `out`, whose row holds zeros).
                 let mut sum = [0.0f64; K];
-                self.row_leaves(x, r, |tree, leaf| {
+                self.row_leaves(thr, x, r, |tree, leaf| {
                     // SAFETY: `leaf` is a leaf the walk of `tree` returned.
                     let v = unsafe { self.leaf_values::<K>(tree, leaf) };
                     for c in 0..K {
@@ -411,8 +478,8 @@ impl FlatForest {
                     out[at + c] += s;
                 }
             } else {
-                // SAFETY: r < n, and `out` holds n rows (checked in predict_into).
-                self.row_leaves(x, r, |tree, leaf| unsafe {
+                // SAFETY: r < n, and `out` holds n rows (checked in predict_block).
+                self.row_leaves(thr, x, r, |tree, leaf| unsafe {
                     self.add_leaf::<K>(tree, leaf, out, at)
                 });
             }
@@ -420,11 +487,11 @@ impl FlatForest {
     }
 
     /// Calls `f` with each tree and the leaf row `r` of the block `x` reaches in it, in tree
-    /// order. Requires the check in [`FlatForest::predict_into`] and `r < n`.
+    /// order. Requires the check in [`FlatForest::predict_block`] and `r < n`.
     #[inline(always)]
-    fn row_leaves(&self, x: &[f64], r: usize, mut f: impl FnMut(&TreeRef, usize)) {
+    fn row_leaves<T: Split>(&self, thr: &[T], x: &[T], r: usize, mut f: impl FnMut(&TreeRef, usize)) {
         for (group, depth) in self.trees.chunks(TREE_LANES).zip(&self.group_depth) {
-            let leaves = self.walk_group(group, *depth, x, r);
+            let leaves = self.walk_group(thr, group, *depth, x, r);
             for (tree, &leaf) in group.iter().zip(&leaves) {
                 f(tree, leaf);
             }
@@ -432,19 +499,20 @@ impl FlatForest {
     }
 
     /// The leaves row `r` of the block `x` reaches in the trees of `group` (lockstep when the
-    /// group has a common perfect depth). Requires the check in [`FlatForest::predict_into`].
+    /// group has a common perfect depth). Requires the check in [`FlatForest::predict_block`].
     #[inline(always)]
-    fn walk_group(
+    fn walk_group<T: Split>(
         &self,
+        thr: &[T],
         group: &[TreeRef],
         depth: Option<usize>,
-        x: &[f64],
+        x: &[T],
         r: usize,
     ) -> [usize; TREE_LANES] {
         match depth {
-            Some(d) => with_slots!(d, SLOTS => self.walk_perfect_trees::<SLOTS>(group, x, r),
-                _ => self.walk_trees(group, x, r)),
-            None => self.walk_trees(group, x, r),
+            Some(d) => with_slots!(d, SLOTS => self.walk_perfect_trees::<T, SLOTS>(thr, group, x, r),
+                _ => self.walk_trees(thr, group, x, r)),
+            None => self.walk_trees(thr, group, x, r),
         }
     }
 
@@ -484,17 +552,19 @@ impl FlatForest {
         }
     }
 
-    /// The outputs per leaf (`K`, or `n_outputs` when `K` is 0), and the thresholds, feature
-    /// offsets and leaf values of the perfect tree `tree` with `SLOTS` node slots.
+    /// The outputs per leaf (`K`, or `n_outputs` when `K` is 0), and the thresholds (from
+    /// `thr`, one per node), feature offsets and leaf values of the perfect tree `tree` with
+    /// `SLOTS` node slots.
     #[inline(always)]
-    fn perfect_tree<const K: usize, const SLOTS: usize>(
-        &self,
+    fn perfect_tree<'a, T, const K: usize, const SLOTS: usize>(
+        &'a self,
+        thr: &'a [T],
         tree: &TreeRef,
-    ) -> (usize, &[f64], &[u32], &[f64]) {
+    ) -> (usize, &'a [T], &'a [u32], &'a [f64]) {
         let k = if K == 0 { self.n_outputs } else { K };
         (
             k,
-            &self.thresholds[tree.first_node..tree.first_node + SLOTS],
+            &thr[tree.first_node..tree.first_node + SLOTS],
             &self.offsets[tree.first_node..tree.first_node + SLOTS],
             &self.values[tree.first_value..tree.first_value + SLOTS * k],
         )
@@ -502,20 +572,21 @@ impl FlatForest {
 
     /// Walks the rows `0..full` (a multiple of LANES) of the block `x` through the perfect
     /// tree `tree` of depth `log2(SLOTS)`, LANES rows at a time, adding each row's leaf values
-    /// to its row of `out`. Requires the check in [`FlatForest::predict_into`].
+    /// to its row of `out`. Requires the check in [`FlatForest::predict_block`].
     #[inline(always)]
-    fn perfect_rows<const K: usize, const SLOTS: usize>(
+    fn perfect_rows<T: Split, const K: usize, const SLOTS: usize>(
         &self,
+        thr: &[T],
         tree: &TreeRef,
-        x: &[f64],
+        x: &[T],
         full: usize,
         out: &mut [f64],
     ) {
-        let (k, thr, off, values) = self.perfect_tree::<K, SLOTS>(tree);
+        let (k, thr, off, values) = self.perfect_tree::<T, K, SLOTS>(thr, tree);
         for r0 in (0..full).step_by(LANES) {
             let mut pos = [1usize; LANES];
             walk_rows(thr, off, &x[r0..], &mut pos, SLOTS.trailing_zeros() as usize);
-            add_row_leaves::<SLOTS>(values, k, &pos, out, r0);
+            add_row_leaves::<SLOTS, LANES>(values, k, &pos, out, r0);
         }
     }
 
@@ -529,18 +600,19 @@ impl FlatForest {
     ///
     /// # Safety
     /// The CPU supports AVX2, the tree is perfect with `SLOTS = 2^depth` and depth ≥
-    /// [`SIMD_LEVELS`], and the check of [`FlatForest::predict_into`] was made.
+    /// [`SIMD_LEVELS`], and the check of [`FlatForest::predict_block`] was made.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn perfect_rows_avx2<const K: usize, const SLOTS: usize>(
         &self,
+        thr: &[f64],
         tree: &TreeRef,
         x: &[f64],
         full: usize,
         out: &mut [f64],
     ) {
         use std::arch::x86_64::*;
-        let (k, thr, off, values) = self.perfect_tree::<K, SLOTS>(tree);
+        let (k, thr, off, values) = self.perfect_tree::<f64, K, SLOTS>(thr, tree);
         for r0 in (0..full).step_by(LANES) {
             let xs = &x[r0..];
             let mut pos = [0usize; LANES];
@@ -549,7 +621,7 @@ impl FlatForest {
                 // left (zero).
                 let right = |i: usize| -> __m256d {
                     // SAFETY: i < 8 <= SLOTS; offsets are at most max_offset and the rows
-                    // r0 + 4g + 0..4 < full <= n, and predict_into checked that max_offset + n
+                    // r0 + 4g + 0..4 < full <= n, and predict_block checked that max_offset + n
                     // <= x.len(), so the four values are inside the block.
                     unsafe {
                         let o = *off.get_unchecked(i) as usize + 4 * g;
@@ -588,26 +660,129 @@ impl FlatForest {
                 &mut pos,
                 SLOTS.trailing_zeros() as usize - SIMD_LEVELS,
             );
-            add_row_leaves::<SLOTS>(values, k, &pos, out, r0);
+            add_row_leaves::<SLOTS, LANES>(values, k, &pos, out, r0);
+        }
+    }
+
+    /// [`FlatForest::perfect_rows_avx2`] for a block of `f32` values: a vector compare decides
+    /// eight rows, so the first [`SIMD_LEVELS_F32`] levels (the 15 nodes of levels 0 to 3) are
+    /// decided with vector compares and blends for the same cost per row as three levels of
+    /// `f64`. `_CMP_NGE_UQ` with the threshold first is `!(t >= x)`, which is `!(x <= t)`: true
+    /// for NaN, as [`goes_right`]. The deeper levels are walked as in `perfect_rows`.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2, the tree is perfect with `SLOTS = 2^depth` and depth ≥
+    /// [`SIMD_LEVELS_F32`], and the check of [`FlatForest::predict_block`] was made.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn perfect_rows_avx2_f32<const K: usize, const SLOTS: usize>(
+        &self,
+        thr: &[f32],
+        tree: &TreeRef,
+        x: &[f32],
+        full: usize,
+        out: &mut [f64],
+    ) {
+        use std::arch::x86_64::*;
+        let (k, thr, off, values) = self.perfect_tree::<f32, K, SLOTS>(thr, tree);
+        for r0 in (0..full).step_by(LANES) {
+            let xs = &x[r0..];
+            let mut heap = [0u32; LANES];
+            for (g, oct) in heap.chunks_exact_mut(8).enumerate() {
+                // Whether each of the eight rows r0 + 8g.. goes right at node `i` (all ones)
+                // or left (zero).
+                let right = |i: usize| -> __m256 {
+                    // SAFETY: i < 16 <= SLOTS; offsets are at most max_offset and the rows
+                    // r0 + 8g + 0..8 < full <= n, and predict_block checked that max_offset + n
+                    // <= x.len(), so the eight values are inside the block.
+                    unsafe {
+                        let o = *off.get_unchecked(i) as usize + 8 * g;
+                        let v = _mm256_loadu_ps(xs.as_ptr().add(o));
+                        _mm256_cmp_ps::<_CMP_NGE_UQ>(_mm256_set1_ps(*thr.get_unchecked(i)), v)
+                    }
+                };
+                let b0 = right(1);
+                let b1 = _mm256_blendv_ps(right(2), right(3), b0);
+                let b2 = _mm256_blendv_ps(
+                    _mm256_blendv_ps(right(4), right(5), b1),
+                    _mm256_blendv_ps(right(6), right(7), b1),
+                    b0,
+                );
+                let left3 = _mm256_blendv_ps(
+                    _mm256_blendv_ps(right(8), right(9), b2),
+                    _mm256_blendv_ps(right(10), right(11), b2),
+                    b1,
+                );
+                let right3 = _mm256_blendv_ps(
+                    _mm256_blendv_ps(right(12), right(13), b2),
+                    _mm256_blendv_ps(right(14), right(15), b2),
+                    b1,
+                );
+                let b3 = _mm256_blendv_ps(left3, right3, b0);
+                // Heap position after four levels: 16 + 8 b0 + 4 b1 + 2 b2 + b3, where a mask
+                // of all ones is -1 as an integer.
+                let (b0, b1, b2, b3) = (
+                    _mm256_castps_si256(b0),
+                    _mm256_castps_si256(b1),
+                    _mm256_castps_si256(b2),
+                    _mm256_castps_si256(b3),
+                );
+                let p = _mm256_sub_epi32(
+                    _mm256_sub_epi32(
+                        _mm256_sub_epi32(
+                            _mm256_sub_epi32(_mm256_set1_epi32(16), _mm256_slli_epi32::<3>(b0)),
+                            _mm256_slli_epi32::<2>(b1),
+                        ),
+                        _mm256_slli_epi32::<1>(b2),
+                    ),
+                    b3,
+                );
+                // SAFETY: `oct` is 8 u32, 32 bytes.
+                unsafe { _mm256_storeu_si256(oct.as_mut_ptr().cast::<__m256i>(), p) };
+            }
+            let mut pos = [0usize; LANES];
+            for (p, &h) in pos.iter_mut().zip(&heap) {
+                *p = h as usize;
+            }
+            // The levels left, two at a time (then one), each group of eight rows in turn so
+            // that both groups' chains of loads are in flight.
+            let levels = SLOTS.trailing_zeros() as usize - SIMD_LEVELS_F32;
+            for step in (0..levels).step_by(2) {
+                let two = step + 1 < levels;
+                for (g, eight) in pos.chunks_exact_mut(8).enumerate() {
+                    // SAFETY: `eight` holds heap positions below SLOTS for the levels left (as
+                    // in walk_rows), and rows r0 + 8g + 0..8 < full <= n: the reads are those
+                    // of walk_rows.
+                    unsafe { step8_f32(thr.as_ptr(), off.as_ptr(), xs.as_ptr().add(8 * g), eight, two) };
+                }
+            }
+            add_row_leaves::<SLOTS, LANES>(values, k, &pos, out, r0);
         }
     }
 
     /// [`FlatForest::perfect_rows`] for a linked tree.
     #[inline(never)]
-    fn linked_rows<const K: usize>(&self, tree: &TreeRef, x: &[f64], full: usize, out: &mut [f64]) {
+    fn linked_rows<T: Split, const K: usize>(
+        &self,
+        thr: &[T],
+        tree: &TreeRef,
+        x: &[T],
+        full: usize,
+        out: &mut [f64],
+    ) {
         for r0 in (0..full).step_by(LANES) {
             let xs = &x[r0..];
             let mut node = [tree.first_node; LANES];
             for _ in 0..tree.depth {
                 for (j, i) in node.iter_mut().enumerate() {
-                    let (t, o) = (self.thresholds[*i], self.offsets[*i] as usize);
+                    let (t, o) = (thr[*i], self.offsets[*i] as usize);
                     // SAFETY: as in perfect_rows.
                     let v = unsafe { *xs.get_unchecked(o + j) };
                     *i = self.children[*i][goes_right(v, t)] as usize;
                 }
             }
             for (j, &leaf) in node.iter().enumerate() {
-                // SAFETY: r0 + j < n, and `out` holds n rows (checked in predict_into).
+                // SAFETY: r0 + j < n, and `out` holds n rows (checked in predict_block).
                 unsafe { self.add_leaf::<K>(tree, leaf, out, (r0 + j) * self.n_outputs) };
             }
         }
@@ -616,16 +791,17 @@ impl FlatForest {
     /// The leaf that row `r` of the block `x` reaches in each tree of `group` (its first
     /// entries): perfect trees of depth `log2(SLOTS)`, stored one after the other and padded to
     /// TREE_LANES trees' slots, walked in lockstep.
-    /// Requires the check in [`FlatForest::predict_into`] and `r < n`.
+    /// Requires the check in [`FlatForest::predict_block`] and `r < n`.
     #[inline(always)]
-    fn walk_perfect_trees<const SLOTS: usize>(
+    fn walk_perfect_trees<T: Split, const SLOTS: usize>(
         &self,
+        thr: &[T],
         group: &[TreeRef],
-        x: &[f64],
+        x: &[T],
         r: usize,
     ) -> [usize; TREE_LANES] {
         let first = group.first().map_or(0, |t| t.first_node);
-        let thr = &self.thresholds[first..first + TREE_LANES * SLOTS];
+        let thr = &thr[first..first + TREE_LANES * SLOTS];
         let off = &self.offsets[first..first + TREE_LANES * SLOTS];
         let xs = &x[r..];
         let mut pos = [1usize; TREE_LANES];
@@ -647,7 +823,7 @@ impl FlatForest {
     /// The leaf that row `r` of the block `x` reaches in each tree of `group` (at most
     /// TREE_LANES trees of any layouts and depths).
     #[inline(never)]
-    fn walk_trees(&self, group: &[TreeRef], x: &[f64], r: usize) -> [usize; TREE_LANES] {
+    fn walk_trees<T: Split>(&self, thr: &[T], group: &[TreeRef], x: &[T], r: usize) -> [usize; TREE_LANES] {
         let mut pos = [0usize; TREE_LANES];
         let steps = group.iter().map(|t| t.depth).max().unwrap_or(0);
         let xs = &x[r..];
@@ -663,11 +839,11 @@ impl FlatForest {
                 if t.perfect {
                     if step < t.depth {
                         let i = t.first_node + *p;
-                        *p = 2 * *p + goes_right(value(i), self.thresholds[i]);
+                        *p = 2 * *p + goes_right(value(i), thr[i]);
                     }
                 } else {
                     let i = *p;
-                    *p = self.children[i][goes_right(value(i), self.thresholds[i])] as usize;
+                    *p = self.children[i][goes_right(value(i), thr[i])] as usize;
                 }
             }
         }
@@ -680,17 +856,82 @@ impl FlatForest {
     }
 }
 
+/// The types a forest compares in: `f64` (every forest) and `f32` (forests compiled with
+/// [`FlatForest::with_f32_inputs`], over blocks of `f32` values).
+trait Split: Copy + PartialOrd {
+    /// Levels at the top of a perfect tree that the AVX2 batch walk decides with vector
+    /// compares; shallower trees take the portable walk.
+    const SIMD_LEVELS: usize;
+
+    /// The AVX2 batch walk of a perfect tree for this type.
+    ///
+    /// # Safety
+    /// As [`FlatForest::perfect_rows_avx2`], with depth ≥ `Self::SIMD_LEVELS`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn perfect_rows_avx2<const K: usize, const SLOTS: usize>(
+        forest: &FlatForest,
+        thr: &[Self],
+        tree: &TreeRef,
+        x: &[Self],
+        full: usize,
+        out: &mut [f64],
+    );
+}
+
+impl Split for f64 {
+    const SIMD_LEVELS: usize = SIMD_LEVELS;
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn perfect_rows_avx2<const K: usize, const SLOTS: usize>(
+        forest: &FlatForest,
+        thr: &[f64],
+        tree: &TreeRef,
+        x: &[f64],
+        full: usize,
+        out: &mut [f64],
+    ) {
+        // SAFETY: the caller's promise.
+        unsafe { forest.perfect_rows_avx2::<K, SLOTS>(thr, tree, x, full, out) }
+    }
+}
+
+impl Split for f32 {
+    const SIMD_LEVELS: usize = SIMD_LEVELS_F32;
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn perfect_rows_avx2<const K: usize, const SLOTS: usize>(
+        forest: &FlatForest,
+        thr: &[f32],
+        tree: &TreeRef,
+        x: &[f32],
+        full: usize,
+        out: &mut [f64],
+    ) {
+        // SAFETY: the caller's promise.
+        unsafe { forest.perfect_rows_avx2_f32::<K, SLOTS>(thr, tree, x, full, out) }
+    }
+}
+
+/// The largest `f32` not above `t` (NaN for NaN): for every `f32` value `x`, `x <= t` exactly
+/// when `x <= floor_f32(t)`, since no `f32` lies between them.
+fn floor_f32(t: f64) -> f32 {
+    // `as` rounds to nearest (to an infinity past the largest f32); one step down when that
+    // went up.
+    let f = t as f32;
+    if f64::from(f) > t { f.next_down() } else { f }
+}
+
 /// Walks the LANES rows of `xs` (the block from a batch's row `r0` on) `levels` levels further
 /// down a perfect tree (`thr`, `off`: its `SLOTS` node slots) from the heap positions `pos`.
-/// Requires the check in [`FlatForest::predict_into`], `r0 + LANES <= n`, and positions that
+/// Requires the check in [`FlatForest::predict_block`], `r0 + LANES <= n`, and positions that
 /// stay below `SLOTS` for the levels walked.
 #[inline(always)]
-fn walk_rows(thr: &[f64], off: &[u32], xs: &[f64], pos: &mut [usize; LANES], levels: usize) {
+fn walk_rows<T: Split>(thr: &[T], off: &[u32], xs: &[T], pos: &mut [usize; LANES], levels: usize) {
     for _ in 0..levels {
         for (j, p) in pos.iter_mut().enumerate() {
             // SAFETY: after l < depth steps `p` lies in 2^l..2^(l+1), below SLOTS.
             let (t, o) = unsafe { (*thr.get_unchecked(*p), *off.get_unchecked(*p) as usize) };
-            // SAFETY: o <= max_offset and r0 + j < n, and predict_into checked that
+            // SAFETY: o <= max_offset and r0 + j < n, and predict_block checked that
             // max_offset + n <= x.len().
             let v = unsafe { *xs.get_unchecked(o + j) };
             *p = 2 * *p + goes_right(v, t);
@@ -698,14 +939,101 @@ fn walk_rows(thr: &[f64], off: &[u32], xs: &[f64], pos: &mut [usize; LANES], lev
     }
 }
 
-/// Adds to the rows `r0..r0 + LANES` of `out` (`k` values per row) the `k` values of the leaf
+/// One level (two when `two`) of [`walk_rows`] for eight consecutive rows of a block of `f32`
+/// values (the block from the first row on, `x`): per row, two loads (the node's feature
+/// offset and threshold) and a compare with the row's value in memory whose carry (`t < v` or
+/// unordered, that is `!(v <= t)`, true for NaN, as [`goes_right`]) goes into the next
+/// position with one `adc` (`p = 2p + right`). Written out because the compiler, given the
+/// same steps, spills the positions and half-vectorizes the compares, at twice the
+/// instructions.
+///
+/// # Safety
+/// `pos` holds eight positions in a perfect tree whose `thr` and `off` have a slot for each
+/// position the levels walked reach, and for each node's offset `o` and row `j`, `x.add(o + j)`
+/// is inside the block (the check of [`FlatForest::predict_block`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn step8_f32(thr: *const f32, off: *const u32, x: *const f32, pos: &mut [usize], two: bool) {
+    let [p0, p1, p2, p3, p4, p5, p6, p7] = pos else {
+        return;
+    };
+    macro_rules! level {
+        () => {
+            concat!(
+                "mov {o:e}, dword ptr [{off} + {p0}*4]\n",
+                "vmovss {t}, dword ptr [{thr} + {p0}*4]\n",
+                "vucomiss {t}, dword ptr [{x} + {o}*4 + 0]\n",
+                "adc {p0}, {p0}\n",
+                "mov {o:e}, dword ptr [{off} + {p1}*4]\n",
+                "vmovss {t}, dword ptr [{thr} + {p1}*4]\n",
+                "vucomiss {t}, dword ptr [{x} + {o}*4 + 4]\n",
+                "adc {p1}, {p1}\n",
+                "mov {o:e}, dword ptr [{off} + {p2}*4]\n",
+                "vmovss {t}, dword ptr [{thr} + {p2}*4]\n",
+                "vucomiss {t}, dword ptr [{x} + {o}*4 + 8]\n",
+                "adc {p2}, {p2}\n",
+                "mov {o:e}, dword ptr [{off} + {p3}*4]\n",
+                "vmovss {t}, dword ptr [{thr} + {p3}*4]\n",
+                "vucomiss {t}, dword ptr [{x} + {o}*4 + 12]\n",
+                "adc {p3}, {p3}\n",
+                "mov {o:e}, dword ptr [{off} + {p4}*4]\n",
+                "vmovss {t}, dword ptr [{thr} + {p4}*4]\n",
+                "vucomiss {t}, dword ptr [{x} + {o}*4 + 16]\n",
+                "adc {p4}, {p4}\n",
+                "mov {o:e}, dword ptr [{off} + {p5}*4]\n",
+                "vmovss {t}, dword ptr [{thr} + {p5}*4]\n",
+                "vucomiss {t}, dword ptr [{x} + {o}*4 + 20]\n",
+                "adc {p5}, {p5}\n",
+                "mov {o:e}, dword ptr [{off} + {p6}*4]\n",
+                "vmovss {t}, dword ptr [{thr} + {p6}*4]\n",
+                "vucomiss {t}, dword ptr [{x} + {o}*4 + 24]\n",
+                "adc {p6}, {p6}\n",
+                "mov {o:e}, dword ptr [{off} + {p7}*4]\n",
+                "vmovss {t}, dword ptr [{thr} + {p7}*4]\n",
+                "vucomiss {t}, dword ptr [{x} + {o}*4 + 28]\n",
+                "adc {p7}, {p7}\n",
+            )
+        };
+    }
+    macro_rules! walk {
+        ($($template:expr),+) => {
+            std::arch::asm!(
+                $($template),+,
+                off = in(reg) off,
+                thr = in(reg) thr,
+                x = in(reg) x,
+                p0 = inout(reg) *p0,
+                p1 = inout(reg) *p1,
+                p2 = inout(reg) *p2,
+                p3 = inout(reg) *p3,
+                p4 = inout(reg) *p4,
+                p5 = inout(reg) *p5,
+                p6 = inout(reg) *p6,
+                p7 = inout(reg) *p7,
+                o = out(reg) _,
+                t = out(xmm_reg) _,
+                options(pure, readonly, nostack),
+            )
+        };
+    }
+    // SAFETY: the caller's promise; the block only reads memory and leaves the stack alone.
+    unsafe {
+        if two {
+            walk!(level!(), level!());
+        } else {
+            walk!(level!());
+        }
+    }
+}
+
+/// Adds to the rows `r0..r0 + R` of `out` (`k` values per row) the `k` values of the leaf
 /// each row reached (`pos`, bottom positions `SLOTS..2 * SLOTS` of a perfect tree whose leaf
 /// values are `values`). Requires `out` to hold those rows.
 #[inline(always)]
-fn add_row_leaves<const SLOTS: usize>(
+fn add_row_leaves<const SLOTS: usize, const R: usize>(
     values: &[f64],
     k: usize,
-    pos: &[usize; LANES],
+    pos: &[usize; R],
     out: &mut [f64],
     r0: usize,
 ) {
@@ -723,7 +1051,7 @@ fn add_row_leaves<const SLOTS: usize>(
 /// as in [`TreeEnsemble`]: `!(v <= t)` is true for NaN where `v > t` is not.
 #[inline(always)]
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
-fn goes_right(v: f64, threshold: f64) -> usize {
+fn goes_right<T: PartialOrd>(v: T, threshold: T) -> usize {
     usize::from(!(v <= threshold))
 }
 
@@ -871,6 +1199,7 @@ mod tests {
             let k = e.n_outputs;
             for max_perfect in [0, 5, MAX_PERFECT_DEPTH] {
                 let flat = FlatForest::with_max_perfect_depth(&e, max_perfect);
+                let flat32 = flat.clone().with_f32_inputs();
                 let kernel = Kernel::Forest(flat.clone());
                 for n in 1..=67 {
                     let rows = x.slice(ndarray::s![67 - n.., ..]).to_owned();
@@ -891,8 +1220,84 @@ mod tests {
                         flat.predict_into(simd.level(), &FeatureMajor { data: &block, n }, &mut out);
                         assert_bits(&out, &want, &format!("{what}, feature-major, {simd:?}"));
                     }
+                    // The same rows rounded to f32, as f32 blocks through the forest compiled
+                    // for them: the f64 walk's bits on the rounded values.
+                    let rounded = rows.mapv(|v| f64::from(v as f32));
+                    let want = reference(&e, &rounded);
+                    let mut block = vec![f32::NAN; e.n_features * BLOCK_ROWS];
+                    for ((r, f), v) in rounded.indexed_iter() {
+                        block[f * BLOCK_ROWS + r] = *v as f32;
+                    }
+                    for simd in Simd::available() {
+                        let mut out = vec![0.0; n * k];
+                        flat32
+                            .predict_f32_into(simd.level(), &FeatureMajor { data: &block, n }, &mut out)
+                            .unwrap();
+                        assert_bits(&out, &want, &format!("{what}, f32 feature-major, {simd:?}"));
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn f32_thresholds_split_every_f32_value_as_the_f64_threshold_does() {
+        let mut rng = Rng::new(7);
+        let mut thresholds: Vec<f64> = SPECIAL.to_vec();
+        thresholds.extend([
+            1e-310,
+            -1e-310,
+            3.4e38,
+            -3.4e38,
+            3.5e38,
+            -3.5e38,
+            0.1,
+            -0.1,
+            1.0 / 3.0,
+        ]);
+        for _ in 0..2000 {
+            // Random doubles of every magnitude f32 has, and then some.
+            let t = (rng.uniform_range(-1.0, 1.0)) * 2f64.powi(rng.below(300) as i32 - 150);
+            thresholds.push(t);
+        }
+        for &t in &thresholds {
+            let f = floor_f32(t);
+            let near = t as f32;
+            let xs = [
+                near,
+                near.next_up(),
+                near.next_down(),
+                f,
+                f.next_up(),
+                f.next_down(),
+                0.0,
+                -0.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::MAX,
+                f32::MIN,
+                f32::NAN,
+            ];
+            for x in xs {
+                assert_eq!(
+                    goes_right(f64::from(x), t),
+                    goes_right(x, f),
+                    "x = {x:e}, t = {t:e}, floor_f32(t) = {f:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_f32_block_for_a_forest_without_f32_thresholds_is_an_internal_error() {
+        let flat = FlatForest::new(&random_forest(3));
+        let block = vec![0.0f32; flat.n_features() * BLOCK_ROWS];
+        let mut out = vec![0.0; flat.n_outputs()];
+        let got = flat.predict_f32_into(
+            Simd::Portable.level(),
+            &FeatureMajor { data: &block, n: 1 },
+            &mut out,
+        );
+        assert!(matches!(got, Err(Error::Internal(_))), "{got:?}");
     }
 }

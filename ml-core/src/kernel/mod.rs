@@ -71,16 +71,17 @@ pub(crate) trait Rows: Sync {
 
 /// Feature-major values: feature `f` of row `r` at `data[f * BLOCK_ROWS + r]`, for
 /// `r < n ≤ BLOCK_ROWS`. The stride is a constant so that finding a value costs a shift and an
-/// add, not a multiplication.
-pub(crate) struct FeatureMajor<'a> {
-    data: &'a [f64],
+/// add, not a multiplication. `f64` values, or `f32` for a forest compiled for them
+/// ([`FlatForest::with_f32_inputs`]).
+pub(crate) struct FeatureMajor<'a, T = f64> {
+    data: &'a [T],
     n: usize,
 }
 
 #[cfg(feature = "onnx-native")]
-impl<'a> FeatureMajor<'a> {
+impl<'a, T> FeatureMajor<'a, T> {
     /// The first `n` rows (at most [`BLOCK_ROWS`]) of the block `data`.
-    pub(crate) fn new(data: &'a [f64], n: usize) -> FeatureMajor<'a> {
+    pub(crate) fn new(data: &'a [T], n: usize) -> FeatureMajor<'a, T> {
         FeatureMajor { data, n }
     }
 }
@@ -352,18 +353,35 @@ thread_local! {
     /// Per-thread scratch for blocks of preprocessed rows and scores, grown on first use and
     /// reused by every later prediction on the thread.
     static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    /// The same for blocks of `f32` values.
+    #[cfg(feature = "onnx-native")]
+    static SCRATCH_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Calls `f` with `len` scratch values (contents unspecified).
 pub(crate) fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f64]) -> T) -> T {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+    with_buffer(&SCRATCH, len, f)
+}
+
+/// [`with_scratch`] for `f32` values.
+#[cfg(feature = "onnx-native")]
+pub(crate) fn with_scratch_f32<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
+    with_buffer(&SCRATCH_F32, len, f)
+}
+
+fn with_buffer<E: Copy + Default, T>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<E>>>,
+    len: usize,
+    f: impl FnOnce(&mut [E]) -> T,
+) -> T {
+    key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < len {
-                buf.resize(len, 0.0);
+                buf.resize(len, E::default());
             }
             f(&mut buf[..len])
         }
         // Only a prediction nested inside another on the same thread gets here.
-        Err(_) => f(&mut vec![0.0; len]),
+        Err(_) => f(&mut vec![E::default(); len]),
     })
 }

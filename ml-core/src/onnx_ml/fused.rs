@@ -28,7 +28,7 @@ use super::ops::Trees;
 use crate::error::{Error, Result};
 use crate::frame::{Column, Frame};
 use crate::kernel::simd::Level;
-use crate::kernel::{BLOCK_ROWS, FeatureMajor, LinearKernel, with_scratch};
+use crate::kernel::{BLOCK_ROWS, FeatureMajor, LinearKernel, with_scratch, with_scratch_f32};
 use crate::model::Predictions;
 
 /// A graph compiled into one pass.
@@ -86,13 +86,23 @@ pub(crate) struct FusedTrees {
 
 impl FusedTrees {
     /// `None` unless `trees` has a compiled forest that reads at most `n_inputs` columns.
+    /// A float input tensor (`round_inputs`) makes every value the forest reads an `f32`, so
+    /// the forest is also compiled for `f32` blocks ([`crate::kernel::FlatForest::with_f32_inputs`]).
     pub(crate) fn new(
         trees: Trees,
         n_inputs: usize,
         round_inputs: bool,
         columns: Option<Vec<usize>>,
     ) -> Option<FusedTrees> {
-        (trees.forest().is_some() && trees.n_features() <= n_inputs).then_some(FusedTrees {
+        if trees.forest().is_none() || trees.n_features() > n_inputs {
+            return None;
+        }
+        let trees = if round_inputs {
+            trees.with_f32_inputs()
+        } else {
+            trees
+        };
+        Some(FusedTrees {
             trees,
             n_inputs,
             round_inputs,
@@ -128,37 +138,57 @@ impl FusedTrees {
         let slice = out
             .as_slice_mut()
             .ok_or_else(|| Error::Internal("a new array is contiguous".into()))?;
-        with_scratch((d + k) * BLOCK_ROWS, |scratch| {
-            let (xb, raw) = scratch.split_at_mut(d * BLOCK_ROWS);
-            for start in (0..n).step_by(BLOCK_ROWS) {
-                let end = (start + BLOCK_ROWS).min(n);
-                let m = end - start;
-                for (col, &c) in xb.chunks_exact_mut(BLOCK_ROWS).zip(&idx[..nf]) {
-                    fill_block(frame, c, start, &mut col[..m], self.round_inputs);
+        // Each row's raw scores through the base values and post-transform into `o`.
+        let mut finish = |raw: &[f64], o: &mut [f64]| {
+            if classifier {
+                for (raw, o) in raw.chunks_exact(k).zip(o.chunks_exact_mut(k)) {
+                    trees.finish_class_row(raw, &mut z, o);
                 }
-                // The copies of the features whose NaN goes left, NaN as -inf.
-                for (s, &f) in nan_left.iter().enumerate() {
-                    let (src, dst) = xb.split_at_mut((nf + s) * BLOCK_ROWS);
-                    for (o, &v) in dst[..m].iter_mut().zip(&src[f * BLOCK_ROWS..f * BLOCK_ROWS + m]) {
-                        *o = if v.is_nan() { f64::NEG_INFINITY } else { v };
-                    }
-                }
-                let raw = &mut raw[..m * k];
-                raw.fill(0.0);
-                forest.predict_into(level, &FeatureMajor::new(xb, m), raw);
-                let o = &mut slice[start * k..end * k];
-                if classifier {
-                    for (raw, o) in raw.chunks_exact(k).zip(o.chunks_exact_mut(k)) {
-                        trees.finish_class_row(raw, &mut z, o);
-                    }
-                } else {
-                    o.copy_from_slice(raw);
-                    o.chunks_exact_mut(k).for_each(|row| trees.finish_targets(row));
-                }
-                // The operators return float.
-                o.iter_mut().for_each(|v| *v = f64::from(*v as f32));
+            } else {
+                o.copy_from_slice(raw);
+                o.chunks_exact_mut(k).for_each(|row| trees.finish_targets(row));
             }
-        });
+            // The operators return float.
+            o.iter_mut().for_each(|v| *v = f64::from(*v as f32));
+        };
+        if self.round_inputs && forest.has_f32_inputs() {
+            // Every value is an f32: the block holds them as such, for the forest's f32 walk
+            // (the same leaves, so the same bits, as the f64 walk below).
+            with_scratch((k + 1) * BLOCK_ROWS, |scratch| {
+                let (raw, tmp) = scratch.split_at_mut(k * BLOCK_ROWS);
+                with_scratch_f32(d * BLOCK_ROWS, |xb| {
+                    for start in (0..n).step_by(BLOCK_ROWS) {
+                        let end = (start + BLOCK_ROWS).min(n);
+                        let m = end - start;
+                        for (col, &c) in xb.chunks_exact_mut(BLOCK_ROWS).zip(&idx[..nf]) {
+                            fill_block_f32(frame, c, start, &mut col[..m], tmp);
+                        }
+                        copy_nan_left(xb, nf, nan_left, m, f32::NEG_INFINITY, f32::is_nan);
+                        let raw = &mut raw[..m * k];
+                        raw.fill(0.0);
+                        forest.predict_f32_into(level, &FeatureMajor::new(xb, m), raw)?;
+                        finish(raw, &mut slice[start * k..end * k]);
+                    }
+                    Ok::<(), Error>(())
+                })
+            })?;
+        } else {
+            with_scratch((d + k) * BLOCK_ROWS, |scratch| {
+                let (xb, raw) = scratch.split_at_mut(d * BLOCK_ROWS);
+                for start in (0..n).step_by(BLOCK_ROWS) {
+                    let end = (start + BLOCK_ROWS).min(n);
+                    let m = end - start;
+                    for (col, &c) in xb.chunks_exact_mut(BLOCK_ROWS).zip(&idx[..nf]) {
+                        fill_block(frame, c, start, &mut col[..m], self.round_inputs);
+                    }
+                    copy_nan_left(xb, nf, nan_left, m, f64::NEG_INFINITY, f64::is_nan);
+                    let raw = &mut raw[..m * k];
+                    raw.fill(0.0);
+                    forest.predict_into(level, &FeatureMajor::new(xb, m), raw);
+                    finish(raw, &mut slice[start * k..end * k]);
+                }
+            });
+        }
         let Some(labels) = labels else {
             return Ok(Predictions::Regression {
                 values: Array1::from(out.into_raw_vec_and_offset().0),
@@ -168,6 +198,25 @@ impl FusedTrees {
             reorder_columns(slice, k, columns);
         }
         Predictions::from_probabilities(labels.clone(), out)
+    }
+}
+
+/// Fills the copies of the features whose NaN goes left (block features `nf..`, one per entry
+/// of `nan_left`, the feature it copies) for the block's first `m` rows, NaN (`is_nan`) as
+/// `neg_inf`.
+fn copy_nan_left<T: Copy>(
+    xb: &mut [T],
+    nf: usize,
+    nan_left: &[usize],
+    m: usize,
+    neg_inf: T,
+    is_nan: fn(T) -> bool,
+) {
+    for (s, &f) in nan_left.iter().enumerate() {
+        let (src, dst) = xb.split_at_mut((nf + s) * BLOCK_ROWS);
+        for (o, &v) in dst[..m].iter_mut().zip(&src[f * BLOCK_ROWS..f * BLOCK_ROWS + m]) {
+            *o = if is_nan(v) { neg_inf } else { v };
+        }
     }
 }
 
@@ -332,4 +381,27 @@ fn fill_block(frame: &Frame, c: usize, start: usize, dst: &mut [f64], round: boo
     if round && !matches!(&frame.columns()[c], Column::Float(v) if v.as_slice().is_some()) {
         dst.iter_mut().for_each(|v| *v = f64::from(*v as f32));
     }
+}
+
+/// [`fill_block`] rounding to `f32`, into `f32` values: the same values, narrowed (exactly, as
+/// they are `f32` values or NaN). `tmp` holds at least `dst.len()` values of scratch.
+fn fill_block_f32(frame: &Frame, c: usize, start: usize, dst: &mut [f32], tmp: &mut [f64]) {
+    if let [d] = dst {
+        // One row: fill_block's own shortcut.
+        let mut x = [0.0];
+        fill_block(frame, c, start, &mut x, true);
+        *d = x[0] as f32;
+        return;
+    }
+    if let Column::Float(v) = &frame.columns()[c]
+        && let Some(s) = v.as_slice()
+    {
+        // The common case (a float column, no nulls) in one pass.
+        let rows = start..start + dst.len();
+        dst.iter_mut().zip(&s[rows]).for_each(|(d, x)| *d = *x as f32);
+        return;
+    }
+    let tmp = &mut tmp[..dst.len()];
+    fill_block(frame, c, start, tmp, true);
+    dst.iter_mut().zip(tmp.iter()).for_each(|(d, x)| *d = *x as f32);
 }

@@ -682,6 +682,15 @@ impl Trees {
         Ok(out)
     }
 
+    /// The same operator with its forest also compiled for `f32` inputs
+    /// ([`FlatForest::with_f32_inputs`]), for an input tensor of floats.
+    pub(crate) fn with_f32_inputs(mut self) -> Trees {
+        if let Kernel::Forest(f) = self.kernel {
+            self.kernel = Kernel::Forest(f.with_f32_inputs());
+        }
+        self
+    }
+
     /// The compiled forest: raw aggregated scores, before base values and post-transform.
     /// It reads the operator's input features, then one copy per [`Trees::nan_left`] feature.
     pub(crate) fn forest(&self) -> Option<&FlatForest> {
