@@ -41,7 +41,7 @@ const SCAN_LIMIT: usize = 8;
 /// A sorted, NaN-free sample indexed once for [`SortedIndex::compare`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SortedIndex {
-    /// The distinct values ascending, then `+∞` three times (sentinels).
+    /// The distinct values ascending, then `+∞` four times (sentinels).
     values: Vec<f64>,
     /// `le[k]`: how many sample values are `≤ values[k]`.
     le: Vec<u64>,
@@ -82,8 +82,8 @@ struct Scratch {
     /// Every current value's interval, from pass 1 (so that the second pass need not find it
     /// again).
     intervals: Vec<u32>,
-    /// One bit per interval: whether its values are needed one by one.
-    marked: Vec<u64>,
+    /// One byte per interval: whether its values are needed one by one (1) or not (0).
+    marked: Vec<u8>,
     group: Vec<u32>,
     starts: Vec<usize>,
     grouped: Vec<f64>,
@@ -91,6 +91,18 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Whether the CPU runs AVX instructions (detected once per process by the standard library).
+fn avx_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 #[inline]
@@ -119,9 +131,9 @@ impl SortedIndex {
             lo_half: 0.0,
             scale: 0.0,
         };
-        // The `+∞` sentinel, and two more so that `locate` may read three values from any cell's
+        // The `+∞` sentinel, and three more so that `locate` may read four values from any cell's
         // first.
-        index.values.extend([f64::INFINITY; 3]);
+        index.values.extend([f64::INFINITY; 4]);
         if m == 0 {
             return index;
         }
@@ -194,11 +206,108 @@ impl SortedIndex {
         j
     }
 
+    /// [`SortedIndex::locate_in`] with AVX: the four values from the cell's first on compared
+    /// with `x` by one vector comparison (the ones below `x` come first, so the count is the
+    /// number of trailing ones of its mask).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    #[inline]
+    fn locate_in_avx(&self, x: f64, c: usize) -> usize {
+        use std::arch::x86_64::{
+            _CMP_LT_OQ, _mm256_cmp_pd, _mm256_movemask_pd, _mm256_set_pd, _mm256_set1_pd,
+        };
+        let bounds = &self.table[c..c + 2];
+        let (mut j, end) = (bounds[0] as usize, bounds[1] as usize);
+        if end - j > SCAN_LIMIT {
+            return j + self.values[j..end].partition_point(|&v| v < x);
+        }
+        let v = &self.values;
+        let four = &v[j..j + 4];
+        let below = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(
+            _mm256_set_pd(four[3], four[2], four[1], four[0]),
+            _mm256_set1_pd(x),
+        ));
+        let below = (below as u32 + 1).trailing_zeros() as usize;
+        j += below;
+        if below == 4 {
+            while v[j] < x {
+                j += 1;
+            }
+        }
+        j
+    }
+
+    /// Pass 1 of [`SortedIndex::compare`]: per interval `j` (between distinct values `j − 1`
+    /// and `j`) the count of current values strictly inside and the sum of their distances to
+    /// its right end (to the maximum, past it), per distinct value the count of values equal to
+    /// it; every value's interval appended to `intervals`. Its own function so that the slices
+    /// stay in registers (the accumulators cannot alias the index).
+    /// With `avx` (only true when the CPU has AVX), its AVX version: the same results.
+    fn accumulate(&self, current: &[f64], acc: &mut [Acc], intervals: &mut Vec<u32>, avx: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if avx {
+            // SAFETY: `avx` is only true when `avx_detected()` is (see `compare` and the
+            // tests), so the CPU runs AVX instructions.
+            return unsafe { self.accumulate_avx(current, acc, intervals) };
+        }
+        let _ = avx;
+        self.accumulate_body(current, acc, intervals, |x, c| self.locate_in(x, c))
+    }
+
+    /// [`SortedIndex::accumulate_body`] compiled for AVX: the cells of four values at once.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    fn accumulate_avx(&self, current: &[f64], acc: &mut [Acc], intervals: &mut Vec<u32>) {
+        self.accumulate_body(current, acc, intervals, |x, c| self.locate_in_avx(x, c))
+    }
+
+    #[inline(always)]
+    fn accumulate_body(
+        &self,
+        current: &[f64],
+        acc: &mut [Acc],
+        intervals: &mut Vec<u32>,
+        locate: impl Fn(f64, usize) -> usize,
+    ) {
+        let v = &self.values[..];
+        let cells = self.table.len() - 1;
+        let m = self.le.len();
+        let max = v[m - 1];
+        // In chunks: first every value's interval (independent searches, which the processor
+        // overlaps), then the accumulators.
+        let mut js = [0u32; CHUNK];
+        for chunk in current.chunks(CHUNK) {
+            for (j, &x) in js.iter_mut().zip(chunk) {
+                *j = self.cell(x, cells) as u32;
+            }
+            for (j, &x) in js.iter_mut().zip(chunk) {
+                *j = locate(x, *j as usize) as u32;
+            }
+            intervals.extend_from_slice(&js[..chunk.len()]);
+            for (&j, &x) in js.iter().zip(chunk) {
+                let j = j as usize;
+                let (a, vj) = (&mut acc[j], v[j]);
+                if vj == x {
+                    a.at += 1;
+                } else {
+                    a.inside += 1;
+                    let right = if j < m { vj } else { max };
+                    a.gap += (right - x).abs();
+                }
+            }
+        }
+    }
+
     /// Compares the **unsorted**, NaN-free `current` values with the indexed sample: the KS
     /// statistic (bit for bit as [`super::ks_statistic_sorted`] on both sorted), the Wasserstein
     /// area (as [`super::wasserstein_sorted`] up to rounding) and the current counts per bin of
     /// the sorted inner `edges`.
     pub fn compare(&self, current: &[f64], edges: &[f64]) -> Comparison {
+        self.compare_at(current, edges, avx_detected())
+    }
+
+    /// [`SortedIndex::compare`], with AVX or without (the same results to the bit).
+    fn compare_at(&self, current: &[f64], edges: &[f64], avx: bool) -> Comparison {
         let mut bins = vec![0.0; edges.len() + 1];
         let (ns, nx) = (self.len(), current.len() as u64);
         if ns == 0 || nx == 0 {
@@ -213,7 +322,7 @@ impl SortedIndex {
         }
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
-            let (d, area) = self.compare_with(current, edges, &mut bins, &mut s);
+            let (d, area) = self.compare_with(current, edges, &mut bins, &mut s, avx);
             // The thread keeps its buffers for the next comparison, but not one value's interval
             // each past a few MiB (a single huge window should not pin its size).
             if s.intervals.capacity() > KEEP_INTERVALS {
@@ -227,10 +336,16 @@ impl SortedIndex {
         })
     }
 
-    fn compare_with(&self, current: &[f64], edges: &[f64], bins: &mut [f64], s: &mut Scratch) -> (f64, f64) {
+    fn compare_with(
+        &self,
+        current: &[f64],
+        edges: &[f64],
+        bins: &mut [f64],
+        s: &mut Scratch,
+        avx: bool,
+    ) -> (f64, f64) {
         let m = self.le.len();
         let v = &self.values;
-        let cells = self.table.len() - 1;
         let (ns, nx) = (self.len(), current.len() as u64);
         let nxf = nx as f64;
         // Pass 1: per interval j (between v[j−1] and v[j]; slot 2j) and per point v[j] (slot
@@ -240,28 +355,7 @@ impl SortedIndex {
         s.acc.resize(m + 1, Acc::default());
         s.intervals.clear();
         s.intervals.reserve(current.len());
-        // In chunks: first every value's interval (independent searches, which the processor
-        // overlaps), then the accumulators.
-        let mut js = [0u32; CHUNK];
-        for chunk in current.chunks(CHUNK) {
-            for (j, &x) in js.iter_mut().zip(chunk) {
-                *j = self.cell(x, cells) as u32;
-            }
-            for (j, &x) in js.iter_mut().zip(chunk) {
-                *j = self.locate_in(x, *j as usize) as u32;
-            }
-            s.intervals.extend_from_slice(&js[..chunk.len()]);
-            for (&j, &x) in js.iter().zip(chunk) {
-                let j = j as usize;
-                let a = &mut s.acc[j];
-                if v[j] == x {
-                    a.at += 1;
-                } else {
-                    a.inside += 1;
-                    a.gap += (v[j.min(m - 1)] - x).abs();
-                }
-            }
-        }
+        self.accumulate(current, &mut s.acc, &mut s.intervals, avx);
         // Walk the intervals: KS at their ends, areas where the current ECDF stays on one side
         // of the reference's level, bins where no edge splits them.
         let mut special: Vec<Special> = Vec::new();
@@ -360,25 +454,29 @@ impl SortedIndex {
         group.clear();
         group.resize(m + 1, 0);
         marked.clear();
-        marked.resize((m + 1).div_ceil(64), 0);
+        marked.resize(m + 1, 0);
         starts.clear();
         let mut total = 0;
         for (g, sp) in special.iter().enumerate() {
             group[sp.j] = g as u32 + 1;
             starts.push(total);
             total += acc[sp.j].inside as usize;
-            marked[sp.j / 64] |= 1 << (sp.j % 64);
+            marked[sp.j] = 1;
         }
         starts.push(total);
         grouped.clear();
         grouped.resize(total, 0.0);
         let mut fill: Vec<usize> = starts[..special.len()].to_vec();
-        for (&x, &j) in current.iter().zip(intervals.iter()) {
-            let j = j as usize;
-            if marked[j / 64] & (1 << (j % 64)) != 0 {
-                let g = group[j];
-                if v[j] != x {
-                    let f = &mut fill[g as usize - 1];
+        // Only the intervals are read through, eight at a time (their marks or-ed: one branch,
+        // rarely taken); a value only when its interval is marked.
+        for (eight, xs) in intervals.chunks(8).zip(current.chunks(8)) {
+            if eight.iter().fold(0, |any, &j| any | marked[j as usize]) == 0 {
+                continue;
+            }
+            for (&j, &x) in eight.iter().zip(xs) {
+                let j = j as usize;
+                if marked[j] != 0 && v[j] != x {
+                    let f = &mut fill[group[j] as usize - 1];
                     grouped[*f] = x;
                     *f += 1;
                 }
@@ -433,7 +531,12 @@ mod tests {
     fn check(reference: &[f64], current: &[f64], edges: &[f64], what: &str) {
         let mut r = reference.to_vec();
         sort_floats(&mut r);
-        let got = SortedIndex::new(&r).compare(current, edges);
+        let index = SortedIndex::new(&r);
+        let got = index.compare(current, edges);
+        // Without AVX (and with it, where the CPU has it) the same bits.
+        for avx in [false, super::avx_detected()] {
+            assert_eq!(index.compare_at(current, edges, avx), got, "avx {avx}: {what}");
+        }
         let (d, w, bins) = sorted_way(&r, current, edges);
         assert_eq!(got.ks_statistic.to_bits(), d.to_bits(), "KS {what}");
         assert!(
