@@ -422,7 +422,13 @@ impl Adwin {
             variance += t;
         }
         // A bound only (see `abs_total`): any order of additions will do.
-        self.abs_total += xs.iter().map(|x| x.abs()).sum::<f64>();
+        let mut lanes = [0.0; 4];
+        for four in xs.chunks(4) {
+            for (l, x) in lanes.iter_mut().zip(four) {
+                *l += x.abs();
+            }
+        }
+        self.abs_total += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
         self.total = total;
         self.variance = variance;
         self.width = w0 + COUNTS[n - 1];
@@ -1063,6 +1069,14 @@ mod tests {
                 for chunk in xs.chunks(1 + 37 * p) {
                     from_batches.extend(batch.update_many(chunk).into_iter().map(|c| c.index));
                 }
+                // Without AVX (where the CPU has it, the other runs use it): the same.
+                let mut portable = Adwin::new(delta, clock, max_buckets, mwl, grace);
+                portable.avx = false;
+                let from_portable: Vec<u64> = xs
+                    .chunks(1 + 37 * p)
+                    .flat_map(|chunk| portable.update_many(chunk))
+                    .map(|c| c.index)
+                    .collect();
                 let mut one_by_one = Vec::new();
                 for (i, &x) in xs.iter().enumerate() {
                     let got = fast.update(x);
@@ -1083,6 +1097,7 @@ mod tests {
                     compared += 1;
                 }
                 assert_eq!(from_batches, one_by_one, "update_many, kind {kind}, params {p}");
+                assert_eq!(from_portable, one_by_one, "without AVX, kind {kind}, params {p}");
                 // Batches leave the window as single updates do, to the bit.
                 let state = |d: &Adwin| (d.width.to_bits(), d.total.to_bits(), d.variance.to_bits());
                 assert_eq!(
@@ -1156,6 +1171,39 @@ mod tests {
             clear > 4_000 && settled > 20_000,
             "clear {clear}, settled {settled}"
         );
+    }
+
+    /// The pre-check takes `u1` as `total − u0`: at every boundary of many windows (large
+    /// offsets, mixed signs, huge and tiny scales) that lies within `u1_slack` of river's `u1`.
+    #[test]
+    fn u1_from_the_total_stays_within_its_slack() {
+        let mut checked = 0;
+        for kind in 0..11 {
+            for max_buckets in [2, 5, 7, 40] {
+                let mut d = Adwin::new(0.002, 32, max_buckets, 5, 10);
+                for (i, &x) in series(kind, 9, 6_000).iter().enumerate() {
+                    d.update(x);
+                    if i % 97 != 0 || d.width < 2.0 {
+                        continue;
+                    }
+                    let mut sums = std::mem::take(&mut d.sums);
+                    let summaries = d.running_sums(&mut sums);
+                    d.river_u1(&mut sums.u1);
+                    let slack = d.u1_slack(summaries);
+                    for b in 0..summaries {
+                        let (u0, u1) = (sums.u0[b], sums.u1[b]);
+                        let err = (d.total - u0 - u1).abs();
+                        assert!(
+                            err <= slack || !slack.is_finite(),
+                            "kind {kind}, max_buckets {max_buckets}, value {i}, boundary {b}: {err} > {slack}"
+                        );
+                        checked += 1;
+                    }
+                    d.sums = sums;
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
     }
 
     /// The pre-check may use `dp` at a smaller width: river's `dp` never decreases as the width
