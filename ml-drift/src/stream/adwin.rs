@@ -186,17 +186,21 @@ pub struct Adwin {
     max_buckets: usize,
     min_window_length: f64,
     grace_period: f64,
-    /// Row `r`'s summaries (totals and variances of `2^r` values each) live in the ring
-    /// `[r·cap, (r+1)·cap)` of these arrays, oldest at `heads[r]`.
+    /// Row `r`'s summaries (totals and variances of `2^r` values each) lie side by side in
+    /// `[r·cap, (r+1)·cap)` of these arrays, oldest at `r·cap + heads[r]`: merges take pairs
+    /// from the front, arrivals go at the back, and the row moves back to the start of its
+    /// space only when the back reaches its end (see [`Adwin::room`]), so every access is a
+    /// plain slice. The arrays end with [`FIXED_SLOTS`] more (see `running_sums_fixed`).
+    /// Row 0's variances are all 0 (single values): a block's values leave them unwritten.
     totals: Vec<f64>,
     variances: Vec<f64>,
     heads: Vec<usize>,
     lens: Vec<usize>,
     /// Rows in use (≥ 1).
     rows: usize,
-    /// Ring size: `max_buckets + BLOCK + 1` rounded up to a power of two, so positions wrap with
-    /// a mask, and a row can take all its arrivals from a block before it merges (see
-    /// [`Adwin::push_summaries`]).
+    /// A row's space: twice the most it holds at once (`max_buckets + 1` before a merge, or
+    /// `max_buckets` and a block's arrivals, at most [`BLOCK`]), so that it moves back at most
+    /// once per `cap / 2` arrivals.
     cap: usize,
     total: f64,
     variance: f64,
@@ -205,9 +209,6 @@ pub struct Adwin {
     countdown: u64,
     seen: u64,
     detected: bool,
-    /// Buffers of [`Adwin::push_summaries`], `cap` long each: the merged summaries going up a
-    /// row (totals, variances).
-    up: (Vec<f64>, Vec<f64>),
     /// Reused buffers of [`Adwin::scan`]: river's running sums at every boundary.
     sums: Sums,
     /// A width of 2 or more and river's `dp` at it (see [`Adwin::dp_lower_bound`]).
@@ -254,7 +255,7 @@ impl Adwin {
         grace_period: u32,
     ) -> Self {
         let max_buckets = max_buckets.max(1);
-        let cap = (max_buckets + BLOCK + 1).next_power_of_two();
+        let cap = 2 * (max_buckets + BLOCK + 1);
         let clock = clock.max(1);
         Adwin {
             delta,
@@ -262,8 +263,8 @@ impl Adwin {
             max_buckets,
             min_window_length: min_window_length as f64,
             grace_period: grace_period as f64,
-            totals: vec![0.0; cap],
-            variances: vec![0.0; cap],
+            totals: vec![0.0; cap + FIXED_SLOTS],
+            variances: vec![0.0; cap + FIXED_SLOTS],
             heads: vec![0],
             lens: vec![0],
             rows: 1,
@@ -274,7 +275,6 @@ impl Adwin {
             countdown: clock,
             seen: 0,
             detected: false,
-            up: (vec![0.0; cap], vec![0.0; cap]),
             sums: Sums::default(),
             dp_at: (0.0, 0.0),
             avx: avx_detected(),
@@ -338,11 +338,25 @@ impl Adwin {
     /// Index in `totals`/`variances` of row `r`'s `k`-th oldest summary.
     #[inline(always)]
     fn slot(&self, r: usize, k: usize) -> usize {
-        r * self.cap + ((self.heads[r] + k) & (self.cap - 1))
+        r * self.cap + self.heads[r] + k
+    }
+
+    /// Makes room for `a` more summaries at the back of row `r` (holding at most `cap / 2 − a`),
+    /// moving its summaries to the start of its space when they would pass its end.
+    #[inline(always)]
+    fn room(&mut self, r: usize, a: usize) {
+        let (head, len) = (self.heads[r], self.lens[r]);
+        if head + len + a > self.cap {
+            let base = r * self.cap;
+            self.totals.copy_within(base + head..base + head + len, base);
+            self.variances.copy_within(base + head..base + head + len, base);
+            self.heads[r] = 0;
+        }
     }
 
     #[inline(always)]
     fn push(&mut self, r: usize, total: f64, variance: f64) {
+        self.room(r, 1);
         let i = self.slot(r, self.lens[r]);
         self.totals[i] = total;
         self.variances[i] = variance;
@@ -353,7 +367,7 @@ impl Adwin {
     /// Drops the `k` oldest summaries of row `r`.
     #[inline(always)]
     fn drop_front(&mut self, r: usize, k: usize) {
-        self.heads[r] = (self.heads[r] + k) & (self.cap - 1);
+        self.heads[r] += k;
         self.lens[r] -= k;
         self.touched = self.touched.max(r + 1);
     }
@@ -363,8 +377,8 @@ impl Adwin {
         if self.heads.len() == r {
             self.heads.push(0);
             self.lens.push(0);
-            self.totals.resize((r + 1) * self.cap, 0.0);
-            self.variances.resize((r + 1) * self.cap, 0.0);
+            self.totals.resize((r + 1) * self.cap + FIXED_SLOTS, 0.0);
+            self.variances.resize((r + 1) * self.cap + FIXED_SLOTS, 0.0);
         }
         self.heads[r] = 0;
         self.lens[r] = 0;
@@ -442,91 +456,64 @@ impl Adwin {
     /// what a row ends with depends only on the summaries it received: the same rows,
     /// summaries and bits as value by value.
     ///
-    /// A row's ring takes all its arrivals first, then its merged pairs leave from its head:
-    /// nothing is copied but the arrivals. A row holds at most `max_buckets` summaries before and
-    /// receives `a ≤ BLOCK` (row 0: the block's values), so it holds fewer than `cap`; it passes
-    /// up `1 + (len − max_buckets − 1)/2 ≤ 1 + (a − 1)/2 ≤ a` merged pairs, so every row receives
+    /// A row takes all its arrivals at its back first, then its pairs merge from its front
+    /// straight to the next row's back. A row holds at most `max_buckets` summaries before and
+    /// receives `a ≤ BLOCK` (row 0: the block's values); it passes up
+    /// `1 + (len − max_buckets − 1)/2 ≤ 1 + (a − 1)/2 ≤ a` merged pairs, so every row receives
     /// at most `BLOCK` too.
     #[inline(always)]
     fn push_summaries(&mut self, xs: &[f64]) {
-        let (mut up_t, mut up_v) = std::mem::take(&mut self.up);
         let full = self.max_buckets + 1;
-        let mask = self.cap - 1;
-        // Row 0 holds single values (n = 1) whose variances are all 0, so a merged pair's
-        // variance `0 + 0 + 1·0.5·(t0/1 − t1/1)²` is `0.5·(t0 − t1)·(t0 − t1)` to the bit (adding
-        // +0 changes no finite value, and the square is never −0).
-        let held = self.lens[0];
-        let len = held + xs.len();
-        let head = self.heads[0];
-        {
-            let (ring_t, ring_v) = (&mut self.totals[..self.cap], &mut self.variances[..self.cap]);
-            for (k, &x) in xs.iter().enumerate() {
-                let i = (head + held + k) & mask;
-                ring_t[i] = x;
-                ring_v[i] = 0.0;
-            }
-        }
+        let cap = self.cap;
         self.touched = self.touched.max(1);
-        if len < full {
-            self.lens[0] = len;
-            self.up = (up_t, up_v);
-            return;
-        }
-        let merges = 1 + (len - full) / 2;
-        {
-            let ring_t = &self.totals[..self.cap];
-            for (k, (ut, uv)) in up_t[..merges].iter_mut().zip(&mut up_v[..merges]).enumerate() {
-                let (a, b) = (ring_t[(head + 2 * k) & mask], ring_t[(head + 2 * k + 1) & mask]);
-                let d = a - b;
-                *ut = a + b;
-                *uv = 0.5 * d * d;
-            }
-        }
-        self.heads[0] = (head + 2 * merges) & mask;
-        self.lens[0] = len - 2 * merges;
-        if self.rows == 1 {
-            self.add_row();
-        }
-        let mut arrived = merges;
-        let mut r = 1;
-        loop {
-            let held = self.lens[r];
-            let len = held + arrived;
-            let head = self.heads[r];
-            let base = r * self.cap;
-            let ring_t = &mut self.totals[base..base + self.cap];
-            let ring_v = &mut self.variances[base..base + self.cap];
-            for k in 0..arrived {
-                let i = (head + held + k) & mask;
-                ring_t[i] = up_t[k];
-                ring_v[i] = up_v[k];
-            }
-            self.touched = self.touched.max(r + 1);
-            if len < full {
-                self.lens[r] = len;
-                break;
-            }
+        self.room(0, xs.len());
+        let (head, held) = (self.heads[0], self.lens[0]);
+        self.totals[head + held..head + held + xs.len()].copy_from_slice(xs);
+        let mut len = held + xs.len();
+        let mut r = 0;
+        while len >= full {
             let merges = 1 + (len - full) / 2;
-            // The merged pairs, oldest first (as `merge_from` computes each).
-            let n = (1u64 << r) as f64;
-            let inv_n = 1.0 / n;
-            let half = n * 0.5;
-            for (k, (ut, uv)) in up_t[..merges].iter_mut().zip(&mut up_v[..merges]).enumerate() {
-                let (i0, i1) = ((head + 2 * k) & mask, (head + 2 * k + 1) & mask);
-                let (t0, t1) = (ring_t[i0], ring_t[i1]);
-                let (m0, m1) = (t0 * inv_n, t1 * inv_n);
-                *ut = t0 + t1;
-                *uv = ring_v[i0] + ring_v[i1] + half * (m0 - m1) * (m0 - m1);
-            }
-            self.heads[r] = (head + 2 * merges) & mask;
-            self.lens[r] = len - 2 * merges;
             if r + 1 == self.rows {
                 self.add_row();
             }
-            arrived = merges;
+            self.room(r + 1, merges);
+            self.touched = self.touched.max(r + 2);
+            let head = self.heads[r];
+            let (next_head, next_len) = (self.heads[r + 1], self.lens[r + 1]);
+            // This row's pairs, oldest first, and the next row's back.
+            let (this_t, next_t) = self.totals.split_at_mut((r + 1) * cap);
+            let (this_v, next_v) = self.variances.split_at_mut((r + 1) * cap);
+            let pairs_t = &this_t[r * cap + head..][..2 * merges];
+            let to_t = &mut next_t[next_head + next_len..][..merges];
+            let to_v = &mut next_v[next_head + next_len..][..merges];
+            if r == 0 {
+                // Row 0 holds single values (n = 1) whose variances are all 0, so a merged
+                // pair's variance `0 + 0 + 1·0.5·(t0/1 − t1/1)²` is `0.5·(t0 − t1)·(t0 − t1)` to
+                // the bit (adding +0 changes no finite value, and the square is never −0).
+                for ((pair, t), v) in pairs_t.chunks_exact(2).zip(to_t).zip(to_v) {
+                    let d = pair[0] - pair[1];
+                    *t = pair[0] + pair[1];
+                    *v = 0.5 * d * d;
+                }
+            } else {
+                // As `merge_from` computes each.
+                let pairs_v = &this_v[r * cap + head..][..2 * merges];
+                let n = (1u64 << r) as f64;
+                let inv_n = 1.0 / n;
+                let half = n * 0.5;
+                let pairs = pairs_t.chunks_exact(2).zip(pairs_v.chunks_exact(2));
+                for ((pt, pv), (t, v)) in pairs.zip(to_t.iter_mut().zip(to_v)) {
+                    let (m0, m1) = (pt[0] * inv_n, pt[1] * inv_n);
+                    *t = pt[0] + pt[1];
+                    *v = pv[0] + pv[1] + half * (m0 - m1) * (m0 - m1);
+                }
+            }
+            self.heads[r] = head + 2 * merges;
+            self.lens[r] = len - 2 * merges;
+            len = next_len + merges;
             r += 1;
         }
-        self.up = (up_t, up_v);
+        self.lens[r] = len;
     }
 
     /// Merges the two oldest summaries of a full row into the next row, cascading.
@@ -651,17 +638,17 @@ impl Adwin {
         mut b: usize,
         (mut n0, mut u0): (f64, f64),
     ) {
-        let mask = self.cap - 1;
         for r in (0..changed).rev() {
             let size = (1u64 << r) as f64;
-            let (head, len) = (self.heads[r], self.lens[r]);
-            let ring = &self.totals[r * self.cap..(r + 1) * self.cap];
+            let len = self.lens[r];
+            // `N` slots from the row's oldest: within the arrays, which end with `N` more.
+            let row = &self.totals[self.slot(r, 0)..][..N];
             let (out_n0, out_u0) = (&mut sums.n0[b..b + N], &mut sums.u0[b..b + N]);
             for k in 0..N {
                 // All ones for a summary, zero past the row's end.
                 let keep = 0u64.wrapping_sub(u64::from(k < len));
                 n0 += f64::from_bits(size.to_bits() & keep);
-                u0 += f64::from_bits(ring[(head + k) & mask].to_bits() & keep);
+                u0 += f64::from_bits(row[k].to_bits() & keep);
                 out_n0[k] = n0;
                 out_u0[k] = u0;
             }
@@ -685,11 +672,7 @@ impl Adwin {
 
     /// Row `r`'s totals, oldest first.
     fn row(&self, r: usize) -> impl Iterator<Item = f64> + '_ {
-        let ring = &self.totals[r * self.cap..(r + 1) * self.cap];
-        let (head, len) = (self.heads[r], self.lens[r]);
-        // From the head to the ring's end, then from its start.
-        let (wrapped, tail) = ((head + len).saturating_sub(self.cap), (head + len).min(self.cap));
-        ring[head..tail].iter().chain(&ring[..wrapped]).copied()
+        self.totals[self.slot(r, 0)..][..self.lens[r]].iter().copied()
     }
 
     /// river's `u1` at every boundary (the total less each summary, one at a time, oldest
