@@ -437,12 +437,14 @@ impl Adwin {
         }
         // A bound only (see `abs_total`): any order of additions will do.
         let mut lanes = [0.0; 4];
-        for four in xs.chunks(4) {
+        let fours = xs.chunks_exact(4);
+        let rest: f64 = fours.remainder().iter().map(|x| x.abs()).sum();
+        for four in fours {
             for (l, x) in lanes.iter_mut().zip(four) {
                 *l += x.abs();
             }
         }
-        self.abs_total += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        self.abs_total += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + rest;
         self.total = total;
         self.variance = variance;
         self.width = w0 + COUNTS[n - 1];
