@@ -2,21 +2,29 @@
 //! parameters and arithmetic order so change points agree with river's one for one.
 //!
 //! Speed without changing a single decision:
-//! - the histogram's rows are fixed-size rings in two flat arrays, so an insert (and the merges it
-//!   cascades) moves no memory and allocates nothing once a row exists; a reset keeps the arrays;
+//! - the histogram's rows lie side by side in two flat arrays, each row a plain slice that takes
+//!   arrivals at its back and gives pairs to merge from its front (it moves back to the start of
+//!   its space only when its back reaches the end), so an insert and the merges it cascades
+//!   allocate nothing once a row exists and need no index arithmetic; a reset keeps the arrays;
 //! - the cut scan (every `clock` values) first asks [`CutBounds::surely_no_cut`], a test free of
 //!   divisions and square roots whose rounding errors are bounded far inside its margin: it only
 //!   answers "no cut" when river's expression (evaluated in floating point, exactly as river
 //!   does) would also say no. Every other boundary is decided by river's expression itself, so a
 //!   change point can only move if the bound were wrong — the unit tests compare the detector with
 //!   a literal transcription of river's loop on many series and parameters;
-//! - a scan first computes river's running sums at every boundary, then the pre-check at all of
-//!   them at once (branch-free, so it runs as vector instructions); river's loop, with its own
-//!   expression, runs only when the pre-check leaves some boundary open (rarely). The pre-check
-//!   may take `dp` from a smaller width (`dp` only grows with the width), so its two logarithms
-//!   are computed once per doubling of the width rather than per scan;
-//! - `update_many` inserts up to a check at a time: a row's ring takes all its arrivals, then
-//!   its pairs merge from its head, nothing copied;
+//! - a scan first computes river's running sums `n0`, `u0` at every boundary, then the pre-check
+//!   at all of them at once (branch-free, so it runs as vector instructions; four lanes where the
+//!   CPU has AVX), with `u1` taken as `total − u0` and its distance to river's `u1` bounded and
+//!   added to the margin; river's loop, with river's `u1` and expression, runs only when the
+//!   pre-check leaves some boundary open (rarely). The running sums of the oldest rows, which a
+//!   block of values leaves unchanged, are kept from one scan to the next (the same additions
+//!   of the same summaries: the same bits), and a row's sums walk fixed slots without a branch
+//!   per summary. The pre-check may take `dp` from a smaller width (`dp` only grows with the
+//!   width), so its two logarithms are computed once per doubling of the width rather than per
+//!   scan;
+//! - `update_many` inserts up to a check at a time: a row takes all its arrivals, then its pairs
+//!   merge straight into the next row; it runs compiled for AVX where the CPU has it (the same
+//!   IEEE operations, no fused multiply-add, so the same bits);
 //! - the check schedule is a countdown instead of a modulo per value.
 
 use super::{Change, ChangeDetector};
