@@ -186,24 +186,33 @@ impl SortedIndex {
     /// Index of the first distinct value `≥ x`, with `x`'s cell `c`.
     #[inline(always)]
     fn locate_in(&self, x: f64, c: usize) -> usize {
-        let bounds = &self.table[c..c + 2];
-        let (mut j, end) = (bounds[0] as usize, bounds[1] as usize);
-        if end - j > SCAN_LIMIT {
-            // values[end] lies in a later cell, so it is > x: the answer is in [j, end].
-            return j + self.values[j..end].partition_point(|&v| v < x);
-        }
         // Most cells hold at most two values: the three values from the cell's first on are
         // loaded at once (independent loads, not a chain of steps) and the ones below `x`
-        // counted without branches (they come first: the values are sorted); only a cell whose
-        // first three values are all below `x` needs the loop (rare).
-        let v = &self.values;
-        let three = &v[j..j + 3];
+        // counted without branches (they come first: the values are sorted). Every value
+        // before the cell's first is below `x` (the cell function is monotone), so fewer than
+        // three below it give the answer whatever the cell's size.
+        let j = self.table[c] as usize;
+        let three = &self.values[j..j + 3];
         let below = usize::from(three[0] < x) + usize::from(three[1] < x) + usize::from(three[2] < x);
-        j += below;
-        if below == 3 {
-            while v[j] < x {
-                j += 1;
-            }
+        if below < 3 {
+            return j + below;
+        }
+        self.locate_past(x, c, j + 3)
+    }
+
+    /// The rest of [`SortedIndex::locate_in`] when the values from `x`'s cell's first up to
+    /// `j` (excluded) are all below `x` (rare): a walk, or a binary search when the cell holds
+    /// many values (as in heavy tails).
+    #[inline(never)]
+    fn locate_past(&self, x: f64, c: usize, mut j: usize) -> usize {
+        let v = &self.values;
+        // values[end] lies in a later cell, so it is > x: the answer is in [j, end].
+        let end = self.table[c + 1] as usize;
+        if end - j > SCAN_LIMIT {
+            return j + v[j..end].partition_point(|&v| v < x);
+        }
+        while v[j] < x {
+            j += 1;
         }
         j
     }
@@ -218,25 +227,17 @@ impl SortedIndex {
         use std::arch::x86_64::{
             _CMP_LT_OQ, _mm256_cmp_pd, _mm256_movemask_pd, _mm256_set_pd, _mm256_set1_pd,
         };
-        let bounds = &self.table[c..c + 2];
-        let (mut j, end) = (bounds[0] as usize, bounds[1] as usize);
-        if end - j > SCAN_LIMIT {
-            return j + self.values[j..end].partition_point(|&v| v < x);
-        }
-        let v = &self.values;
-        let four = &v[j..j + 4];
+        let j = self.table[c] as usize;
+        let four = &self.values[j..j + 4];
         let below = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(
             _mm256_set_pd(four[3], four[2], four[1], four[0]),
             _mm256_set1_pd(x),
         ));
         let below = (below as u32 + 1).trailing_zeros() as usize;
-        j += below;
-        if below == 4 {
-            while v[j] < x {
-                j += 1;
-            }
+        if below < 4 {
+            return j + below;
         }
-        j
+        self.locate_past(x, c, j + 4)
     }
 
     /// Pass 1 of [`SortedIndex::compare`]: per interval `j` (between distinct values `j − 1`
