@@ -418,6 +418,34 @@ impl SortedIndex {
     }
 }
 
+/// Pass 2's gathering: the values inside the marked intervals, grouped (`fill[g]`: where the
+/// next value of group `g` goes). Its own function so that the slices stay in registers.
+fn gather(
+    current: &[f64],
+    intervals: &[u32],
+    marked: &[u8],
+    group: &[u32],
+    v: &[f64],
+    fill: &mut [usize],
+    grouped: &mut [f64],
+) {
+    // Only the intervals are read through, eight at a time (their marks or-ed: one branch,
+    // rarely taken); a value only when its interval is marked.
+    for (eight, xs) in intervals.chunks(8).zip(current.chunks(8)) {
+        if eight.iter().fold(0, |any, &j| any | marked[j as usize]) == 0 {
+            continue;
+        }
+        for (&j, &x) in eight.iter().zip(xs) {
+            let j = j as usize;
+            if marked[j] != 0 && v[j] != x {
+                let f = &mut fill[group[j] as usize - 1];
+                grouped[*f] = x;
+                *f += 1;
+            }
+        }
+    }
+}
+
 const CROSSES: u8 = 1;
 const SPLIT: u8 = 2;
 
@@ -470,21 +498,7 @@ impl SortedIndex {
         grouped.clear();
         grouped.resize(total, 0.0);
         let mut fill: Vec<usize> = starts[..special.len()].to_vec();
-        // Only the intervals are read through, eight at a time (their marks or-ed: one branch,
-        // rarely taken); a value only when its interval is marked.
-        for (eight, xs) in intervals.chunks(8).zip(current.chunks(8)) {
-            if eight.iter().fold(0, |any, &j| any | marked[j as usize]) == 0 {
-                continue;
-            }
-            for (&j, &x) in eight.iter().zip(xs) {
-                let j = j as usize;
-                if marked[j] != 0 && v[j] != x {
-                    let f = &mut fill[group[j] as usize - 1];
-                    grouped[*f] = x;
-                    *f += 1;
-                }
-            }
-        }
+        gather(current, intervals, marked, group, v, &mut fill, grouped);
         for (g, sp) in special.iter().enumerate() {
             let xs = &mut grouped[starts[g]..starts[g + 1]];
             if sp.flags & SPLIT != 0 {
