@@ -15,7 +15,7 @@
 //! process: `examples/profile_mode_memory.rs`.
 //!
 //! Figures (shared 2-vCPU AMD EPYC, `BENCH_CLOCK=thread-cpu`, release, criterion's mean; two
-//! alternating runs of each build at load average 6.4–6.9, `--warm-up-time 1
+//! alternating runs of each build at load average 6.1–6.6, `--warm-up-time 1
 //! --measurement-time 4`). Before: the profile pass locating a value among its cell's values
 //! by three scalar comparisons, inside the comparison's function (its buffers reached through
 //! the thread's scratch at every step); ADWIN's rows as rings, the scan's running sums
@@ -29,16 +29,19 @@
 //!
 //! | row                | before             | after              | target          |
 //! |--------------------|--------------------|--------------------|-----------------|
-//! | exact              | 140.5 / 136.0 ms   | 128.8 / 132.5 ms   | ≤ 150 ms        |
-//! | profile            | 34.4 / 38.7 ms     | 26.2 / 28.0 ms     | ≤ 20 ms         |
-//! | adwin update_many  | 39.9 / 50.0 M/s    | 65.2 / 67.2 M/s    | ≥ 30M updates/s |
+//! | exact              | 144.5 / 132.3 ms   | 137.1 / 118.7 ms   | ≤ 150 ms        |
+//! | profile            | 38.4 / 36.5 ms     | 30.2 / 20.6 ms     | ≤ 20 ms         |
+//! | adwin update_many  | 40.1 / 56.8 M/s    | 66.9 / 78.8 M/s    | ≥ 30M updates/s |
 //!
-//! (The exact row's code did not change: its spread is the machine's. The same old build
+//! (The exact row's code did not change: its spread, 9–10% within a pair, is the machine's.
+//! An earlier pair of runs, at load 6.4–6.9 and before the last two profile changes: profile
+//! 34.4 / 38.7 → 26.2 / 28.0 ms, ADWIN 39.9 / 50.0 → 65.2 / 67.2M updates/s. The same old build
 //! measured the profile row at 24.6–24.9 ms in the previous round at a similar load average, so
-//! this load was heavier; at the ratio measured here, −25%, that is 18.5–19 ms. The thread CPU
-//! time of the fastest of many alternated runs of each build, a figure less moved by the load:
-//! profile 21.8 → 17.6 ms for the 20 features, ADWIN 14.4 → 10.8 ms on bench/compare's 1M
-//! values with ten mean steps; callgrind 206.6M → 182.0M and 200M → 125M instructions.)
+//! these loads were heavier; at the ratios measured here, −20% to −45%, that is 14–20 ms. The
+//! thread CPU time of the fastest of many alternated runs of each build, a figure less moved by
+//! the load: profile 21.8 → 17.4 ms for the 20 features, ADWIN 14.4 → 10.8 ms on
+//! bench/compare's 1M values with ten mean steps; callgrind 206.6M → 169.7M and 200M → 125M
+//! instructions.)
 //!
 //! The previous round (load 6.3–7.0), from the profile's second pass finding each value's cell
 //! and interval again and ADWIN's scan testing boundary after boundary inside river's loop, to
