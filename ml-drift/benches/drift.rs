@@ -15,28 +15,44 @@
 //! process: `examples/profile_mode_memory.rs`.
 //!
 //! Figures (shared 2-vCPU AMD EPYC, `BENCH_CLOCK=thread-cpu`, release, criterion's mean; two
-//! alternating runs of each build at load average 6.3–7.0, `--warm-up-time 1
-//! --measurement-time 4`). Before: the profile pass's second pass finding each value's cell
-//! and interval again, cells by a saturating float-to-integer conversion; ADWIN's cut scan
-//! testing boundary after boundary inside river's loop, its merges through growing vectors.
-//! After: the second pass reading the intervals the first one saved, cells rounded by adding
-//! 1.5·2^52; the scan computing river's running sums at every boundary first, then the
-//! pre-check at all of them as vector instructions (river's loop only when a boundary is left
-//! open) with `dp` recomputed once per doubling of the width, a row's ring taking a block's
-//! summaries before its pairs merge (nothing copied back and forth):
+//! alternating runs of each build at load average 6.1–6.6, `--warm-up-time 1
+//! --measurement-time 4`). Before: the profile pass locating a value among its cell's values
+//! by three scalar comparisons, inside the comparison's function (its buffers reached through
+//! the thread's scratch at every step); ADWIN's rows as rings, the scan's running sums
+//! recomputed for every row with a branch per summary and river's `u1` chain at every scan, all
+//! compiled for the SSE2 baseline. After: pass 1 in its own function, compiled for AVX where
+//! the CPU has it, comparing the four values from the cell's first at once; ADWIN's rows side
+//! by side (plain slices, pairs merged straight into the next row), the running sums of the
+//! rows a block leaves unchanged kept from one scan to the next and walked without branches,
+//! `u1` taken as `total − u0` within a bound added to the pre-check's margin, the pre-check and
+//! `update_many` compiled for AVX:
 //!
 //! | row                | before             | after              | target          |
 //! |--------------------|--------------------|--------------------|-----------------|
-//! | exact              | 133.1 / 124.3 ms   | 124.4 / 119.7 ms   | ≤ 150 ms        |
-//! | profile            | 41.3 / 34.1 ms     | 24.9 / 24.6 ms     | ≤ 20 ms         |
-//! | adwin update_many  | 34.0 / 31.2 M/s    | 53.8 / 53.9 M/s    | ≥ 30M updates/s |
+//! | exact              | 144.5 / 132.3 ms   | 137.1 / 118.7 ms   | ≤ 150 ms        |
+//! | profile            | 38.4 / 36.5 ms     | 30.2 / 20.6 ms     | ≤ 20 ms         |
+//! | adwin update_many  | 40.1 / 56.8 M/s    | 66.9 / 78.8 M/s    | ≥ 30M updates/s |
 //!
-//! (The exact row's code did not change. At load 4.9–5.8, before the last two ADWIN changes:
-//! profile 30.4 / 31.8 → 21.9 / 22.4 ms, ADWIN 41.2 / 39.9 → 58.3 / 55.9M updates/s.)
+//! (The exact row's code did not change: its spread, 9–10% within a pair, is the machine's.
+//! An earlier pair of runs, at load 6.4–6.9 and before the last two profile changes: profile
+//! 34.4 / 38.7 → 26.2 / 28.0 ms, ADWIN 39.9 / 50.0 → 65.2 / 67.2M updates/s. The same old build
+//! measured the profile row at 24.6–24.9 ms in the previous round at a similar load average, so
+//! these loads were heavier; at the ratios measured here, −20% to −45%, that is 14–20 ms. The
+//! thread CPU time of the fastest of many alternated runs of each build, a figure less moved by
+//! the load: profile 21.8 → 17.4 ms for the 20 features, ADWIN 14.4 → 10.8 ms on
+//! bench/compare's 1M values with ten mean steps; callgrind 206.6M → 169.7M and 200M → 125M
+//! instructions.)
+//!
+//! The previous round (load 6.3–7.0), from the profile's second pass finding each value's cell
+//! and interval again and ADWIN's scan testing boundary after boundary inside river's loop, to
+//! the second pass reading the intervals the first one saved and the scan's pre-check running
+//! as vector instructions over river's running sums: exact 133.1 / 124.3 → 124.4 / 119.7 ms
+//! (code unchanged), profile 41.3 / 34.1 → 24.9 / 24.6 ms, ADWIN 34.0 / 31.2 → 53.8 / 53.9M
+//! updates/s.
 //!
 //! Absolute figures on this machine move with its load by tens of percent (an earlier round,
-//! at load 8.8–10.7, measured 124 ms exact, 36 ms profile and 30–35M updates/s before these
-//! changes), the A/B ratios less. Every statistic, count and change point is the same bit for
+//! at load 8.8–10.7, measured 124 ms exact, 36 ms profile and 30–35M updates/s before the
+//! previous round's changes), the A/B ratios less. Every statistic, count and change point is the same bit for
 //! bit before and after, so the approximation of profile mode is unchanged. Profile vs exact,
 //! max abs error over the 20 features: KS D 1.08e-2, normed Wasserstein 1.33e-2, PSI 7.81e-4
 //! (the 10,000-value sample's error; the KS p-values differ by up to 0.93: at these sizes an

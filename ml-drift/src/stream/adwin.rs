@@ -2,21 +2,29 @@
 //! parameters and arithmetic order so change points agree with river's one for one.
 //!
 //! Speed without changing a single decision:
-//! - the histogram's rows are fixed-size rings in two flat arrays, so an insert (and the merges it
-//!   cascades) moves no memory and allocates nothing once a row exists; a reset keeps the arrays;
+//! - the histogram's rows lie side by side in two flat arrays, each row a plain slice that takes
+//!   arrivals at its back and gives pairs to merge from its front (it moves back to the start of
+//!   its space only when its back reaches the end), so an insert and the merges it cascades
+//!   allocate nothing once a row exists and need no index arithmetic; a reset keeps the arrays;
 //! - the cut scan (every `clock` values) first asks [`CutBounds::surely_no_cut`], a test free of
 //!   divisions and square roots whose rounding errors are bounded far inside its margin: it only
 //!   answers "no cut" when river's expression (evaluated in floating point, exactly as river
 //!   does) would also say no. Every other boundary is decided by river's expression itself, so a
 //!   change point can only move if the bound were wrong — the unit tests compare the detector with
 //!   a literal transcription of river's loop on many series and parameters;
-//! - a scan first computes river's running sums at every boundary, then the pre-check at all of
-//!   them at once (branch-free, so it runs as vector instructions); river's loop, with its own
-//!   expression, runs only when the pre-check leaves some boundary open (rarely). The pre-check
-//!   may take `dp` from a smaller width (`dp` only grows with the width), so its two logarithms
-//!   are computed once per doubling of the width rather than per scan;
-//! - `update_many` inserts up to a check at a time: a row's ring takes all its arrivals, then
-//!   its pairs merge from its head, nothing copied;
+//! - a scan first computes river's running sums `n0`, `u0` at every boundary, then the pre-check
+//!   at all of them at once (branch-free, so it runs as vector instructions; four lanes where the
+//!   CPU has AVX), with `u1` taken as `total − u0` and its distance to river's `u1` bounded and
+//!   added to the margin; river's loop, with river's `u1` and expression, runs only when the
+//!   pre-check leaves some boundary open (rarely). The running sums of the oldest rows, which a
+//!   block of values leaves unchanged, are kept from one scan to the next (the same additions
+//!   of the same summaries: the same bits), and a row's sums walk fixed slots without a branch
+//!   per summary. The pre-check may take `dp` from a smaller width (`dp` only grows with the
+//!   width), so its two logarithms are computed once per doubling of the width rather than per
+//!   scan;
+//! - `update_many` inserts up to a check at a time: a row takes all its arrivals, then its pairs
+//!   merge straight into the next row; it runs compiled for AVX where the CPU has it (the same
+//!   IEEE operations, no fused multiply-add, so the same bits);
 //! - the check schedule is a countdown instead of a modulo per value.
 
 use super::{Change, ChangeDetector};
@@ -29,6 +37,9 @@ const MARGIN: f64 = 1e-12;
 /// Values inserted together by [`ChangeDetector::update_many`] (fewer when a check is due
 /// sooner).
 const BLOCK: usize = 64;
+
+/// Most summaries per row for which [`Adwin::running_sums`] walks rows without branches.
+const FIXED_SLOTS: usize = 8;
 
 /// `COUNTS[k] = k + 1`, as floats.
 const COUNTS: [f64; BLOCK] = {
@@ -83,15 +94,16 @@ impl CutBounds {
     /// True only when river's cut test is certainly false at this boundary (`n0`, `n1` at least
     /// `min_window_length`). Upper bounds are raised and lower bounds lowered by [`MARGIN`]; the
     /// term `MARGIN·(|u0·n1| + |u1·n0|)` covers the cancellation in `u0·n1 - u1·n0` (and in
-    /// river's `u0/n0 - u1/n1`). NaN or an overflow anywhere makes the answer false, so the
+    /// river's `u0/n0 - u1/n1`). `u1` may differ from river's by up to `slack` (the term
+    /// `2·n0·slack` covers it). NaN or an overflow anywhere makes the answer false, so the
     /// boundary goes to river's expression.
     ///
     /// Free of branches (both sides are always evaluated), so that a loop over boundaries runs
     /// as vector instructions.
     #[inline(always)]
-    fn surely_no_cut(&self, n0: f64, n1: f64, u0: f64, u1: f64) -> bool {
+    fn surely_no_cut(&self, n0: f64, n1: f64, u0: f64, u1: f64, slack: f64) -> bool {
         let (t0, t1) = (u0 * n1, u1 * n0);
-        let d = (t0 - t1).abs() + MARGIN * (t0.abs() + t1.abs());
+        let d = (t0 - t1).abs() + MARGIN * (t0.abs() + t1.abs()) + 2.0 * n0 * slack;
         let p = n0 * n1;
         let q = (n0 - self.c) * (n1 - self.c);
         let lhs = d * q * (1.0 + MARGIN);
@@ -105,6 +117,75 @@ impl CutBounds {
     }
 }
 
+/// The pre-check of one scan pass at every boundary, from river's running `n0` and `u0` alone:
+/// `u1` is taken as `total − u0` (one subtraction, no chain), within `slack` of river's `u1`
+/// (see [`Adwin::u1_slack`]).
+#[derive(Clone, Copy, Debug)]
+struct Pass {
+    bounds: CutBounds,
+    width: f64,
+    total: f64,
+    mwl: f64,
+    slack: f64,
+}
+
+impl Pass {
+    /// Whether river's expression must decide the boundary with `n0` values (totalling `u0`)
+    /// before it: both sides hold at least `min_window_length` values and the pre-check leaves
+    /// it undecided.
+    #[inline(always)]
+    fn open(&self, n0: f64, u0: f64) -> bool {
+        let n1 = self.width - n0;
+        let u1 = self.total - u0;
+        (n1 >= self.mwl) & (n0 >= self.mwl) & !self.bounds.surely_no_cut(n0, n1, u0, u1, self.slack)
+    }
+
+    /// Whether [`Pass::open`] holds at any of the boundaries (running sums in `n0s`, `u0s`).
+    /// With `avx`, the same loop compiled for AVX (four lanes instead of two): the same IEEE
+    /// operations on every boundary (no fused multiply-add), so the same answer.
+    #[inline(always)]
+    fn any_open(&self, avx: bool, n0s: &[f64], u0s: &[f64]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if avx {
+            // SAFETY: `avx` is only true when `is_x86_feature_detected!("avx")` returned true
+            // (see `Adwin::new`), so the CPU runs AVX instructions.
+            return unsafe { any_open_avx(self, n0s, u0s) };
+        }
+        let _ = avx;
+        any_open_body(self, n0s, u0s)
+    }
+}
+
+/// The pre-check at every boundary of a scan, free of branches (both sides of every test are
+/// evaluated), so that it runs as vector instructions.
+#[inline(always)]
+fn any_open_body(pass: &Pass, n0s: &[f64], u0s: &[f64]) -> bool {
+    let mut any = false;
+    for (&n0, &u0) in n0s.iter().zip(u0s) {
+        any |= pass.open(n0, u0);
+    }
+    any
+}
+
+/// [`any_open_body`] compiled for AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn any_open_avx(pass: &Pass, n0s: &[f64], u0s: &[f64]) -> bool {
+    any_open_body(pass, n0s, u0s)
+}
+
+/// Whether the CPU runs AVX instructions (detected once per process by the standard library).
+fn avx_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// ADaptive WINdowing change detector.
 #[derive(Clone, Debug)]
 pub struct Adwin {
@@ -113,17 +194,21 @@ pub struct Adwin {
     max_buckets: usize,
     min_window_length: f64,
     grace_period: f64,
-    /// Row `r`'s summaries (totals and variances of `2^r` values each) live in the ring
-    /// `[r·cap, (r+1)·cap)` of these arrays, oldest at `heads[r]`.
+    /// Row `r`'s summaries (totals and variances of `2^r` values each) lie side by side in
+    /// `[r·cap, (r+1)·cap)` of these arrays, oldest at `r·cap + heads[r]`: merges take pairs
+    /// from the front, arrivals go at the back, and the row moves back to the start of its
+    /// space only when the back reaches its end (see [`Adwin::room`]), so every access is a
+    /// plain slice. The arrays end with [`FIXED_SLOTS`] more (see `running_sums_fixed`).
+    /// Row 0's variances are all 0 (single values): a block's values leave them unwritten.
     totals: Vec<f64>,
     variances: Vec<f64>,
     heads: Vec<usize>,
     lens: Vec<usize>,
     /// Rows in use (≥ 1).
     rows: usize,
-    /// Ring size: `max_buckets + BLOCK + 1` rounded up to a power of two, so positions wrap with
-    /// a mask, and a row can take all its arrivals from a block before it merges (see
-    /// [`Adwin::push_summaries`]).
+    /// A row's space: twice the most it holds at once (`max_buckets + 1` before a merge, or
+    /// `max_buckets` and a block's arrivals, at most [`BLOCK`]), so that it moves back at most
+    /// once per `cap / 2` arrivals.
     cap: usize,
     total: f64,
     variance: f64,
@@ -132,17 +217,24 @@ pub struct Adwin {
     countdown: u64,
     seen: u64,
     detected: bool,
-    /// Buffers of [`Adwin::push_summaries`], `cap` long each: the merged summaries going up a
-    /// row (totals, variances).
-    up: (Vec<f64>, Vec<f64>),
     /// Reused buffers of [`Adwin::scan`]: river's running sums at every boundary.
     sums: Sums,
     /// A width of 2 or more and river's `dp` at it (see [`Adwin::dp_lower_bound`]).
     dp_at: (f64, f64),
+    /// Whether the CPU runs AVX (the pre-check's four-lane version).
+    avx: bool,
+    /// `1 +` the highest row changed since `sums` were last computed (rows from this one up
+    /// still have their running sums there); `usize::MAX` when none are valid.
+    touched: usize,
+    /// An upper bound of the sum of `|x|` over the window's values (the values since the last
+    /// reset, never lowered: removing values only lowers the true sum), for
+    /// [`Adwin::u1_slack`].
+    abs_total: f64,
 }
 
 /// river's running sums at the boundaries of a scan: values and totals up to each (`n0`, `u0`)
-/// and the total after it (`u1`), one array each so that the pre-check loads them as vectors.
+/// and the total after it (`u1`, computed only when river's expression must run), one array
+/// each so that the pre-check loads them as vectors.
 /// The values after a boundary, river's `n1` (the width less the sizes before it, one at a
 /// time), are whole numbers below 2^53 all along, so every subtraction is exact and `n1` is
 /// `width − n0` to the bit.
@@ -171,7 +263,7 @@ impl Adwin {
         grace_period: u32,
     ) -> Self {
         let max_buckets = max_buckets.max(1);
-        let cap = (max_buckets + BLOCK + 1).next_power_of_two();
+        let cap = 2 * (max_buckets + BLOCK + 1);
         let clock = clock.max(1);
         Adwin {
             delta,
@@ -179,8 +271,8 @@ impl Adwin {
             max_buckets,
             min_window_length: min_window_length as f64,
             grace_period: grace_period as f64,
-            totals: vec![0.0; cap],
-            variances: vec![0.0; cap],
+            totals: vec![0.0; cap + FIXED_SLOTS],
+            variances: vec![0.0; cap + FIXED_SLOTS],
             heads: vec![0],
             lens: vec![0],
             rows: 1,
@@ -191,9 +283,11 @@ impl Adwin {
             countdown: clock,
             seen: 0,
             detected: false,
-            up: (vec![0.0; cap], vec![0.0; cap]),
             sums: Sums::default(),
             dp_at: (0.0, 0.0),
+            avx: avx_detected(),
+            touched: usize::MAX,
+            abs_total: 0.0,
         }
     }
 
@@ -231,6 +325,8 @@ impl Adwin {
         self.variance = 0.0;
         self.width = 0.0;
         self.countdown = self.clock;
+        self.touched = usize::MAX;
+        self.abs_total = 0.0;
     }
 
     /// Values in the current window.
@@ -250,22 +346,38 @@ impl Adwin {
     /// Index in `totals`/`variances` of row `r`'s `k`-th oldest summary.
     #[inline(always)]
     fn slot(&self, r: usize, k: usize) -> usize {
-        r * self.cap + ((self.heads[r] + k) & (self.cap - 1))
+        r * self.cap + self.heads[r] + k
+    }
+
+    /// Makes room for `a` more summaries at the back of row `r` (holding at most `cap / 2 − a`),
+    /// moving its summaries to the start of its space when they would pass its end.
+    #[inline(always)]
+    fn room(&mut self, r: usize, a: usize) {
+        let (head, len) = (self.heads[r], self.lens[r]);
+        if head + len + a > self.cap {
+            let base = r * self.cap;
+            self.totals.copy_within(base + head..base + head + len, base);
+            self.variances.copy_within(base + head..base + head + len, base);
+            self.heads[r] = 0;
+        }
     }
 
     #[inline(always)]
     fn push(&mut self, r: usize, total: f64, variance: f64) {
+        self.room(r, 1);
         let i = self.slot(r, self.lens[r]);
         self.totals[i] = total;
         self.variances[i] = variance;
         self.lens[r] += 1;
+        self.touched = self.touched.max(r + 1);
     }
 
     /// Drops the `k` oldest summaries of row `r`.
     #[inline(always)]
     fn drop_front(&mut self, r: usize, k: usize) {
-        self.heads[r] = (self.heads[r] + k) & (self.cap - 1);
+        self.heads[r] += k;
         self.lens[r] -= k;
+        self.touched = self.touched.max(r + 1);
     }
 
     fn add_row(&mut self) {
@@ -273,12 +385,13 @@ impl Adwin {
         if self.heads.len() == r {
             self.heads.push(0);
             self.lens.push(0);
-            self.totals.resize((r + 1) * self.cap, 0.0);
-            self.variances.resize((r + 1) * self.cap, 0.0);
+            self.totals.resize((r + 1) * self.cap + FIXED_SLOTS, 0.0);
+            self.variances.resize((r + 1) * self.cap + FIXED_SLOTS, 0.0);
         }
         self.heads[r] = 0;
         self.lens[r] = 0;
         self.rows += 1;
+        self.touched = self.touched.max(r + 1);
     }
 
     #[inline(always)]
@@ -290,6 +403,7 @@ impl Adwin {
             self.variance += (self.width - 1.0) * d * d / self.width;
         }
         self.total += x;
+        self.abs_total += x.abs();
         if self.lens[0] > self.max_buckets {
             self.merge_from(0);
         }
@@ -301,6 +415,7 @@ impl Adwin {
     /// of each value's variance term (independent of one another, so they overlap or run as
     /// vector instructions; IEEE division rounds alike either way), then the variance terms
     /// added in order. The summaries follow with [`Adwin::push_summaries`].
+    #[inline(always)]
     fn insert_block(&mut self, xs: &[f64]) {
         let n = xs.len();
         if n == 0 {
@@ -328,6 +443,16 @@ impl Adwin {
         for &t in &terms[first..n] {
             variance += t;
         }
+        // A bound only (see `abs_total`): any order of additions will do.
+        let mut lanes = [0.0; 4];
+        let fours = xs.chunks_exact(4);
+        let rest: f64 = fours.remainder().iter().map(|x| x.abs()).sum();
+        for four in fours {
+            for (l, x) in lanes.iter_mut().zip(four) {
+                *l += x.abs();
+            }
+        }
+        self.abs_total += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + rest;
         self.total = total;
         self.variance = variance;
         self.width = w0 + COUNTS[n - 1];
@@ -341,88 +466,64 @@ impl Adwin {
     /// what a row ends with depends only on the summaries it received: the same rows,
     /// summaries and bits as value by value.
     ///
-    /// A row's ring takes all its arrivals first, then its merged pairs leave from its head:
-    /// nothing is copied but the arrivals. A row holds at most `max_buckets` summaries before and
-    /// receives `a ≤ BLOCK` (row 0: the block's values), so it holds fewer than `cap`; it passes
-    /// up `1 + (len − max_buckets − 1)/2 ≤ 1 + (a − 1)/2 ≤ a` merged pairs, so every row receives
+    /// A row takes all its arrivals at its back first, then its pairs merge from its front
+    /// straight to the next row's back. A row holds at most `max_buckets` summaries before and
+    /// receives `a ≤ BLOCK` (row 0: the block's values); it passes up
+    /// `1 + (len − max_buckets − 1)/2 ≤ 1 + (a − 1)/2 ≤ a` merged pairs, so every row receives
     /// at most `BLOCK` too.
+    #[inline(always)]
     fn push_summaries(&mut self, xs: &[f64]) {
-        let (mut up_t, mut up_v) = std::mem::take(&mut self.up);
         let full = self.max_buckets + 1;
-        let mask = self.cap - 1;
-        // Row 0 holds single values (n = 1) whose variances are all 0, so a merged pair's
-        // variance `0 + 0 + 1·0.5·(t0/1 − t1/1)²` is `0.5·(t0 − t1)·(t0 − t1)` to the bit (adding
-        // +0 changes no finite value, and the square is never −0).
-        let held = self.lens[0];
-        let len = held + xs.len();
-        let head = self.heads[0];
-        {
-            let (ring_t, ring_v) = (&mut self.totals[..self.cap], &mut self.variances[..self.cap]);
-            for (k, &x) in xs.iter().enumerate() {
-                let i = (head + held + k) & mask;
-                ring_t[i] = x;
-                ring_v[i] = 0.0;
-            }
-        }
-        if len < full {
-            self.lens[0] = len;
-            self.up = (up_t, up_v);
-            return;
-        }
-        let merges = 1 + (len - full) / 2;
-        {
-            let ring_t = &self.totals[..self.cap];
-            for (k, (ut, uv)) in up_t[..merges].iter_mut().zip(&mut up_v[..merges]).enumerate() {
-                let (a, b) = (ring_t[(head + 2 * k) & mask], ring_t[(head + 2 * k + 1) & mask]);
-                let d = a - b;
-                *ut = a + b;
-                *uv = 0.5 * d * d;
-            }
-        }
-        self.heads[0] = (head + 2 * merges) & mask;
-        self.lens[0] = len - 2 * merges;
-        if self.rows == 1 {
-            self.add_row();
-        }
-        let mut arrived = merges;
-        let mut r = 1;
-        loop {
-            let held = self.lens[r];
-            let len = held + arrived;
-            let head = self.heads[r];
-            let base = r * self.cap;
-            let ring_t = &mut self.totals[base..base + self.cap];
-            let ring_v = &mut self.variances[base..base + self.cap];
-            for k in 0..arrived {
-                let i = (head + held + k) & mask;
-                ring_t[i] = up_t[k];
-                ring_v[i] = up_v[k];
-            }
-            if len < full {
-                self.lens[r] = len;
-                break;
-            }
+        let cap = self.cap;
+        self.touched = self.touched.max(1);
+        self.room(0, xs.len());
+        let (head, held) = (self.heads[0], self.lens[0]);
+        self.totals[head + held..head + held + xs.len()].copy_from_slice(xs);
+        let mut len = held + xs.len();
+        let mut r = 0;
+        while len >= full {
             let merges = 1 + (len - full) / 2;
-            // The merged pairs, oldest first (as `merge_from` computes each).
-            let n = (1u64 << r) as f64;
-            let inv_n = 1.0 / n;
-            let half = n * 0.5;
-            for (k, (ut, uv)) in up_t[..merges].iter_mut().zip(&mut up_v[..merges]).enumerate() {
-                let (i0, i1) = ((head + 2 * k) & mask, (head + 2 * k + 1) & mask);
-                let (t0, t1) = (ring_t[i0], ring_t[i1]);
-                let (m0, m1) = (t0 * inv_n, t1 * inv_n);
-                *ut = t0 + t1;
-                *uv = ring_v[i0] + ring_v[i1] + half * (m0 - m1) * (m0 - m1);
-            }
-            self.heads[r] = (head + 2 * merges) & mask;
-            self.lens[r] = len - 2 * merges;
             if r + 1 == self.rows {
                 self.add_row();
             }
-            arrived = merges;
+            self.room(r + 1, merges);
+            self.touched = self.touched.max(r + 2);
+            let head = self.heads[r];
+            let (next_head, next_len) = (self.heads[r + 1], self.lens[r + 1]);
+            // This row's pairs, oldest first, and the next row's back.
+            let (this_t, next_t) = self.totals.split_at_mut((r + 1) * cap);
+            let (this_v, next_v) = self.variances.split_at_mut((r + 1) * cap);
+            let pairs_t = &this_t[r * cap + head..][..2 * merges];
+            let to_t = &mut next_t[next_head + next_len..][..merges];
+            let to_v = &mut next_v[next_head + next_len..][..merges];
+            if r == 0 {
+                // Row 0 holds single values (n = 1) whose variances are all 0, so a merged
+                // pair's variance `0 + 0 + 1·0.5·(t0/1 − t1/1)²` is `0.5·(t0 − t1)·(t0 − t1)` to
+                // the bit (adding +0 changes no finite value, and the square is never −0).
+                for ((pair, t), v) in pairs_t.chunks_exact(2).zip(to_t).zip(to_v) {
+                    let d = pair[0] - pair[1];
+                    *t = pair[0] + pair[1];
+                    *v = 0.5 * d * d;
+                }
+            } else {
+                // As `merge_from` computes each.
+                let pairs_v = &this_v[r * cap + head..][..2 * merges];
+                let n = (1u64 << r) as f64;
+                let inv_n = 1.0 / n;
+                let half = n * 0.5;
+                let pairs = pairs_t.chunks_exact(2).zip(pairs_v.chunks_exact(2));
+                for ((pt, pv), (t, v)) in pairs.zip(to_t.iter_mut().zip(to_v)) {
+                    let (m0, m1) = (pt[0] * inv_n, pt[1] * inv_n);
+                    *t = pt[0] + pt[1];
+                    *v = pv[0] + pv[1] + half * (m0 - m1) * (m0 - m1);
+                }
+            }
+            self.heads[r] = head + 2 * merges;
+            self.lens[r] = len - 2 * merges;
+            len = next_len + merges;
             r += 1;
         }
-        self.up = (up_t, up_v);
+        self.lens[r] = len;
     }
 
     /// Merges the two oldest summaries of a full row into the next row, cascading.
@@ -460,6 +561,8 @@ impl Adwin {
         let mu_w = self.total / self.width;
         self.variance -= v + n * self.width * (mu - mu_w) * (mu - mu_w) / (n + self.width);
         self.drop_front(last, 1);
+        // Every boundary's running sums change.
+        self.touched = usize::MAX;
         // With `max_buckets` ≥ 2 only the last row can be empty, and only now; with 1 a merge
         // empties its row, and the rows below may be empty too (river, whose rows are never
         // empty but at the top, then reads a removed summary: this takes the oldest one left).
@@ -504,6 +607,109 @@ impl Adwin {
         dp
     }
 
+    /// river's running `n0` and `u0` at every boundary, oldest summary first, into `sums`;
+    /// returns the number of summaries. Rows unchanged since the last call (the oldest ones:
+    /// a block of values changes only the rows its merges reach) keep their sums, which are
+    /// the same additions of the same summaries from the same start, so the same bits; the
+    /// chain resumes from the last of them.
+    fn running_sums(&mut self, sums: &mut Sums) -> usize {
+        let summaries: usize = self.lens[..self.rows].iter().sum();
+        // Room for a row's slots past the last summary (see `running_sums_fixed`).
+        for v in [&mut sums.n0, &mut sums.u0] {
+            v.resize(summaries + FIXED_SLOTS, 0.0);
+        }
+        let changed = self.touched.min(self.rows);
+        let kept: usize = self.lens[changed..self.rows].iter().sum();
+        let start = match kept.checked_sub(1) {
+            Some(last) => (sums.n0[last], sums.u0[last]),
+            None => (0.0, 0.0),
+        };
+        match self.max_buckets {
+            0..=5 => self.running_sums_fixed::<5>(sums, changed, kept, start),
+            6..=FIXED_SLOTS => self.running_sums_fixed::<FIXED_SLOTS>(sums, changed, kept, start),
+            _ => self.running_sums_any(sums, changed, kept, start),
+        }
+        self.touched = 0;
+        summaries
+    }
+
+    /// [`Adwin::running_sums`] of rows `changed − 1` down to 0 from boundary `b` on, starting
+    /// from `(n0, u0)`, for rows of at most `N` summaries (`max_buckets ≤ N`: a row holds no
+    /// more between updates), free of branches inside a row: every row walks `N` slots, a slot
+    /// past the row's length adds `+0` (which leaves the running sums as they are: `u0` starts
+    /// at `+0` and a sum is `−0` only when both terms are, so `u0` is never `−0`, and `n0 ≥ 0`)
+    /// and is overwritten by the next summary's sums. A row's loop otherwise ends after 0 to 5
+    /// steps, a branch the processor mispredicts about once per row.
+    #[inline(always)]
+    fn running_sums_fixed<const N: usize>(
+        &self,
+        sums: &mut Sums,
+        changed: usize,
+        mut b: usize,
+        (mut n0, mut u0): (f64, f64),
+    ) {
+        for r in (0..changed).rev() {
+            let size = (1u64 << r) as f64;
+            let len = self.lens[r];
+            // `N` slots from the row's oldest: within the arrays, which end with `N` more.
+            let row = &self.totals[self.slot(r, 0)..][..N];
+            let (out_n0, out_u0) = (&mut sums.n0[b..b + N], &mut sums.u0[b..b + N]);
+            for k in 0..N {
+                // All ones for a summary, zero past the row's end.
+                let keep = 0u64.wrapping_sub(u64::from(k < len));
+                n0 += f64::from_bits(size.to_bits() & keep);
+                u0 += f64::from_bits(row[k].to_bits() & keep);
+                out_n0[k] = n0;
+                out_u0[k] = u0;
+            }
+            b += len;
+        }
+    }
+
+    /// [`Adwin::running_sums_fixed`] for rows of any length.
+    fn running_sums_any(&self, sums: &mut Sums, changed: usize, mut b: usize, (mut n0, mut u0): (f64, f64)) {
+        for r in (0..changed).rev() {
+            let size = (1u64 << r) as f64;
+            for t in self.row(r) {
+                n0 += size;
+                u0 += t;
+                sums.n0[b] = n0;
+                sums.u0[b] = u0;
+                b += 1;
+            }
+        }
+    }
+
+    /// Row `r`'s totals, oldest first.
+    fn row(&self, r: usize) -> impl Iterator<Item = f64> + '_ {
+        self.totals[self.slot(r, 0)..][..self.lens[r]].iter().copied()
+    }
+
+    /// river's `u1` at every boundary (the total less each summary, one at a time, oldest
+    /// first), for river's expression.
+    fn river_u1(&self, u1s: &mut Vec<f64>) {
+        u1s.clear();
+        let mut u1 = self.total;
+        for r in (0..self.rows).rev() {
+            for t in self.row(r) {
+                u1 -= t;
+                u1s.push(u1);
+            }
+        }
+    }
+
+    /// How far `total − u0` (rounded) may lie from river's `u1` at any of the `summaries`
+    /// boundaries. Each of river's `b ≤ summaries` subtractions rounds by at most `2⁻⁵³` of a
+    /// partial result, itself at most `|total| + Σ|t|` (up to rounding) where `Σ|t|` over the
+    /// summaries is at most the sum of `|x|` over the window's values; the same holds for
+    /// `u0`'s additions and the final subtraction. `4·(summaries + 2)·2⁻⁵³·(|total| + 2·abs_total)`
+    /// covers all of them with room to spare (also for `abs_total`'s own rounding, a relative
+    /// `2⁻⁵³` per value added). Infinite when the sums overflow: no boundary is then settled.
+    fn u1_slack(&self, summaries: usize) -> f64 {
+        const U: f64 = 1.0 / (1u64 << 53) as f64;
+        4.0 * (summaries as f64 + 2.0) * U * (self.total.abs() + 2.0 * self.abs_total)
+    }
+
     /// Looks for a cut from the oldest summary towards the newest; after a cut drops the oldest
     /// summary and looks again (river's loop), so the window is left as river leaves it.
     ///
@@ -514,34 +720,13 @@ impl Adwin {
     /// and the same answer at each.
     #[inline(never)]
     fn scan(&mut self) -> bool {
-        let mask = self.cap - 1;
         let mwl = self.min_window_length;
         let mut sums = std::mem::take(&mut self.sums);
         let mut detected = false;
         loop {
             let var = self.variance / self.width;
             let bounds = CutBounds::new(self.width, self.dp_lower_bound(), var, mwl);
-            let summaries: usize = self.lens[..self.rows].iter().sum();
-            for v in [&mut sums.n0, &mut sums.u0, &mut sums.u1] {
-                v.resize(summaries, 0.0);
-            }
-            let (mut n0, mut u0, mut u1) = (0.0, 0.0, self.total);
-            let mut b = 0;
-            for r in (0..self.rows).rev() {
-                let size = (1u64 << r) as f64;
-                let head = self.heads[r];
-                let ring = &self.totals[r * self.cap..(r + 1) * self.cap];
-                for k in 0..self.lens[r] {
-                    let t = ring[(head + k) & mask];
-                    n0 += size;
-                    u0 += t;
-                    u1 -= t;
-                    sums.n0[b] = n0;
-                    sums.u0[b] = u0;
-                    sums.u1[b] = u1;
-                    b += 1;
-                }
-            }
+            let summaries = self.running_sums(&mut sums);
             // river's loop stops at the newest summary (the last of row 0) before testing it; an
             // empty row 0 (possible with one summary per row) lets it test every boundary.
             let tested = if self.lens[0] > 0 {
@@ -549,24 +734,22 @@ impl Adwin {
             } else {
                 summaries
             };
-            let n0s = &sums.n0[..tested];
-            let (u0s, u1s) = (&sums.u0[..tested], &sums.u1[..tested]);
-            let width = self.width;
-            let open = |n0: f64, u0: f64, u1: f64| {
-                let n1 = width - n0;
-                (n1 >= mwl) & (n0 >= mwl) & !bounds.surely_no_cut(n0, n1, u0, u1)
+            let pass = Pass {
+                bounds,
+                width: self.width,
+                total: self.total,
+                mwl,
+                slack: self.u1_slack(summaries),
             };
-            let mut any_open = false;
-            for ((&n0, &u0), &u1) in n0s.iter().zip(u0s).zip(u1s) {
-                any_open |= open(n0, u0, u1);
-            }
-            // river's expression, with the exact `dp`, at the open boundaries.
+            let any_open = pass.any_open(self.avx, &sums.n0[..tested], &sums.u0[..tested]);
+            // river's expression, with the exact `dp` and river's `u1`, at the open boundaries.
             let cut = any_open && {
+                self.river_u1(&mut sums.u1);
                 let dp = (2.0 * self.width.ln() / self.delta).ln();
                 (0..tested).any(|i| {
-                    let (n0, u0, u1) = (n0s[i], u0s[i], u1s[i]);
-                    let n1 = width - n0;
-                    open(n0, u0, u1) && self.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var)
+                    let (n0, u0, u1) = (sums.n0[i], sums.u0[i], sums.u1[i]);
+                    let n1 = self.width - n0;
+                    pass.open(n0, u0) && self.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var)
                 })
             };
             if !cut {
@@ -608,6 +791,29 @@ impl ChangeDetector for Adwin {
     /// check (at most 64 at a time) are inserted together, then the check runs where it would
     /// have.
     fn update_many(&mut self, xs: &[f64]) -> Vec<Change> {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx {
+            // SAFETY: `avx` is only true when `is_x86_feature_detected!("avx")` returned true
+            // (see `Adwin::new`), so the CPU runs AVX instructions.
+            return unsafe { self.update_many_avx(xs) };
+        }
+        self.update_many_body(xs)
+    }
+}
+
+impl Adwin {
+    /// [`Adwin::update_many_body`] compiled for AVX: the insertion's divisions and merges run
+    /// four lanes at a time instead of two, with the same IEEE operations on every value (no
+    /// fused multiply-add), so the same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    fn update_many_avx(&mut self, xs: &[f64]) -> Vec<Change> {
+        self.update_many_body(xs)
+    }
+
+    /// [`ChangeDetector::update_many`]'s loop.
+    #[inline(always)]
+    fn update_many_body(&mut self, xs: &[f64]) -> Vec<Change> {
         let mut out = Vec::new();
         let mut block = [0.0; BLOCK];
         let mut i = 0;
@@ -841,6 +1047,8 @@ mod tests {
             (0.05, 100, 4, 5, 10),
             // More summaries per row than a block holds values.
             (0.01, 32, 150, 5, 10),
+            // Rows of 6 to 8 summaries (the running sums' eight-slot rows).
+            (0.05, 16, 7, 5, 10),
         ];
         let mut compared = 0;
         let mut changes = 0;
@@ -854,6 +1062,14 @@ mod tests {
                 for chunk in xs.chunks(1 + 37 * p) {
                     from_batches.extend(batch.update_many(chunk).into_iter().map(|c| c.index));
                 }
+                // Without AVX (where the CPU has it, the other runs use it): the same.
+                let mut portable = Adwin::new(delta, clock, max_buckets, mwl, grace);
+                portable.avx = false;
+                let from_portable: Vec<u64> = xs
+                    .chunks(1 + 37 * p)
+                    .flat_map(|chunk| portable.update_many(chunk))
+                    .map(|c| c.index)
+                    .collect();
                 let mut one_by_one = Vec::new();
                 for (i, &x) in xs.iter().enumerate() {
                     let got = fast.update(x);
@@ -874,6 +1090,7 @@ mod tests {
                     compared += 1;
                 }
                 assert_eq!(from_batches, one_by_one, "update_many, kind {kind}, params {p}");
+                assert_eq!(from_portable, one_by_one, "without AVX, kind {kind}, params {p}");
                 // Batches leave the window as single updates do, to the bit.
                 let state = |d: &Adwin| (d.width.to_bits(), d.total.to_bits(), d.variance.to_bits());
                 assert_eq!(
@@ -929,7 +1146,7 @@ mod tests {
             let dm = eps * (1.0 + rel) * pick(&[1.0, -1.0]);
             let (u0, u1) = ((mean + dm) * n0, mean * n1);
             let cut = det.cut_found(n0, n1, u0 / n0 - u1 / n1, dp, var);
-            let no = CutBounds::new(width, dp, var, mwl).surely_no_cut(n0, n1, u0, u1);
+            let no = CutBounds::new(width, dp, var, mwl).surely_no_cut(n0, n1, u0, u1, 0.0);
             assert!(
                 !(cut && no),
                 "case {case}: n0 {n0} n1 {n1} u0 {u0} u1 {u1} var {var} dp {dp}"
@@ -947,6 +1164,39 @@ mod tests {
             clear > 4_000 && settled > 20_000,
             "clear {clear}, settled {settled}"
         );
+    }
+
+    /// The pre-check takes `u1` as `total − u0`: at every boundary of many windows (large
+    /// offsets, mixed signs, huge and tiny scales) that lies within `u1_slack` of river's `u1`.
+    #[test]
+    fn u1_from_the_total_stays_within_its_slack() {
+        let mut checked = 0;
+        for kind in 0..11 {
+            for max_buckets in [2, 5, 7, 40] {
+                let mut d = Adwin::new(0.002, 32, max_buckets, 5, 10);
+                for (i, &x) in series(kind, 9, 6_000).iter().enumerate() {
+                    d.update(x);
+                    if i % 97 != 0 || d.width < 2.0 {
+                        continue;
+                    }
+                    let mut sums = std::mem::take(&mut d.sums);
+                    let summaries = d.running_sums(&mut sums);
+                    d.river_u1(&mut sums.u1);
+                    let slack = d.u1_slack(summaries);
+                    for b in 0..summaries {
+                        let (u0, u1) = (sums.u0[b], sums.u1[b]);
+                        let err = (d.total - u0 - u1).abs();
+                        assert!(
+                            err <= slack || !slack.is_finite(),
+                            "kind {kind}, max_buckets {max_buckets}, value {i}, boundary {b}: {err} > {slack}"
+                        );
+                        checked += 1;
+                    }
+                    d.sums = sums;
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
     }
 
     /// The pre-check may use `dp` at a smaller width: river's `dp` never decreases as the width
