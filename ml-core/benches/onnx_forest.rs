@@ -55,6 +55,18 @@
 //! after (about 6% faster on average; the two new runs that also timed ONNX Runtime, 22.5 and
 //! 23.8 ms, put native at 8.3× and 8.4× it, against 8.4× and 7.5× in the two old ones); at 64 rows 49.5 and 44.8 µs before, 36.1 and 39.4 µs after; at one row 2.13 and
 //! 1.94 µs before, 1.84 and 1.84 µs after.
+//!
+//! Tried after the `f32` walk and not kept (same method, load 7 to 9): walking several
+//! 128-row `f32` blocks through each tree before the next, so that a tree's nodes and leaf
+//! values come from the outer caches once per pass rather than once per block. Native at 4096
+//! rows, four alternated rounds: 2.71, 2.69, 2.47, 2.74 ms for the current binary; 2.72,
+//! 2.62, 2.56, 2.74 ms with 2 blocks per pass; 2.63, 2.83, 2.57, 2.55 ms with 4 (within the
+//! noise); 8 blocks per pass mixed, all 32 at once about 15% slower in two rounds (the
+//! blocks' values, 10 KiB each, then no longer fit the inner caches). Computing the next 16
+//! rows' vector levels between the current rows' deeper levels (software pipelining) was
+//! 5–25% slower in three rounds. All four deeper levels in one written-out step per eight rows
+//! (instead of two steps of two) made no difference: 2.59, 2.60, 2.73 ms against 2.73, 2.42,
+//! 2.71 ms alternated.
 
 use std::path::Path;
 
