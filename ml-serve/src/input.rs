@@ -506,6 +506,9 @@ mod lists {
         }
     }
 
+    /// Rows of up to this many values are read into a buffer on the stack.
+    const STACK_CELLS: usize = 64;
+
     pub(super) fn frame(body: &[u8], schema: &Arc<Schema>) -> Option<Frame> {
         let text = std::str::from_utf8(body).ok()?;
         let mut s = Scan { text, b: body, i: 0 };
@@ -518,15 +521,25 @@ mod lists {
         }
         let n = schema.len();
         let mut builder = FrameBuilder::new(schema.clone(), 1);
-        let mut cells = Vec::with_capacity(n);
+        // The cells of a row, on the stack for the usual widths (no allocation per request).
+        let mut stack = [Cell::Missing; STACK_CELLS];
+        let mut heap = Vec::new();
+        let cells: &mut [Cell<'_>] = if n <= STACK_CELLS {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, Cell::Missing);
+            &mut heap
+        };
         loop {
             if !s.eat(b'[') {
                 return None;
             }
-            cells.clear();
+            let mut len = 0;
             if !s.eat(b']') {
                 loop {
-                    cells.push(s.value()?);
+                    let value = s.value()?;
+                    *cells.get_mut(len)? = value;
+                    len += 1;
                     if s.eat(b',') {
                         continue;
                     }
@@ -536,10 +549,10 @@ mod lists {
                     return None;
                 }
             }
-            if cells.len() != n {
+            if len != n {
                 return None;
             }
-            builder.push_row(&cells).ok()?;
+            builder.push_row(cells).ok()?;
             if s.eat(b',') {
                 continue;
             }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::schema::{DataType, Field, UnseenPolicy};
 use crate::validation::{Problem, ValidationError, ValidationErrors};
 
+use super::spare::Spare;
 use super::{Column, MISSING_CODE};
 
 /// A single value given from Rust code (see [`super::Frame::from_rows`]).
@@ -202,8 +203,16 @@ pub(crate) struct Position {
 
 impl ColumnBuilder {
     pub(crate) fn new(field: &Field, capacity: usize) -> Self {
+        Self::from_spare(field, capacity, None)
+    }
+
+    /// A builder whose float buffer comes from `spare` when there is one.
+    pub(crate) fn from_spare(field: &Field, capacity: usize, spare: Option<&mut Spare>) -> Self {
         let data = match field.dtype {
-            DataType::Float => Buffer::Float(Vec::with_capacity(capacity)),
+            DataType::Float => Buffer::Float(match spare {
+                Some(spare) => spare.float(capacity),
+                None => Vec::with_capacity(capacity),
+            }),
             DataType::Int => Buffer::Int(Vec::with_capacity(capacity)),
             DataType::Bool => Buffer::Bool(Vec::with_capacity(capacity)),
             DataType::Categorical { .. } => Buffer::Categorical(Vec::with_capacity(capacity)),

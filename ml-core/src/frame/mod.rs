@@ -11,6 +11,7 @@ mod columnar;
 mod csv;
 mod infer;
 mod json;
+mod spare;
 
 use std::sync::Arc;
 
@@ -242,7 +243,19 @@ impl Frame {
         n_rows: usize,
         ignored_columns: Vec<String>,
     ) -> Frame {
-        let (columns, nulls) = builders.into_iter().map(ColumnBuilder::finish).unzip();
+        let (columns, nulls) = spare::with(|spare| match spare {
+            Some(spare) if n_rows <= spare::SMALL_ROWS => {
+                let (mut columns, mut nulls) = spare.lists(builders.len());
+                let mut builders = builders;
+                for (column, mask) in builders.drain(..).map(ColumnBuilder::finish) {
+                    columns.push(column);
+                    nulls.push(mask);
+                }
+                spare.give_builders(builders);
+                (columns, nulls)
+            }
+            _ => builders.into_iter().map(ColumnBuilder::finish).unzip(),
+        });
         Frame {
             schema,
             columns,
@@ -367,11 +380,45 @@ impl Frame {
 pub const UNKNOWN_CATEGORY: &str = "__unknown__";
 
 pub(crate) fn builders(schema: &Schema, capacity: usize) -> Vec<ColumnBuilder> {
+    if capacity <= spare::SMALL_ROWS {
+        // A small batch (a scoring request): the storage of earlier small frames is reused.
+        return spare::with(|spare| match spare {
+            Some(spare) => {
+                let mut builders = spare.builders(schema.len());
+                builders.extend(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| ColumnBuilder::from_spare(f, capacity, Some(&mut *spare))),
+                );
+                builders
+            }
+            None => schema
+                .fields()
+                .iter()
+                .map(|f| ColumnBuilder::new(f, capacity))
+                .collect(),
+        });
+    }
     schema
         .fields()
         .iter()
         .map(|f| ColumnBuilder::new(f, capacity))
         .collect()
+}
+
+impl Drop for Frame {
+    /// A small frame leaves its storage to the next small frame built on this thread.
+    fn drop(&mut self) {
+        if self.n_rows <= spare::SMALL_ROWS && !self.columns.is_empty() {
+            let nulls = std::mem::take(&mut self.nulls);
+            spare::with(|spare| {
+                if let Some(spare) = spare {
+                    spare.give_frame(&mut self.columns, nulls);
+                }
+            });
+        }
+    }
 }
 
 fn check_column(

@@ -331,3 +331,85 @@ fn select_rows_and_split_off() {
             .contains("no column `nope`")
     );
 }
+
+#[test]
+fn small_frames_reusing_storage_read_like_fresh_ones() {
+    // Small frames take the storage of small frames dropped before them on the same thread
+    // (and larger ones, or wider batches, do not): the values, masks and shapes never leak.
+    let floats = Arc::new(
+        Schema::new(
+            (0..30)
+                .map(|i| {
+                    let f = Field::new(format!("f{i}"), DataType::Float);
+                    if i % 3 == 0 { f.nullable() } else { f }
+                })
+                .collect(),
+        )
+        .unwrap(),
+    );
+    let mut kept = Vec::new();
+    for round in 0..40_usize {
+        let n_rows = 1 + round % 12;
+        let rows: Vec<Vec<Value>> = (0..n_rows)
+            .map(|r| {
+                (0..30)
+                    .map(|i| {
+                        if i % 3 == 0 && (r + i + round) % 4 == 0 {
+                            Value::Null
+                        } else {
+                            Value::Float((round * 1000 + r * 30 + i) as f64 + 0.5)
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let frame = Frame::from_rows(floats.clone(), &rows).unwrap();
+        let mut builder = FrameBuilder::new(floats.clone(), 1);
+        for row in &rows {
+            let cells: Vec<Cell<'_>> = row
+                .iter()
+                .map(|v| match v {
+                    Value::Float(x) => Cell::Float(*x),
+                    _ => Cell::Missing,
+                })
+                .collect();
+            builder.push_row(&cells).unwrap();
+        }
+        let built = builder.finish();
+        assert_eq!(built.n_rows(), frame.n_rows());
+        for i in 0..30 {
+            // (Frames compare NaN placeholders unequal: compare the values and masks.)
+            assert_eq!(built.null_mask(i), frame.null_mask(i));
+            for r in 0..n_rows {
+                assert_eq!(built.value(r, i), frame.value(r, i));
+            }
+        }
+        assert_eq!(frame.n_rows(), n_rows);
+        for (r, row) in rows.iter().enumerate() {
+            for (i, v) in row.iter().enumerate() {
+                assert_eq!(
+                    frame.value(r, i).as_ref(),
+                    Some(v),
+                    "round {round} row {r} field {i}"
+                );
+                assert_eq!(frame.is_null(r, i), *v == Value::Null);
+            }
+        }
+        for i in 0..30 {
+            assert_eq!(frame.columns()[i].len(), n_rows);
+            if frame.null_mask(i).is_some() {
+                assert_eq!(frame.null_mask(i).unwrap().len(), n_rows);
+            }
+        }
+        // Some frames outlive the next ones, some are dropped at once, one is cloned.
+        if round % 5 == 0 {
+            kept.push(frame.clone());
+        }
+        if round % 2 == 0 {
+            kept.push(frame);
+        }
+    }
+    for f in &kept {
+        assert_eq!(f.schema().len(), 30);
+    }
+}
