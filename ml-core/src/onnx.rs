@@ -510,7 +510,7 @@ impl OnnxModel {
             schema: model.schema().clone(),
             output: model.output().clone(),
             labels: model.output().labels().to_vec().into(),
-            bytes: model.onnx_bytes().to_vec().into(),
+            bytes: model.shared_bytes(),
             producer: model.producer().to_string(),
             backend: Backend::Native(Box::new(model)),
         }
@@ -672,7 +672,13 @@ impl OnnxModel {
         {
             options.engine = tag.parse()?;
         }
-        OnnxModel::from_bytes(artifact.model_bytes().to_vec(), &origin, schema, None, &options)
+        OnnxModel::from_bytes(
+            Arc::<[u8]>::from(artifact.model_bytes()),
+            &origin,
+            schema,
+            None,
+            &options,
+        )
     }
 
     /// The bytes of the `.onnx` file.

@@ -636,6 +636,12 @@ impl NativeOnnxModel {
         &self.bytes
     }
 
+    /// The bytes of the `.onnx` file, shared (not copied).
+    #[cfg(feature = "onnx")]
+    pub(crate) fn shared_bytes(&self) -> Arc<[u8]> {
+        self.bytes.clone()
+    }
+
     /// The program that wrote the model, from its metadata.
     pub fn producer(&self) -> &str {
         &self.producer

@@ -71,6 +71,16 @@ impl<'a> Attrs<'a> {
         )
     }
 
+    /// The `ints` of `name`, borrowed (empty when absent).
+    pub(crate) fn ints(&self, name: &str) -> &'a [i64] {
+        self.map.get(name).map_or(&[], |a| a.ints.as_slice())
+    }
+
+    /// The raw `strings` of `name`, borrowed (empty when absent).
+    pub(crate) fn raw_strings(&self, name: &str) -> &'a [Vec<u8>] {
+        self.map.get(name).map_or(&[], |a| a.strings.as_slice())
+    }
+
     pub(crate) fn get_ints(&self, name: &str) -> Vec<i64> {
         self.map.get(name).map(|a| a.ints.clone()).unwrap_or_default()
     }
@@ -429,17 +439,157 @@ fn next_down(t: f64, double: bool) -> f64 {
     }
 }
 
+/// The attribute position of each node of a tree ensemble by (tree id, node id), with the
+/// trees in order of first appearance (a tree's root is its first node).
+///
+/// Node ids are looked up in a table per tree when they are dense (as every exporter writes
+/// them: 0, 1, 2, ... within each tree), else in one hash map.
+struct NodeIndex {
+    /// Tree ids in order of first appearance.
+    tree_ids: Vec<i64>,
+    /// The root (first node) of each tree.
+    roots: Vec<usize>,
+    /// Each node's tree (index into `tree_ids`).
+    tree_of: Vec<u32>,
+    /// Tree id → index into `tree_ids`.
+    trees: HashMap<i64, u32>,
+    nodes: NodeSlots,
+}
+
+enum NodeSlots {
+    /// Per tree: its lowest node id and where its ids start in `slots`, and how many there are;
+    /// `slots[start + (id - lowest)]` is the node's position, or `u32::MAX`.
+    Dense {
+        ranges: Vec<(i64, usize, u64)>,
+        slots: Vec<u32>,
+    },
+    Map(HashMap<(i64, i64), usize>),
+}
+
+impl NodeIndex {
+    fn build(tree_ids: &[i64], node_ids: &[i64]) -> NodeResult<NodeIndex> {
+        let n = tree_ids.len();
+        let mut trees: HashMap<i64, u32> = HashMap::new();
+        let mut ids: Vec<i64> = Vec::new();
+        let mut roots: Vec<usize> = Vec::new();
+        let mut tree_of: Vec<u32> = Vec::with_capacity(n);
+        let mut bounds: Vec<(i64, i64)> = Vec::new();
+        let mut last: Option<(i64, u32)> = None;
+        for (i, (&t, &id)) in tree_ids.iter().zip(node_ids).enumerate() {
+            let ti = match last {
+                Some((lt, li)) if lt == t => li,
+                _ => {
+                    let ti = *trees.entry(t).or_insert_with(|| {
+                        ids.push(t);
+                        roots.push(i);
+                        bounds.push((id, id));
+                        (ids.len() - 1) as u32
+                    });
+                    last = Some((t, ti));
+                    ti
+                }
+            };
+            tree_of.push(ti);
+            let b = &mut bounds[ti as usize];
+            b.0 = b.0.min(id);
+            b.1 = b.1.max(id);
+        }
+        let spans: Vec<u64> = bounds
+            .iter()
+            .map(|&(lo, hi)| {
+                (i128::from(hi) - i128::from(lo) + 1)
+                    .try_into()
+                    .unwrap_or(u64::MAX)
+            })
+            .collect();
+        let total = spans.iter().fold(0u64, |acc, &s| acc.saturating_add(s));
+        let dense = total <= 2 * n as u64 + 64;
+        let nodes = if dense {
+            let mut ranges = Vec::with_capacity(bounds.len());
+            let mut start = 0usize;
+            for (&(lo, _), &span) in bounds.iter().zip(&spans) {
+                ranges.push((lo, start, span));
+                start += span as usize;
+            }
+            let mut slots = vec![u32::MAX; start];
+            for i in 0..n {
+                let (lo, start, _) = ranges[tree_of[i] as usize];
+                let s = &mut slots[start + (node_ids[i] - lo) as usize];
+                if *s != u32::MAX {
+                    return invalid(format!(
+                        "node {} of tree {} appears twice",
+                        node_ids[i], tree_ids[i]
+                    ));
+                }
+                *s = i as u32;
+            }
+            NodeSlots::Dense { ranges, slots }
+        } else {
+            let mut map: HashMap<(i64, i64), usize> = HashMap::with_capacity(n);
+            for i in 0..n {
+                if map.insert((tree_ids[i], node_ids[i]), i).is_some() {
+                    return invalid(format!(
+                        "node {} of tree {} appears twice",
+                        node_ids[i], tree_ids[i]
+                    ));
+                }
+            }
+            NodeSlots::Map(map)
+        };
+        Ok(NodeIndex {
+            tree_ids: ids,
+            roots,
+            tree_of,
+            trees,
+            nodes,
+        })
+    }
+
+    /// Node `id` of the tree numbered `ti`.
+    fn lookup(&self, ti: u32, id: i64) -> Option<usize> {
+        match &self.nodes {
+            NodeSlots::Dense { ranges, slots } => {
+                let (lo, start, span) = ranges[ti as usize];
+                let d = u64::try_from(i128::from(id) - i128::from(lo))
+                    .ok()
+                    .filter(|&d| d < span)?;
+                let s = slots[start + d as usize];
+                (s != u32::MAX).then_some(s as usize)
+            }
+            NodeSlots::Map(map) => map.get(&(self.tree_ids[ti as usize], id)).copied(),
+        }
+    }
+
+    /// Node `id` of tree `tree`; `cache` remembers the last tree looked up.
+    fn find(&self, tree: i64, id: i64, cache: &mut Option<(i64, u32)>) -> Option<usize> {
+        let ti = match *cache {
+            Some((t, ti)) if t == tree => ti,
+            _ => {
+                let ti = *self.trees.get(&tree)?;
+                *cache = Some((tree, ti));
+                ti
+            }
+        };
+        self.lookup(ti, id)
+    }
+
+    /// Node `id` of the tree that node `i` belongs to.
+    fn find_in_tree_of(&self, i: usize, id: i64) -> Option<usize> {
+        self.lookup(self.tree_of[i], id)
+    }
+}
+
 impl Trees {
     pub(crate) fn compile(node: &NodeProto, classifier: bool, double_input: bool) -> NodeResult<Trees> {
         let a = Attrs::of(node);
-        let tree_ids = a.get_ints("nodes_treeids");
-        let node_ids = a.get_ints("nodes_nodeids");
-        let features = a.get_ints("nodes_featureids");
+        let tree_ids = a.ints("nodes_treeids");
+        let node_ids = a.ints("nodes_nodeids");
+        let features = a.ints("nodes_featureids");
         let values = a.reals("nodes_values")?;
-        let modes = a.get_strings("nodes_modes");
-        let true_ids = a.get_ints("nodes_truenodeids");
-        let false_ids = a.get_ints("nodes_falsenodeids");
-        let tracks = a.get_ints("nodes_missing_value_tracks_true");
+        let modes = a.raw_strings("nodes_modes");
+        let true_ids = a.ints("nodes_truenodeids");
+        let false_ids = a.ints("nodes_falsenodeids");
+        let tracks = a.ints("nodes_missing_value_tracks_true");
         let n = tree_ids.len();
         if [
             node_ids.len(),
@@ -456,9 +606,9 @@ impl Trees {
             return invalid("the nodes_* attributes have different lengths");
         }
         let prefix = if classifier { "class" } else { "target" };
-        let w_tree = a.get_ints(&format!("{prefix}_treeids"));
-        let w_node = a.get_ints(&format!("{prefix}_nodeids"));
-        let w_id = a.get_ints(&format!("{prefix}_ids"));
+        let w_tree = a.ints(&format!("{prefix}_treeids"));
+        let w_node = a.ints(&format!("{prefix}_nodeids"));
+        let w_id = a.ints(&format!("{prefix}_ids"));
         let w_val = a.reals(&format!("{prefix}_weights"))?;
         if [w_node.len(), w_id.len(), w_val.len()]
             .iter()
@@ -489,25 +639,11 @@ impl Trees {
         };
 
         // Nodes by (tree, node id); trees in order of first appearance, root = first node.
-        let mut index: HashMap<(i64, i64), usize> = HashMap::with_capacity(n);
-        let mut tree_order: Vec<i64> = Vec::new();
-        let mut roots: HashMap<i64, usize> = HashMap::new();
-        for i in 0..n {
-            if index.insert((tree_ids[i], node_ids[i]), i).is_some() {
-                return invalid(format!(
-                    "node {} of tree {} appears twice",
-                    node_ids[i], tree_ids[i]
-                ));
-            }
-            roots.entry(tree_ids[i]).or_insert_with(|| {
-                tree_order.push(tree_ids[i]);
-                i
-            });
-        }
+        let index = NodeIndex::build(tree_ids, node_ids)?;
         let mut n_features = 0usize;
         let mut nan_left_set: Vec<usize> = Vec::new();
         for i in 0..n {
-            if modes[i] != "LEAF" {
+            if modes[i] != b"LEAF" {
                 let f = usize::try_from(features[i])
                     .map_err(|_| NodeError::Invalid(format!("negative feature id {}", features[i])))?;
                 n_features = n_features.max(f + 1);
@@ -515,13 +651,16 @@ impl Trees {
         }
         let n_features = n_features.max(usize::try_from(a.get_int("n_features_hint", 0)).unwrap_or(0));
 
-        // Leaf weights.
-        let mut leaf_w: HashMap<usize, Vec<f64>> = HashMap::new();
+        // Leaf weights: node i's sums are `leaf_w[leaf_slot[i] * k..][..k]`.
+        const NO_SLOT: u32 = u32::MAX;
+        let mut leaf_slot: Vec<u32> = vec![NO_SLOT; n];
+        let mut leaf_w: Vec<f64> = Vec::new();
         let mut has_score = vec![false; k];
         let mut all_positive = true;
-        let mut class_ids_seen = std::collections::BTreeSet::new();
+        let mut class_ids_seen = vec![false; k];
+        let mut tree_cache = None;
         for j in 0..w_tree.len() {
-            let Some(&i) = index.get(&(w_tree[j], w_node[j])) else {
+            let Some(i) = index.find(w_tree[j], w_node[j], &mut tree_cache) else {
                 return invalid(format!(
                     "a weight names node {} of tree {}, which does not exist",
                     w_node[j], w_tree[j]
@@ -533,17 +672,21 @@ impl Trees {
                     w_id[j]
                 ))
             })?;
-            leaf_w.entry(i).or_insert_with(|| vec![0.0; k])[c] += w_val[j];
+            if leaf_slot[i] == NO_SLOT {
+                leaf_slot[i] = (leaf_w.len() / k) as u32;
+                leaf_w.resize(leaf_w.len() + k, 0.0);
+            }
+            leaf_w[leaf_slot[i] as usize * k + c] += w_val[j];
             has_score[c] = true;
             all_positive &= w_val[j] >= 0.0;
-            class_ids_seen.insert(c);
+            class_ids_seen[c] = true;
         }
 
         // Build a TreeEnsemble: node i of the attributes → its own index.
         let mut e = TreeEnsemble {
             n_features: 0,
             n_outputs: k,
-            roots: Vec::new(),
+            roots: Vec::with_capacity(index.roots.len()),
             feature: vec![0; n],
             threshold: vec![0.0; n],
             left: vec![LEAF; n],
@@ -552,44 +695,50 @@ impl Trees {
             values: Vec::new(),
             feature_importances: Vec::new(),
         };
-        let child = |tree: i64, id: i64| -> NodeResult<u32> {
-            index.get(&(tree, id)).map(|&c| c as u32).ok_or_else(|| {
+        let child = |i: usize, id: i64| -> NodeResult<u32> {
+            index.find_in_tree_of(i, id).map(|c| c as u32).ok_or_else(|| {
                 NodeError::Invalid(format!(
-                    "node {id} of tree {tree} is named as a child but does not exist"
+                    "node {id} of tree {} is named as a child but does not exist",
+                    tree_ids[i]
                 ))
             })
         };
         for i in 0..n {
-            let mode = modes[i].as_str();
-            if mode == "LEAF" {
+            let mode = modes[i].as_slice();
+            if mode == b"LEAF" {
                 e.value_offset[i] = e.values.len() as u32;
-                match leaf_w.get(&i) {
-                    Some(w) => e.values.extend_from_slice(w),
-                    None => e.values.extend(std::iter::repeat_n(0.0, k)),
+                match leaf_slot[i] {
+                    NO_SLOT => e.values.extend(std::iter::repeat_n(0.0, k)),
+                    s => e
+                        .values
+                        .extend_from_slice(&leaf_w[s as usize * k..(s as usize + 1) * k]),
                 }
                 continue;
             }
             let f = features[i] as usize;
             let t = values[i];
-            let (yes, no) = (
-                child(tree_ids[i], true_ids[i])?,
-                child(tree_ids[i], false_ids[i])?,
-            );
+            let (yes, no) = (child(i, true_ids[i])?, child(i, false_ids[i])?);
             let nan_true = tracks.get(i).copied().unwrap_or(0) != 0;
             // The kernel's split: `x <= threshold` goes left, anything else (NaN too) right.
             // Each mode becomes such a split; where NaN must go left, the split reads a copy of
             // the feature with NaN replaced by -inf.
             let (threshold, left, right, nan_goes_left) = match mode {
-                "BRANCH_LEQ" => (t, yes, no, nan_true),
-                "BRANCH_LT" => (next_down(t, double_input), yes, no, nan_true),
-                "BRANCH_GTE" => (next_down(t, double_input), no, yes, !nan_true),
-                "BRANCH_GT" => (t, no, yes, !nan_true),
-                "BRANCH_EQ" | "BRANCH_NEQ" => {
+                b"BRANCH_LEQ" => (t, yes, no, nan_true),
+                b"BRANCH_LT" => (next_down(t, double_input), yes, no, nan_true),
+                b"BRANCH_GTE" => (next_down(t, double_input), no, yes, !nan_true),
+                b"BRANCH_GT" => (t, no, yes, !nan_true),
+                b"BRANCH_EQ" | b"BRANCH_NEQ" => {
                     return unsupported(format!(
-                        "nodes_modes {mode} (only LEQ, LT, GTE, GT and LEAF run natively)"
+                        "nodes_modes {} (only LEQ, LT, GTE, GT and LEAF run natively)",
+                        String::from_utf8_lossy(mode)
                     ));
                 }
-                other => return invalid(format!("unknown nodes_modes `{other}`")),
+                other => {
+                    return invalid(format!(
+                        "unknown nodes_modes `{}`",
+                        String::from_utf8_lossy(other)
+                    ));
+                }
             };
             let feature = if nan_goes_left {
                 let slot = match nan_left_set.iter().position(|&g| g == f) {
@@ -610,9 +759,9 @@ impl Trees {
         }
         // A tree must be a tree: walking from the root may not revisit a node.
         let mut seen = vec![false; n];
-        for t in &tree_order {
-            let root = roots[t];
-            let mut stack = vec![root];
+        let mut stack = Vec::new();
+        for (t, &root) in index.tree_ids.iter().zip(&index.roots) {
+            stack.push(root);
             while let Some(i) = stack.pop() {
                 if seen[i] {
                     return invalid(format!(
@@ -633,7 +782,7 @@ impl Trees {
         let scale = if average { 1.0 / n_trees as f64 } else { 1.0 };
         let flat = FlatForest::new(&e).with_scale(scale);
         let classifier_info = labels.map(|labels| ClassifierInfo {
-            binary_case: k == 2 && class_ids_seen.len() == 1,
+            binary_case: k == 2 && class_ids_seen.iter().filter(|&&c| c).count() == 1,
             weights_all_positive: all_positive,
             labels,
         });

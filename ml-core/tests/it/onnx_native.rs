@@ -989,3 +989,95 @@ fn a_linear_regressor_runs_fused_with_float_inputs_and_outputs() {
         .to_vec();
     assert_eq!(got, general);
 }
+
+/// A regressor of two trees (ids `trees`), each a split on feature 0 at 0.5 with two leaves;
+/// `ids` names the nodes (root, true leaf, false leaf) of each tree.
+fn two_trees(trees: [i64; 2], ids: [[i64; 3]; 2]) -> GraphProto {
+    let [a, b] = trees;
+    let [ia, ib] = ids;
+    // Nodes interleaved across the trees, leaves before the roots' children order.
+    let attrs = vec![
+        attr_ints("nodes_treeids", &[a, b, a, b, a, b]),
+        attr_ints("nodes_nodeids", &[ia[0], ib[0], ia[2], ib[1], ia[1], ib[2]]),
+        attr_ints("nodes_featureids", &[0; 6]),
+        attr_floats("nodes_values", &[0.5, 0.25, 0.0, 0.0, 0.0, 0.0]),
+        attr_strings(
+            "nodes_modes",
+            &["BRANCH_LEQ", "BRANCH_LT", "LEAF", "LEAF", "LEAF", "LEAF"],
+        ),
+        attr_ints("nodes_truenodeids", &[ia[1], ib[1], 0, 0, 0, 0]),
+        attr_ints("nodes_falsenodeids", &[ia[2], ib[2], 0, 0, 0, 0]),
+        attr_ints("target_treeids", &[a, a, b, b, b]),
+        attr_ints("target_nodeids", &[ia[1], ia[2], ib[1], ib[2], ib[2]]),
+        attr_ints("target_ids", &[0; 5]),
+        attr_floats("target_weights", &[1.0, 2.0, 10.0, 20.0, 0.5]),
+        attr_int("n_targets", 1),
+    ];
+    graph(
+        vec![node("TreeEnsembleRegressor", "ai.onnx.ml", &["x"], &["y"], attrs)],
+        vec![tensor_info("x", 1, 1)],
+        vec![tensor_info("y", 1, 1)],
+    )
+}
+
+#[test]
+fn tree_and_node_ids_need_not_be_dense() {
+    let x = f32s(&[&[0.0], &[0.3], &[0.7], &[f32::NAN]]);
+    // Tree 0: x <= 0.5 → 1 else 2; tree 1: x < 0.25 → 10 else 20.5 (two weights add up).
+    let want = [11.0, 21.5, 22.5, 22.5];
+    let dense = two_trees([0, 1], [[0, 1, 2], [0, 1, 2]]);
+    assert_eq!(floats(&run1(&dense, x.clone())[0]), want);
+    let sparse = two_trees([-7, 1 << 40], [[i64::MAX, i64::MIN, 3], [5, -1, 1 << 50]]);
+    assert_eq!(floats(&run1(&sparse, x.clone())[0]), want);
+    let shifted = two_trees([9, 8], [[100, 101, 102], [7, 8, 9]]);
+    assert_eq!(floats(&run1(&shifted, x)[0]), want);
+}
+
+#[test]
+fn malformed_tree_ensembles_are_refused_with_the_node_named() {
+    let err = |g: &GraphProto| match NativeGraph::compile(g) {
+        Err(e) => format!("{e:?}"),
+        Ok(_) => panic!("compiled"),
+    };
+    // Dense ids (looked up in tables), then sparse ones (in a hash map).
+    for ids in [[[0, 1, 2], [0, 1, 2]], [[0, 1, 2], [0, 1, 1 << 40]]] {
+        // Node 1 of tree 0 twice.
+        let mut dup = ids;
+        dup[0][2] = 1;
+        assert!(err(&two_trees([0, 1], dup)).contains("node 1 of tree 0 appears twice"));
+        // A child that does not exist: the root of tree 0 names node 9 as its false branch.
+        let mut g = two_trees([0, 1], ids);
+        let attrs = &mut g.node[0].attribute;
+        let falses = attrs
+            .iter_mut()
+            .find(|a| a.name() == "nodes_falsenodeids")
+            .unwrap();
+        falses.ints[0] = 9;
+        assert!(err(&g).contains("node 9 of tree 0 is named as a child but does not exist"));
+        // A weight for a node that does not exist, and for a tree that does not exist.
+        for (tree, node, what) in [(0, 9, "node 9 of tree 0"), (5, 0, "node 0 of tree 5")] {
+            let mut g = two_trees([0, 1], ids);
+            let attrs = &mut g.node[0].attribute;
+            attrs
+                .iter_mut()
+                .find(|a| a.name() == "target_treeids")
+                .unwrap()
+                .ints[0] = tree;
+            attrs
+                .iter_mut()
+                .find(|a| a.name() == "target_nodeids")
+                .unwrap()
+                .ints[0] = node;
+            assert!(err(&g).contains(&format!("a weight names {what}, which does not exist")));
+        }
+        // Both branches of tree 1's root lead to the same leaf.
+        let mut g = two_trees([0, 1], ids);
+        let attrs = &mut g.node[0].attribute;
+        let trues = attrs
+            .iter_mut()
+            .find(|a| a.name() == "nodes_truenodeids")
+            .unwrap();
+        trues.ints[1] = ids[1][2];
+        assert!(err(&g).contains("tree 1 is not a tree"));
+    }
+}
