@@ -249,7 +249,7 @@ impl FlatForest {
     /// The same forest, also compiled for inputs that are `f32` values (an ONNX graph's float
     /// input tensor, say): each threshold `t` gets its `f32` counterpart, the largest `f32` not
     /// above `t`, so that for every `f32` value `x` (and NaN), `x <= t` exactly when
-    /// `x <= floor_f32(t)`. Walks over `f32` blocks ([`FlatForest::predict_f32_into`]) then
+    /// `x <= floor_f32(t)`. Walks over `f32` blocks (`FlatForest::predict_f32_into`) then
     /// reach the same leaves as the `f64` walks over the same values, and add the same `f64`
     /// leaf values in the same order: the predictions are bit-identical, from half the memory
     /// per value and node and twice the rows per AVX2 compare.
